@@ -1,0 +1,118 @@
+"""Tokenising rendered examples into input ids and labels, with truncation, raw-text chunking, packing and a split.
+
+Labels are -100 (ignored by the loss) outside the trained spans. Token/character alignment comes from the fast
+tokenizer's offset mapping, so the labels mark exactly the characters the template produced for the reply.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from engine.data.problems import WARNING, Problem, Report
+from engine.data.templates import Rendered
+
+IGNORE = -100
+_BATCH = 1000
+
+
+@dataclass
+class Tokenized:
+    row: int
+    input_ids: list[int]
+    labels: list[int]
+    offsets: list[tuple[int, int]] = field(repr=False)
+    full_length: int  # before truncation
+    text: str = field(repr=False, default="")
+
+
+def tokenize_all(rendered: list[Rendered], tokenizer, *, cutoff: int, chunk_text: bool, report: Report) -> list[Tokenized]:
+    """Tokenise in batches; truncate (or, for raw text, chunk) at ``cutoff``; warn about each truncated row."""
+    out: list[Tokenized] = []
+    for start in range(0, len(rendered), _BATCH):
+        batch = rendered[start : start + _BATCH]
+        encoded = tokenizer(
+            [r.text for r in batch], add_special_tokens=False, return_offsets_mapping=True, verbose=False
+        )
+        for r, ids, offsets in zip(batch, encoded["input_ids"], encoded["offset_mapping"]):
+            labels = _labels(ids, offsets, r.spans)
+            full = len(ids)
+            if full <= cutoff:
+                out.append(Tokenized(r.row, ids, labels, offsets, full, r.text))
+            elif chunk_text:
+                for i in range(0, full, cutoff):
+                    out.append(Tokenized(r.row, ids[i : i + cutoff], labels[i : i + cutoff],
+                                         offsets[i : i + cutoff], min(cutoff, full - i), r.text))
+            else:
+                report.add(Problem(r.row, "", "too_long",
+                                   f"{full} tokens, longer than the cutoff of {cutoff}: the end will be cut off",
+                                   WARNING))
+                item = Tokenized(r.row, ids[:cutoff], labels[:cutoff], offsets[:cutoff], full, r.text)
+                if all(label == IGNORE for label in item.labels):
+                    report.add(Problem(r.row, "", "nothing_to_train",
+                                       "after cutting at the cutoff no reply tokens remain; the row is skipped",
+                                       "error"))
+                    continue
+                out.append(item)
+    return out
+
+
+def _labels(ids: list[int], offsets: list[tuple[int, int]], spans: list[tuple[int, int]]) -> list[int]:
+    labels = [IGNORE] * len(ids)
+    if not spans:
+        return labels
+    span_index = 0
+    for t, (begin, end) in enumerate(offsets):
+        while span_index < len(spans) and begin >= spans[span_index][1]:
+            span_index += 1
+        if span_index == len(spans):
+            break
+        lo, hi = spans[span_index]
+        if lo <= begin < hi and end > begin:
+            labels[t] = ids[t]
+    return labels
+
+
+def split(items: list, validation_share: float, seed: int) -> tuple[list, list]:
+    """A seeded shuffle, then the first share goes to validation. Same seed and data, same split."""
+    if validation_share <= 0 or len(items) < 2:
+        return list(items), []
+    order = list(range(len(items)))
+    random.Random(seed).shuffle(order)
+    n_val = min(len(items) - 1, max(1, round(len(items) * validation_share)))
+    val = sorted(order[:n_val])
+    train = sorted(order[n_val:])
+    return [items[i] for i in train], [items[i] for i in val]
+
+
+def pack(items: list[Tokenized], cutoff: int) -> list[dict]:
+    """Greedy packing into sequences of at most ``cutoff`` tokens, keeping examples whole.
+
+    ``position_ids`` restart at 0 for each example so attention implementations that support it (flash-attention's
+    variable-length path, or a block-diagonal mask) keep examples from seeing each other; the first label of each
+    example is ignored because nothing before it in the sequence belongs to it.
+    """
+    packed: list[dict] = []
+    current = _empty_pack()
+    for item in items:
+        if current["input_ids"] and len(current["input_ids"]) + len(item.input_ids) > cutoff:
+            packed.append(current)
+            current = _empty_pack()
+        current["input_ids"] += item.input_ids
+        current["labels"] += [IGNORE] + item.labels[1:]
+        current["position_ids"] += list(range(len(item.input_ids)))
+    if current["input_ids"]:
+        packed.append(current)
+    return packed
+
+
+def _empty_pack() -> dict:
+    return {"input_ids": [], "labels": [], "position_ids": []}
+
+
+def as_columns(items: list[Tokenized]) -> dict:
+    return {
+        "input_ids": [t.input_ids for t in items],
+        "labels": [t.labels for t in items],
+        "position_ids": [list(range(len(t.input_ids))) for t in items],
+    }

@@ -1,0 +1,1 @@
+"""Model catalog and model sources (hub, local folders, the offline demo model)."""
