@@ -17,14 +17,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.home:
         paths.set_home(args.home)
-    if not getattr(args, "run", None):
+    if not getattr(args, "handler", None):
         parser.print_help()
         return 2
+    from engine.config import ConfigError
     from engine.data.problems import DatasetError
     from engine.models.errors import ModelSourceError
 
     try:
-        return args.run(args) or 0
+        return args.handler(args) or 0
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except (DatasetError, ModelSourceError) as exc:
         if getattr(args, "json", False):
             print(json.dumps({"error": exc.to_dict()}, ensure_ascii=False))
@@ -43,18 +47,18 @@ def _parser() -> argparse.ArgumentParser:
 
     models = commands.add_parser("models", help="list the LLaMA models you can pick")
     models.add_argument("--json", action="store_true", help="machine-readable output")
-    models.set_defaults(run=_cmd_models)
+    models.set_defaults(handler=_cmd_models)
 
     model = commands.add_parser("model", help="fetch or check a model").add_subparsers(metavar="ACTION")
     fetch = model.add_parser("fetch", help="download a model (catalog key, hub id) or prepare the demo model")
     fetch.add_argument("reference", help="'demo', a catalog key (see 'models'), or a Hugging Face id")
     fetch.add_argument("--base", action="store_true", help="the base model instead of the instruct variant")
-    fetch.set_defaults(run=_cmd_model_fetch)
+    fetch.set_defaults(handler=_cmd_model_fetch)
     check = model.add_parser("check", help="validate a local model folder")
     check.add_argument("folder")
     check.add_argument("--allow-pickle", action="store_true", help="accept .bin/.pt weights (they can run code)")
     check.add_argument("--json", action="store_true")
-    check.set_defaults(run=_cmd_model_check)
+    check.set_defaults(handler=_cmd_model_check)
 
     data = commands.add_parser("data", help="check a dataset").add_subparsers(metavar="ACTION")
     data_check = data.add_parser("check", help="detect the format, validate, tokenize and preview a dataset")
@@ -64,10 +68,31 @@ def _parser() -> argparse.ArgumentParser:
     data_check.add_argument("--preview", type=int, default=3, metavar="N", help="rendered examples to show")
     data_check.add_argument("--problems", type=int, default=20, metavar="N", help="problems to list")
     data_check.add_argument("--json", action="store_true", help="one machine-readable JSON object")
-    data_check.set_defaults(run=_cmd_data_check)
+    data_check.set_defaults(handler=_cmd_data_check)
 
-    demo = commands.add_parser("demo", help="the offline demo: demo model + bundled sample dataset")
-    demo.set_defaults(run=_cmd_demo)
+    train = commands.add_parser("train", help="fine-tune: start a run from a config, or resume one")
+    train.add_argument("config", nargs="?", help="a run config YAML (see 'llamadesk-engine config')")
+    train.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                       help="override a config field, e.g. --set train.max_steps=20 (repeatable)")
+    train.add_argument("--resume", metavar="RUN", help="resume this run folder (or run name) from its latest "
+                       "complete checkpoint")
+    train.add_argument("--json", action="store_true", help="protocol lines even on a terminal")
+    train.set_defaults(handler=_cmd_train)
+
+    chat = commands.add_parser("chat", help="chat with a base model, optionally with a run's adapter (JSON on stdin)")
+    chat.add_argument("--model", default=None, help="base model reference (default: the run's model, or demo)")
+    chat.add_argument("--run", help="a finished run (folder or name): chat with its adapter")
+    chat.add_argument("--adapter", help="an adapter folder (instead of --run)")
+    chat.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"))
+    chat.set_defaults(handler=_cmd_chat)
+
+    config = commands.add_parser("config", help="print a run config with every field documented")
+    config.add_argument("--dataset", default="", help="dataset to put in the config")
+    config.set_defaults(handler=_cmd_config)
+
+    demo = commands.add_parser("demo", help="the offline demo: ask, fine-tune on the bundled sample, ask again")
+    demo.add_argument("--epochs", type=float, help="passes over the sample (default 3)")
+    demo.set_defaults(handler=_cmd_demo)
     return parser
 
 
@@ -161,17 +186,103 @@ def _cmd_data_check(args) -> int:
     return 0 if prepared.usable else 1
 
 
-def _cmd_demo(args) -> int:
-    import resources
-    from engine.data import pipeline, report_text
-    from engine.models.resolve import DEMO, load_tokenizer
+def _load_config(args):
+    import yaml
 
-    sample = str(resources.path("sample/harbor_lights.json"))
-    _status("LlamaDesk demo: preparing the demo model (first time only) and checking the bundled sample dataset.")
-    tokenizer = load_tokenizer(DEMO, progress=_status)
-    prepared = pipeline.prepare(sample, tokenizer, pipeline.DataSettings(), preview_rows=2)
-    print(report_text.render(prepared, max_problems=10, color=sys.stdout.isatty()))
-    return 0 if prepared.usable else 1
+    from engine import config as run_config
+
+    data = {}
+    if args.config:
+        try:
+            data = yaml.safe_load(open(args.config, encoding="utf-8")) or {}
+        except OSError as exc:
+            raise run_config.ConfigError([f"cannot read the config: {exc.strerror}"], args.config) from None
+        except yaml.YAMLError as exc:
+            raise run_config.ConfigError([f"not valid YAML: {exc}"], args.config) from None
+    for item in args.set:
+        path, sep, value = item.partition("=")
+        if not sep:
+            raise run_config.ConfigError([f"--set {item}: expected FIELD=VALUE"])
+        node = data
+        *parents, leaf = path.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = yaml.safe_load(value)
+    return run_config.from_mapping(data, args.config or "")
+
+
+def _cmd_train(args) -> int:
+    from pathlib import Path
+
+    from engine import protocol, train
+    from engine.control import Control
+    from engine.device import describe
+    from engine.events import Emitter, claim_stdout
+
+    human = sys.stdout.isatty() and not args.json
+    if args.resume:
+        run_dir = Path(args.resume) if Path(args.resume).is_dir() else paths.runs_dir() / args.resume
+        if not (run_dir / "config.yaml").is_file():
+            print(f"error: {args.resume}: not a run folder (no config.yaml)", file=sys.stderr)
+            return 1
+        config = None
+    else:
+        if not args.config and not args.set:
+            print("error: give a run config (or --resume RUN)", file=sys.stderr)
+            return 2
+        config, run_dir = _load_config(args), None
+    emitter = Emitter(claim_stdout(), human=human)
+    emitter.emit(protocol.Hello(protocol.PROTOCOL_VERSION, __version__, describe(), "train"))
+    control = Control()
+    control.listen()
+    return train.run(config, emitter=emitter, control=control, resume_dir=run_dir)
+
+
+def _cmd_chat(args) -> int:
+    from pathlib import Path
+
+    from engine import chat, protocol
+    from engine.config import load as load_config
+    from engine.control import Control
+    from engine.device import describe
+    from engine.events import Emitter, claim_stdout
+
+    adapter, model = (Path(args.adapter) if args.adapter else None), args.model
+    if args.run:
+        run_dir = Path(args.run) if Path(args.run).is_dir() else paths.runs_dir() / args.run
+        adapter = run_dir / "adapter"
+        model = model or load_config(run_dir / "config.yaml").model
+    emitter = Emitter(claim_stdout())
+    emitter.emit(protocol.Hello(protocol.PROTOCOL_VERSION, __version__, describe(args.device), "chat"))
+    control = Control()
+    control.listen()
+    return chat.serve(model or "demo", adapter, emitter=emitter, control=control, device=args.device)
+
+
+def _cmd_config(args) -> int:
+    from engine import config as run_config
+
+    config = run_config.RunConfig(dataset=args.dataset)
+    docs = run_config.docs()
+    lines = ["# LlamaDesk run config. Every field is optional except dataset; the values shown are the defaults."]
+    prefix: list[str] = []
+    for line in config.to_yaml().splitlines():
+        depth = (len(line) - len(line.lstrip())) // 2
+        key = line.strip().split(":", 1)[0]
+        prefix = prefix[:depth] + [key]
+        text = docs.get(".".join(prefix))
+        if text:
+            lines.append(" " * (2 * depth) + f"# {text}")
+        lines.append(line)
+    print("\n".join(lines))
+    return 0
+
+
+def _cmd_demo(args) -> int:
+    from engine import demo
+
+    overrides = {"train.epochs": args.epochs} if args.epochs else {}
+    return demo.run(**overrides)
 
 
 def _table(rows: list[tuple]) -> None:

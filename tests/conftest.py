@@ -60,3 +60,24 @@ def fresh_tokenizer(demo_model_dir):
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(demo_model_dir)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory, demo_model_dir) -> Path:
+    """A random-weight LLaMA (2 layers, hidden 64) with the demo model's real tokenizer: trains in milliseconds."""
+    from engine.models.random_weights import write_model
+
+    return write_model(tmp_path_factory.mktemp("tiny") / "tiny-llama", demo_model_dir)
+
+
+@pytest.fixture(scope="session")
+def small_dataset(tmp_path_factory) -> Path:
+    """The first 40 rows of the bundled sample, as JSONL."""
+    import json
+
+    import resources
+
+    rows = json.loads(resources.path("sample/harbor_lights.json").read_text(encoding="utf-8"))[:40]
+    path = tmp_path_factory.mktemp("data") / "small.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path

@@ -43,8 +43,10 @@ def tokenizer_fingerprint(tokenizer) -> str:
     return digest.hexdigest()
 
 
-def key(source_hash: str, tokenizer_hash: str, settings: dict) -> str:
-    payload = json.dumps([PIPELINE_VERSION, source_hash, tokenizer_hash, settings], sort_keys=True)
+def key(source: str, source_hash: str, tokenizer_hash: str, settings: dict) -> str:
+    """The same bytes under another name or extension can read differently (.jsonl vs .txt), so the path counts."""
+    where = str(Path(source).expanduser().resolve()) if Path(source).expanduser().exists() else source
+    payload = json.dumps([PIPELINE_VERSION, where, source_hash, tokenizer_hash, settings], sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:32]
 
 

@@ -24,6 +24,9 @@ FORMAT_DESCRIPTIONS = {
     TEXT: "raw text for continued pre-training",
 }
 
+# Mapping entries that name keys inside sharegpt turns rather than columns.
+_KEY_OPTIONS = ("role_key", "content_key")
+
 # Canonical field -> names accepted without an explicit mapping, best first.
 FIELD_ALIASES: dict[str, dict[str, tuple[str, ...]]] = {
     ALPACA: {
@@ -91,6 +94,13 @@ def detect(rows: list[RawRow], file_type: str, *, forced: str | None = None, map
     for record in sample:
         for key in record:
             columns[key] = columns.get(key, 0) + 1
+    absent = {canon: col for canon, col in mapping.items() if col not in columns and canon not in _KEY_OPTIONS}
+    if absent and sample:
+        canon, col = next(iter(absent.items()))
+        raise DatasetError(
+            f"the column '{col}' (mapped to {canon}) is not in the file",
+            hint=f"the file has the columns: {', '.join(columns) or '(none)'}",
+        )
     if forced:
         if forced not in FORMATS:
             raise DatasetError(f"unknown format '{forced}'", hint=f"choose one of: {', '.join(FORMATS)}")

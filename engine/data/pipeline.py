@@ -12,28 +12,27 @@ from typing import Any
 
 from engine.data import cache, formats, preview, readers, stats, templates, tokenize
 from engine.data.problems import ERROR, WARNING, DatasetError, Problem, Report
+from engine.settings import doc
 
 
 @dataclass
 class DataSettings:
-    """How a dataset becomes training examples. Every field is documented: the GUI shows these as tooltips."""
+    """How a dataset becomes training examples. Field docs (metadata "doc") are shown by the GUI as tooltips."""
 
-    format: str | None = None
-    """Dataset format (alpaca, sharegpt, openai, prompt_completion, text); empty means detect it from the columns."""
-    columns: dict[str, str] = field(default_factory=dict)
-    """Column mapping for unusual names, e.g. {"instruction": "question", "output": "answer"}."""
-    cutoff: int = 1024
-    """Longest training sequence in tokens. Longer rows are cut at the end (raw text is split into blocks)."""
-    train_on: str = "assistant"
-    """Which tokens the loss learns from: "assistant" (the replies only, recommended) or "all"."""
-    packing: bool = False
-    """Pack several short examples into each sequence of `cutoff` tokens: fewer padding tokens, faster epochs."""
-    validation_share: float = 0.05
-    """Share of examples held out to measure the validation loss (0 to 0.5)."""
-    seed: int = 42
-    """Seed of the train/validation split (and of training), so a run can be repeated exactly."""
-    drop_duplicates: bool = True
-    """Leave out rows that repeat an earlier row exactly (they are still reported)."""
+    format: str | None = doc(None, "Dataset format: alpaca, sharegpt, openai, prompt_completion or text. "
+                                   "Leave empty to detect it from the columns.")
+    columns: dict[str, str] = doc(dict, "Column mapping for unusual names, e.g. {instruction: question, "
+                                        "output: answer}.")
+    cutoff: int = doc(1024, "Longest training sequence in tokens. Longer rows are cut at the end "
+                            "(raw text is split into blocks).")
+    train_on: str = doc("assistant", "Which tokens the model learns from: 'assistant' (the replies only, "
+                                     "recommended) or 'all'.")
+    packing: bool = doc(False, "Pack several short examples into each sequence of `cutoff` tokens: "
+                               "less padding, faster epochs.")
+    validation_share: float = doc(0.05, "Share of examples held out to measure the validation loss (0 to 0.5).")
+    seed: int = doc(42, "Seed of the train/validation split, so it can be repeated exactly.")
+    drop_duplicates: bool = doc(True, "Leave out rows that repeat an earlier row exactly (they are still "
+                                      "reported).")
 
     def problems(self) -> list[str]:
         found = []
@@ -110,7 +109,7 @@ def prepare(source: str | Path, tokenizer, settings: DataSettings | None = None,
     source = str(source)
     template = templates.ensure_chat_template(tokenizer)
     root = paths.cache_dir("tokenized")
-    cache_key = cache.key(cache.source_fingerprint(source), cache.tokenizer_fingerprint(tokenizer),
+    cache_key = cache.key(source, cache.source_fingerprint(source), cache.tokenizer_fingerprint(tokenizer),
                           {**settings.cache_dict(), "preview_rows": preview_rows})
     hit = cache.lookup(root, cache_key) if use_cache else None
     if hit is not None:
@@ -118,6 +117,12 @@ def prepare(source: str | Path, tokenizer, settings: DataSettings | None = None,
 
     report = Report()
     table = readers.read_source(source, report)
+    report.lines = {raw.row: raw.line for raw in table.rows if raw.line is not None}
+    if table.rows and all(raw.value is None for raw in table.rows):
+        first = report.problems[0]
+        raise DatasetError(f"no line could be read as JSON ({first.location()}: {first.message})",
+                           where=source, hint="each line must be one JSON object, e.g. {\"instruction\": \"…\", "
+                           "\"output\": \"…\"} with double quotes")
     detection = formats.detect(table.rows, table.file_type, forced=settings.format or None, mapping=settings.columns)
     examples = formats.normalize(table.rows, detection, report)
     examples = _deduplicate(examples, report, drop=settings.drop_duplicates)

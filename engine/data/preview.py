@@ -45,4 +45,5 @@ def _segments(item: Tokenized) -> PreviewExample:
             end = item.offsets[t][1] if is_last else item.offsets[t + 1][0]
             segments.append((item.text[begin:end], trained))
             begin = end
-    return PreviewExample(item.row, len(item.input_ids), item.full_length > len(item.input_ids), segments)
+    truncated = item.full_length > len(item.input_ids) and not item.chunked
+    return PreviewExample(item.row, len(item.input_ids), truncated, segments)

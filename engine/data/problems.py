@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 ERROR = "error"  # the row is skipped
 WARNING = "warning"  # the row is kept (possibly changed, e.g. truncated)
@@ -57,8 +57,11 @@ class Report:
     problems: list[Problem] = field(default_factory=list)
     counts: Counter = field(default_factory=Counter)  # code -> number of problems
     skipped_rows: set[int] = field(default_factory=set)
+    lines: dict[int, int] = field(default_factory=dict, repr=False)  # row -> file line, where the file has lines
 
     def add(self, problem: Problem) -> None:
+        if problem.line is None and problem.row in self.lines:
+            problem = replace(problem, line=self.lines[problem.row])
         self.counts[problem.code] += 1
         if problem.severity == ERROR:
             self.skipped_rows.add(problem.row)

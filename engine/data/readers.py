@@ -7,6 +7,8 @@ over one malformed line or one value of another type, and the user needs to be t
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 from dataclasses import dataclass
@@ -58,8 +60,8 @@ def read_source(source: str, report: Report, *, text_sample_by: str = "paragraph
         reader = {
             "json": _read_json,
             "jsonl": _read_jsonl,
-            "csv": lambda p, r: _read_with_datasets(p, "csv", {}),
-            "tsv": lambda p, r: _read_with_datasets(p, "csv", {"sep": "\t"}),
+            "csv": lambda p, r: _read_delimited(p, ","),
+            "tsv": lambda p, r: _read_delimited(p, "\t"),
             "parquet": lambda p, r: _read_with_datasets(p, "parquet", {}),
             "txt": lambda p, r: _read_with_datasets(p, "text", {"sample_by": text_sample_by}),
         }[file_type]
@@ -135,7 +137,9 @@ def _read_jsonl(path: Path, report: Report) -> list[RawRow]:
 def _parse_json_lines(text: str, report: Report) -> list[RawRow]:
     rows: list[RawRow] = []
     row = 0
-    for line_no, line in enumerate(text.splitlines(), start=1):
+    # Split on "\n" only: str.splitlines() would also split at U+2028/U+0085, which JSON strings may hold unescaped.
+    for line_no, line in enumerate(text.split("\n"), start=1):
+        line = line.rstrip("\r")
         if not line.strip():
             continue
         row += 1
@@ -146,6 +150,30 @@ def _parse_json_lines(text: str, report: Report) -> list[RawRow]:
             report.add(Problem(row, "", "malformed_json", f"not valid JSON ({detail})", ERROR, line=line_no))
             rows.append(RawRow(row, None, line=line_no))
     return rows
+
+
+def _read_delimited(path: Path, delimiter: str) -> list[RawRow]:
+    """CSV/TSV cells are text: no type guessing ("007" stays "007") and no NA words ("None" stays "None")."""
+    import datasets
+
+    header = next(csv.reader(io.StringIO(_read_text(path)), delimiter=delimiter), [])
+    features = datasets.Features({name: datasets.Value("string") for name in header})
+    rows = _read_with_datasets(path, "csv", {"sep": delimiter, "features": features, "keep_default_na": False,
+                                             "na_filter": False})
+    for row, line in zip(rows, _record_lines(path, delimiter)):
+        row.line = line
+    return rows
+
+
+def _record_lines(path: Path, delimiter: str) -> list[int]:
+    """The file line each data record starts on (a quoted cell may span several lines)."""
+    reader = csv.reader(io.StringIO(_read_text(path), newline=""), delimiter=delimiter)
+    starts, previous_end = [], 0
+    for record in reader:
+        if record and previous_end:  # skip the header, and blank lines the parser yields as []
+            starts.append(previous_end + 1)
+        previous_end = reader.line_num
+    return starts
 
 
 def _read_with_datasets(path: Path, builder: str, options: dict) -> list[RawRow]:
@@ -163,12 +191,10 @@ def _read_with_datasets(path: Path, builder: str, options: dict) -> list[RawRow]
             where=str(path),
             hint="check that the file is a valid, UTF-8 encoded file of that type",
         ) from None
-    # CSV data starts on line 2 (after the header); other types have no meaningful line numbers.
-    first_line = 2 if builder == "csv" else None
-    return [
-        RawRow(i, record, line=None if first_line is None else i + first_line - 1)
-        for i, record in enumerate(table, start=1)
-    ]
+    records = table
+    if builder == "text":  # a paragraph of only blank space is a separator, not an example
+        records = [r for r in table if r["text"].strip()]
+    return [RawRow(i, record) for i, record in enumerate(records, start=1)]
 
 
 def _read_disk(path: Path) -> list[RawRow]:
@@ -204,6 +230,8 @@ def _read_hub(dataset_id: str) -> list[RawRow]:
 
 
 def _looks_like_hub_id(source: str) -> bool:
+    if Path(source).suffix.lower() in FILE_TYPES:  # a data file name: a missing file, not a hub dataset
+        return False
     parts = source.split("/")
     return len(parts) == 2 and all(parts) and not source.startswith((".", "~")) and os.sep not in source.replace("/", "")
 

@@ -38,7 +38,7 @@ class TokenStats:
 def compute(items: list[Tokenized], *, cutoff: int, sequences: int) -> TokenStats:
     lengths_by_row: dict[int, int] = {}
     for item in items:
-        lengths_by_row[item.row] = item.full_length if item.row not in lengths_by_row else lengths_by_row[item.row]
+        lengths_by_row.setdefault(item.row, item.full_length)
     lengths = sorted(lengths_by_row.values())
     stats = TokenStats(rows=len(lengths), sequences=sequences, cutoff=cutoff)
     if not lengths:

@@ -24,6 +24,7 @@ class Tokenized:
     offsets: list[tuple[int, int]] = field(repr=False)
     full_length: int  # before truncation
     text: str = field(repr=False, default="")
+    chunked: bool = False  # one block of a raw text longer than the cutoff (split, not cut)
 
 
 def tokenize_all(rendered: list[Rendered], tokenizer, *, cutoff: int, chunk_text: bool, report: Report) -> list[Tokenized]:
@@ -42,7 +43,7 @@ def tokenize_all(rendered: list[Rendered], tokenizer, *, cutoff: int, chunk_text
             elif chunk_text:
                 for i in range(0, full, cutoff):
                     out.append(Tokenized(r.row, ids[i : i + cutoff], labels[i : i + cutoff],
-                                         offsets[i : i + cutoff], min(cutoff, full - i), r.text))
+                                         offsets[i : i + cutoff], full, r.text, chunked=True))
             else:
                 report.add(Problem(r.row, "", "too_long",
                                    f"{full} tokens, longer than the cutoff of {cutoff}: the end will be cut off",
@@ -73,16 +74,18 @@ def _labels(ids: list[int], offsets: list[tuple[int, int]], spans: list[tuple[in
     return labels
 
 
-def split(items: list, validation_share: float, seed: int) -> tuple[list, list]:
-    """A seeded shuffle, then the first share goes to validation. Same seed and data, same split."""
-    if validation_share <= 0 or len(items) < 2:
+def split(items: list[Tokenized], validation_share: float, seed: int) -> tuple[list, list]:
+    """A seeded shuffle of the rows, then the first share goes to validation. Same seed and data, same split.
+
+    Rows are split, not sequences, so the blocks of one long text never land on both sides.
+    """
+    rows = sorted({item.row for item in items})
+    if validation_share <= 0 or len(rows) < 2:
         return list(items), []
-    order = list(range(len(items)))
-    random.Random(seed).shuffle(order)
-    n_val = min(len(items) - 1, max(1, round(len(items) * validation_share)))
-    val = sorted(order[:n_val])
-    train = sorted(order[n_val:])
-    return [items[i] for i in train], [items[i] for i in val]
+    random.Random(seed).shuffle(rows)
+    n_val = min(len(rows) - 1, max(1, round(len(rows) * validation_share)))
+    held_out = set(rows[:n_val])
+    return [i for i in items if i.row not in held_out], [i for i in items if i.row in held_out]
 
 
 def pack(items: list[Tokenized], cutoff: int) -> list[dict]:

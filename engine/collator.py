@@ -1,0 +1,35 @@
+"""Batching tokenized examples without an attention mask.
+
+Each row keeps its own ``position_ids`` (restarting at 0 for every packed example), and the padding at the end of a
+row is a separate segment whose positions restart at 0 too. transformers builds a block-diagonal causal mask from
+position ids when no attention mask is given, so no token attends across examples or to padding, for packed and
+unpacked batches alike. Padding carries label -100, so it never counts in the loss.
+"""
+
+from __future__ import annotations
+
+IGNORE = -100
+
+
+class PaddingCollator:
+    def __init__(self, pad_token_id: int):
+        self.pad_token_id = pad_token_id
+        self.real_tokens = 0  # tokens of real text batched so far (for tokens/s)
+
+    def __call__(self, features: list[dict]) -> dict:
+        import torch
+
+        longest = max(len(f["input_ids"]) for f in features)
+        ids, labels, positions = [], [], []
+        for f in features:
+            n = len(f["input_ids"])
+            pad = longest - n
+            ids.append(list(f["input_ids"]) + [self.pad_token_id] * pad)
+            labels.append(list(f["labels"]) + [IGNORE] * pad)
+            positions.append(list(f["position_ids"]) + list(range(pad)))
+            self.real_tokens += n
+        return {
+            "input_ids": torch.tensor(ids, dtype=torch.long),
+            "labels": torch.tensor(labels, dtype=torch.long),
+            "position_ids": torch.tensor(positions, dtype=torch.long),
+        }

@@ -1,0 +1,270 @@
+"""The training recipe, top to bottom: setup → load → prepare data → train → save the adapter → clean up.
+
+transformers' Trainer runs the loop; PEFT adds the LoRA adapters; bitsandbytes holds the base model in 4-bit.
+Everything this run does is written to its run folder, and every event also goes to the client.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import traceback
+from pathlib import Path
+
+from engine import config as run_config
+from engine import device as devices
+from engine import protocol, runs
+from engine.control import Control
+from engine.events import Emitter
+
+log = logging.getLogger("engine.train")
+
+
+class TrainingFailed(Exception):
+    def __init__(self, kind: str, message: str, hint: str = ""):
+        super().__init__(message)
+        self.kind, self.message, self.hint = kind, message, hint
+
+
+def run(config: run_config.RunConfig | None, *, emitter: Emitter, control: Control,
+        resume_dir: Path | None = None) -> int:
+    """Train one run (or resume ``resume_dir``); returns the process exit code."""
+    # ---- setup -----------------------------------------------------------------------------------------------
+    if resume_dir is not None:
+        run_dir = Path(resume_dir)
+        config = run_config.load(run_dir / "config.yaml")
+    else:
+        run_dir = runs.new_run_dir(config.run_name)
+        run_config.save(config, run_dir / "config.yaml")
+    runs.acquire_lock(run_dir)
+    emitter.attach_run(run_dir)
+    log_handler = _log_to(run_dir / "engine.log")
+    try:
+        return _train(config, run_dir, emitter, control, resuming=resume_dir is not None)
+    except TrainingFailed as exc:
+        log.error("%s: %s", exc.kind, exc.message)
+        emitter.emit(protocol.Error(kind=exc.kind, message=exc.message, hint=exc.hint))
+    except Exception as exc:  # the run folder keeps the traceback; the client gets one clear message
+        log.error("training failed:\n%s", traceback.format_exc())
+        kind, message, hint = _classify(exc)
+        emitter.emit(protocol.Error(kind=kind, message=message, hint=hint))
+    finally:
+        _cleanup(run_dir, log_handler)
+    emitter.emit(protocol.State("failed"))
+    return 1
+
+
+def _train(config, run_dir: Path, emitter: Emitter, control: Control, *, resuming: bool) -> int:
+    from engine.data import pipeline
+    from engine.data.problems import DatasetError
+    from engine.models.errors import ModelSourceError
+    from engine.models.resolve import model_folder
+
+    device = devices.resolve_device(config.device)
+    dtype = devices.compute_dtype(config.compute_dtype, device)
+    emitter.emit(protocol.State("loading_model", config.model))
+    try:
+        folder = model_folder(config.model, progress=lambda m: emitter.emit(protocol.Log("info", m)))
+    except ModelSourceError as exc:
+        raise TrainingFailed("model", str(exc.message), exc.hint) from None
+    tokenizer = _tokenizer(folder.path)
+
+    emitter.emit(protocol.State("preparing_data", config.dataset))
+    try:
+        prepared = pipeline.prepare(config.dataset, tokenizer, config.data, preview_rows=0)
+        prepared.require_usable()
+    except DatasetError as exc:
+        raise TrainingFailed("dataset", f"{exc.where}: {exc.message}" if exc.where else exc.message,
+                             exc.hint) from None
+    report = prepared.report
+    if report.rows_skipped:
+        emitter.emit(protocol.Warning(f"{report.rows_skipped} of {report.rows_read} rows were skipped "
+                                      f"({', '.join(f'{c} ×{n}' for c, n in sorted(report.counts.items()))})",
+                                      "run 'llamadesk-engine data check' on the dataset to see each problem"))
+    train_set, eval_set = prepared.splits()
+    emitter.emit(protocol.Log("info", f"data: {prepared.stats.summary()}"))
+
+    # Before the callback opens metrics.jsonl: steps after the checkpoint are dropped and will be logged again.
+    checkpoint = None
+    if resuming:
+        found = runs.latest_checkpoint(run_dir)
+        runs.remove_partial_checkpoints(run_dir)
+        if found:
+            step, checkpoint = found
+            runs.truncate_metrics(run_dir / "metrics.jsonl", step)
+            emitter.emit(protocol.Log("info", f"resuming from step {step}"))
+        else:
+            runs.truncate_metrics(run_dir / "metrics.jsonl", 0)
+            emitter.emit(protocol.Warning("no complete checkpoint yet: starting this run from the beginning"))
+
+    model = _load_model(folder.path, config, device, dtype)
+    trainer, callback = _trainer(model, tokenizer, train_set, eval_set, config, run_dir, emitter, control, device,
+                                 dtype)
+
+    result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    callback.close()
+
+    if callback.stopped_by_user:
+        emitter.emit(protocol.State("stopped", f"checkpoint at step {trainer.state.global_step}; resume any time"))
+        return 0
+
+    emitter.emit(protocol.State("saving", "adapter"))
+    metrics = {k: v for k, v in result.metrics.items() if isinstance(v, (int, float))}
+    metrics["global_step"] = trainer.state.global_step
+    if callback.last_logs.get("eval_loss") is not None:
+        metrics["eval_loss"] = callback.last_logs["eval_loss"]
+    adapter = _save_adapter(model, tokenizer, config, metrics, run_dir)
+    emitter.emit(protocol.Finished(run_dir=str(run_dir), adapter_path=str(adapter), metrics=metrics))
+    emitter.emit(protocol.State("finished"))
+    return 0
+
+
+def _tokenizer(folder: Path):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def _load_model(folder: Path, config, device: str, dtype):
+    import torch
+    from peft import get_peft_model, prepare_model_for_kbit_training
+    from transformers import AutoModelForCausalLM
+
+    quantization = run_config.quantization_config(config, dtype)
+    model = AutoModelForCausalLM.from_pretrained(
+        folder,
+        dtype=dtype,
+        quantization_config=quantization,
+        device_map={"": 0 if device == "cuda" else "cpu"},
+        attn_implementation="sdpa",
+    )
+    model.config.use_cache = False  # no KV cache in training; lets transformers see packed sequences
+    checkpointing = config.train.gradient_checkpointing
+    if quantization is not None:
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=checkpointing,
+                                                gradient_checkpointing_kwargs={"use_reentrant": False})
+    elif checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.enable_input_require_grads()
+    torch.manual_seed(config.train.seed)
+    return get_peft_model(model, run_config.peft_config(config))
+
+
+def _trainer(model, tokenizer, train_set, eval_set, config, run_dir, emitter, control, device, dtype):
+    import torch
+    from transformers import Trainer, TrainingArguments
+
+    from engine.callbacks import EngineCallback
+    from engine.collator import PaddingCollator
+
+    t = config.train
+    has_eval = eval_set is not None and len(eval_set) > 0
+    args = TrainingArguments(
+        output_dir=str(run_dir / "checkpoints"),
+        per_device_train_batch_size=t.micro_batch,
+        per_device_eval_batch_size=t.micro_batch,
+        gradient_accumulation_steps=t.grad_accum,
+        learning_rate=t.learning_rate,
+        lr_scheduler_type=t.scheduler,
+        warmup_steps=t.warmup_ratio,
+        num_train_epochs=t.epochs,
+        max_steps=t.max_steps if t.max_steps > 0 else -1,
+        weight_decay=t.weight_decay,
+        max_grad_norm=t.max_grad_norm,
+        optim=devices.optimizer(t.optimizer, device),
+        seed=t.seed,
+        data_seed=t.seed,
+        bf16=dtype == torch.bfloat16,
+        fp16=dtype == torch.float16,
+        use_cpu=device == "cpu",
+        logging_steps=t.logging_steps,
+        logging_first_step=True,
+        eval_strategy=("steps" if t.eval_steps else "epoch") if has_eval else "no",
+        eval_steps=t.eval_steps or None,
+        save_strategy="steps",
+        save_steps=t.save_steps,
+        save_total_limit=None,  # the callback keeps the newest `keep_checkpoints` complete ones
+        report_to=[],
+        disable_tqdm=True,
+        remove_unused_columns=False,  # position_ids is not in PeftModel.forward's signature but must reach it
+        dataloader_pin_memory=device == "cuda",
+    )
+    collator = PaddingCollator(tokenizer.pad_token_id)
+    callback = EngineCallback(emitter=emitter, control=control, run_dir=run_dir, collator=collator, device=device,
+                              config_dict=config.to_dict())
+    trainer = Trainer(model=model, args=args, train_dataset=train_set, eval_dataset=eval_set if has_eval else None,
+                      data_collator=collator, processing_class=tokenizer, callbacks=[callback])
+    return trainer, callback
+
+
+def _save_adapter(model, tokenizer, config, metrics: dict, run_dir: Path) -> Path:
+    """adapter/: the PEFT adapter, the tokenizer with its chat template, and a model card; renamed when complete."""
+    final = run_dir / "adapter"
+    tmp = run_dir / "adapter.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    (tmp / "llamadesk.json").write_text(json.dumps({"config": config.to_dict(), "metrics": metrics}, indent=2),
+                                        encoding="utf-8")
+    (tmp / "README.md").write_text(_model_card(config, metrics), encoding="utf-8")
+    runs.fsync_tree(tmp)
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    return final
+
+
+def _model_card(config, metrics: dict) -> str:
+    lines = [
+        "---", "library_name: peft", f"base_model: {config.model}", "tags: [llamadesk, lora"
+        + (", qlora" if config.quantization == "nf4" else "") + "]", "---", "",
+        f"# LoRA adapter for {config.model}", "",
+        f"Fine-tuned with LlamaDesk on `{Path(config.dataset).name}` "
+        f"({'4-bit QLoRA' if config.quantization == 'nf4' else 'LoRA'}, rank {config.lora.rank}, "
+        f"alpha {config.lora.alpha}, learning rate {config.train.learning_rate}, cutoff {config.data.cutoff}).", "",
+        "## Final metrics", "",
+    ]
+    lines += [f"- {key}: {value:.4g}" if isinstance(value, float) else f"- {key}: {value}"
+              for key, value in sorted(metrics.items())]
+    lines += ["", "## Configuration", "", "```yaml", config.to_yaml().rstrip(), "```", ""]
+    return "\n".join(lines)
+
+
+def _classify(exc: Exception) -> tuple[str, str, str]:
+    import torch
+
+    if isinstance(exc, torch.OutOfMemoryError):
+        return ("out_of_memory", "the GPU ran out of memory",
+                "lower train.micro_batch (raise grad_accum to keep the effective batch), turn on gradient "
+                "checkpointing, or lower data.cutoff")
+    if isinstance(exc, OSError) and exc.errno == 28:
+        return "disk_full", "the disk is full", "free disk space, then resume the run"
+    if isinstance(exc, runs.RunFolderError):
+        return "run_folder", str(exc), ""
+    return "internal", f"{type(exc).__name__}: {exc}", "see engine.log in the run folder for details"
+
+
+def _log_to(path: Path) -> logging.Handler:
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    logging.captureWarnings(True)
+    import transformers
+
+    transformers.utils.logging.disable_default_handler()
+    transformers.utils.logging.enable_propagation()
+    transformers.utils.logging.set_verbosity_warning()
+    return handler
+
+
+def _cleanup(run_dir: Path, handler: logging.Handler) -> None:
+    runs.release_lock(run_dir)
+    logging.getLogger().removeHandler(handler)
+    handler.close()
