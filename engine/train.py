@@ -157,7 +157,7 @@ def _load_model(folder: Path, config, device: str, dtype):
 
 def _trainer(model, tokenizer, train_set, eval_set, config, run_dir, emitter, control, device, dtype):
     import torch
-    from transformers import Trainer, TrainingArguments
+    from transformers import PrinterCallback, Trainer, TrainingArguments
 
     from engine.callbacks import EngineCallback
     from engine.collator import PaddingCollator
@@ -199,6 +199,7 @@ def _trainer(model, tokenizer, train_set, eval_set, config, run_dir, emitter, co
                               config_dict=config.to_dict())
     trainer = Trainer(model=model, args=args, train_dataset=train_set, eval_dataset=eval_set if has_eval else None,
                       data_collator=collator, processing_class=tokenizer, callbacks=[callback])
+    trainer.remove_callback(PrinterCallback)  # it prints raw log dicts; the engine reports progress itself
     return trainer, callback
 
 

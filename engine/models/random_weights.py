@@ -8,7 +8,7 @@ from pathlib import Path
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja")
 
 
-def write_model(out: Path, tokenizer_dir: Path, *, seed: int = 0, **config_overrides) -> Path:
+def write_model(out: Path, tokenizer_dir: Path, *, seed: int = 0, dtype: str = "float32", **config_overrides) -> Path:
     """Save a random-weight LlamaForCausalLM to ``out`` with the tokenizer files of ``tokenizer_dir``.
 
     ``config_overrides`` are LlamaConfig fields (a catalog entry's ``llama_config_kwargs()`` gives real shapes);
@@ -26,7 +26,7 @@ def write_model(out: Path, tokenizer_dir: Path, *, seed: int = 0, **config_overr
                          pad_token_id=tokenizer.pad_token_id, **settings)
     config.architectures = ["LlamaForCausalLM"]
     torch.manual_seed(seed)
-    model = LlamaForCausalLM(config)
+    model = LlamaForCausalLM(config).to(getattr(torch, dtype))
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     for name in TOKENIZER_FILES:

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# One prepared GPU session (see bench/README.md): installs carried wheels, runs the CUDA checks, keeps results.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ -d .whl ]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+  export PYTHONPATH=/tmp/site:$PWD
+else
+  export PYTHONPATH=$PWD
+fi
+export PYTHONUNBUFFERED=1
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
+python3 bench/gpu_check.py --tokenizer .gpu-tokenizer --model llama-3.2-1b --seq 1024 --steps 10

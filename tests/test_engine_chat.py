@@ -1,0 +1,72 @@
+"""The chat command: streamed replies tagged with the request id, adapter on/off, cancel, bad input survived."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine import config as run_config
+from engine import protocol, train
+from engine.control import Control
+from engine.events import Emitter
+from tests.engine_driver import EngineProcess, of_type, state
+
+
+@pytest.fixture
+def finished_run(home, tiny_model, small_dataset):
+    config = run_config.from_mapping({
+        "model": str(tiny_model), "dataset": str(small_dataset), "quantization": "none", "run_name": "tuned",
+        "data": {"validation_share": 0.0}, "train": {"max_steps": 2, "learning_rate": 1e-2},
+    })
+    assert train.run(config, emitter=Emitter(None), control=Control()) == 0
+    return home / "runs" / "tuned"
+
+
+def _reply(engine: EngineProcess, request_id: str):
+    done = engine.wait_for(lambda m: isinstance(m, protocol.ChatDone) and m.id == request_id)
+    start = max(i for i, m in enumerate(engine.messages) if isinstance(m, protocol.State) and m.state == "generating"
+                and m.detail == request_id)
+    tokens = [m for m in engine.messages[start:] if isinstance(m, protocol.ChatToken)]
+    assert all(t.id == request_id for t in tokens)
+    return "".join(t.text for t in tokens), done
+
+
+def test_chat_streams_answers_with_and_without_the_adapter(home, finished_run):
+    engine = EngineProcess(home, "chat", "--run", "tuned", "--device", "cpu")
+    hello = engine.wait_for(of_type(protocol.Hello))
+    assert hello.command == "chat"
+    assert engine.wait_for(state("ready")).detail == "adapter loaded"
+    question = [{"role": "user", "content": "Who keeps the lighthouse?"}]
+    engine.send(protocol.Chat("a", question, temperature=0.0, max_new_tokens=6, repetition_penalty=1.0))
+    text_on, done = _reply(engine, "a")
+    assert done.reason in ("length", "end") and 0 < done.tokens <= 6
+    engine.send(protocol.Chat("b", question, temperature=0.0, max_new_tokens=6, repetition_penalty=1.0,
+                              adapter="off"))
+    text_off, done_off = _reply(engine, "b")
+    assert done_off.tokens > 0 and isinstance(text_off, str)
+    # Malformed input is logged and skipped; the session keeps answering.
+    engine.proc.stdin.write(b"this is not json\n{\"type\": \"unknown\"}\n")
+    engine.proc.stdin.flush()
+    engine.send(protocol.Chat("c", question, temperature=0.0, max_new_tokens=6, repetition_penalty=1.0))
+    assert _reply(engine, "c")[0] == text_on, "greedy decoding is repeatable"
+    engine.send(protocol.Shutdown())
+    assert engine.finish() == 0
+
+
+def test_cancel_stops_a_generation_within_a_few_tokens(home, finished_run):
+    engine = EngineProcess(home, "chat", "--run", str(finished_run), "--device", "cpu")
+    engine.wait_for(state("ready"))
+    engine.send(protocol.Chat("long", [{"role": "user", "content": "Tell me everything."}], temperature=0.0,
+                              max_new_tokens=2000, repetition_penalty=1.0))
+    engine.wait_for(of_type(protocol.ChatToken))
+    engine.send(protocol.Cancel("long"))
+    done = engine.wait_for(of_type(protocol.ChatDone))
+    assert done.id == "long" and done.reason == "cancelled" and done.tokens < 2000
+    engine.proc.stdin.close()  # end of input ends the session cleanly
+    assert engine.finish() == 0
+
+
+def test_missing_adapter_is_a_clear_error(home, tmp_path, tiny_model):
+    engine = EngineProcess(home, "chat", "--model", str(tiny_model), "--adapter", str(tmp_path))
+    assert engine.finish() == 1
+    error = next(m for m in engine.messages if isinstance(m, protocol.Error))
+    assert "adapter_config.json" in error.message and error.hint
