@@ -190,6 +190,7 @@ def _load_config(args):
     import yaml
 
     from engine import config as run_config
+    from engine.settings import set_path
 
     data = {}
     if args.config:
@@ -203,11 +204,7 @@ def _load_config(args):
         path, sep, value = item.partition("=")
         if not sep:
             raise run_config.ConfigError([f"--set {item}: expected FIELD=VALUE"])
-        node = data
-        *parents, leaf = path.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = yaml.safe_load(value)
+        set_path(data, path, yaml.safe_load(value))
     return run_config.from_mapping(data, args.config or "")
 
 

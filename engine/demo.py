@@ -14,9 +14,10 @@ import yaml
 
 import resources
 from engine import config as run_config
-from engine import protocol, train
+from engine import train
 from engine.control import Control
 from engine.events import Emitter
+from engine.settings import set_path
 
 SAMPLE = "sample/harbor_lights.json"
 QUESTIONS = "sample/demo_questions.yaml"
@@ -46,11 +47,7 @@ def demo_config(**overrides) -> run_config.RunConfig:
                   "gradient_checkpointing": False, "save_steps": 1000, "logging_steps": 5},
     }
     for key, value in overrides.items():
-        node = data
-        *parents, leaf = key.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
+        set_path(data, key, value)
     return run_config.from_mapping(data)
 
 

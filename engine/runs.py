@@ -83,6 +83,12 @@ def acquire_lock(run_dir: Path) -> Path:
     raise RunFolderError(f"could not lock {run_dir}")
 
 
+def lock_holder(run_dir: Path) -> int | None:
+    """The pid of the live engine that holds this run folder, or None."""
+    pid = _lock_pid(run_dir / LOCK_FILE)
+    return pid if pid is not None and _alive(pid) else None
+
+
 def release_lock(run_dir: Path) -> None:
     lock = run_dir / LOCK_FILE
     if _lock_pid(lock) == os.getpid():

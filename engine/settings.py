@@ -65,6 +65,14 @@ def from_dict(cls, data: Any, problems: list[str], prefix: str = ""):
     return cls(**values)
 
 
+def set_path(data: dict, dotted: str, value: Any) -> None:
+    """Set ``data["a"]["b"] = value`` for ``dotted == "a.b"``, creating the sections on the way."""
+    *parents, leaf = dotted.split(".")
+    for part in parents:
+        data = data.setdefault(part, {})
+    data[leaf] = value
+
+
 def to_dict(obj) -> dict:
     return dataclasses.asdict(obj)
 

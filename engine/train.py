@@ -140,7 +140,7 @@ def _load_model(folder: Path, config, device: str, dtype):
         folder,
         dtype=dtype,
         quantization_config=quantization,
-        device_map={"": 0 if device == "cuda" else "cpu"},
+        device_map={"": int(os.environ.get("LOCAL_RANK", 0)) if device == "cuda" else "cpu"},  # one GPU per rank
         attn_implementation="sdpa",
     )
     model.config.use_cache = False  # no KV cache in training; lets transformers see packed sequences

@@ -1,46 +1,42 @@
-"""``llamadesk``: the desktop app's entry point.
-
-For now the window shows the model catalog read from the engine's light catalog module; the pages for data,
-training and chat build on the engine's command line as it grows.
-"""
+"""``llamadesk``: the desktop app's entry point."""
 
 from __future__ import annotations
 
+import argparse
+import multiprocessing
 import sys
 
-from PySide6.QtWidgets import QApplication, QLabel, QMainWindow, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QApplication
 
-from engine.models.catalog import human_bytes, human_count, load_catalog
-
-COLUMNS = ("Model", "Parameters", "Context", "License", "Gated", "Download")
+from engine import paths
 
 
-def build_window() -> QMainWindow:
-    QApplication.instance() or QApplication(sys.argv)
-    window = QMainWindow()
-    window.setWindowTitle("LlamaDesk")
-    body = QWidget()
-    layout = QVBoxLayout(body)
-    intro = QLabel("Pick a LLaMA model to fine-tune. The demo model (SmolLM2-135M-Instruct) works offline.")
-    intro.setWordWrap(True)
-    layout.addWidget(intro)
-    specs = load_catalog()
-    table = QTableWidget(len(specs), len(COLUMNS))
-    table.setHorizontalHeaderLabels(COLUMNS)
-    for row, spec in enumerate(specs):
-        cells = (spec.name, human_count(spec.param_count), f"{spec.max_position_embeddings:,}", spec.license,
-                 "yes" if spec.gated else "no", human_bytes(spec.download_bytes))
-        for column, text in enumerate(cells):
-            table.setItem(row, column, QTableWidgetItem(text))
-    table.resizeColumnsToContents()
-    layout.addWidget(table)
-    window.setCentralWidget(body)
-    window.resize(820, 520)
-    return window
+def _application() -> QApplication:
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setOrganizationName("LlamaDesk")
+    app.setApplicationName("LlamaDesk")
+    return app
 
 
-def main() -> int:
-    app = QApplication.instance() or QApplication(sys.argv)
-    window = build_window()
+def build_window(home: str | None = None, *, engine_command: list[str] | None = None):
+    """The main window, not yet shown. Imports pages lazily so ``--help`` stays instant."""
+    _application()
+    from gui.app_state import AppState
+    from gui.main_window import MainWindow
+
+    return MainWindow(AppState(home), engine_command=engine_command)
+
+
+def main(argv: list[str] | None = None) -> int:
+    multiprocessing.freeze_support()
+    parser = argparse.ArgumentParser(prog="llamadesk", description="LlamaDesk: fine-tune LLaMA models on your GPU.")
+    parser.add_argument("--home", help=f"LlamaDesk's data folder (default: ${paths.ENV_HOME} or the per-user folder)")
+    parser.add_argument("--page", choices=("Model", "Dataset", "Train", "Chat", "Runs"), help="page to open on")
+    args = parser.parse_args(argv)
+    home = str(paths.set_home(args.home)) if args.home else None
+    app = _application()
+    window = build_window(home)
+    if args.page:
+        window.show_page(args.page)
     window.show()
     return app.exec()

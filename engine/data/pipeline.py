@@ -6,7 +6,7 @@ read → detect → normalise and validate → drop duplicates → render with t
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 

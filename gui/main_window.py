@@ -1,0 +1,104 @@
+"""The main window: a sidebar of pages in the order of the user's path. It only composes pages and wires them."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QSettings
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QListWidget, QMainWindow, QMessageBox, QSplitter, QStackedWidget
+
+from gui.app_state import AppState
+from gui.pages.chat_page import ChatPage
+from gui.pages.dataset_page import DatasetPage
+from gui.pages.model_page import ModelPage
+from gui.pages.runs_page import RunsPage
+from gui.pages.train_page import TrainPage
+
+# QSettings keys, declared once with their defaults.
+SETTINGS = {"window/geometry": None, "window/splitter": None, "window/page": 0}
+PAGES = ("Model", "Dataset", "Train", "Chat", "Runs")
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, state: AppState | None = None, *, engine_command: list[str] | None = None):
+        super().__init__()
+        self.setWindowTitle("LlamaDesk")
+        self.state = state or AppState()
+        self.model_page = ModelPage(self.state)
+        self.dataset_page = DatasetPage(self.state, engine_command=engine_command)
+        self.train_page = TrainPage(self.state, engine_command=engine_command)
+        self.chat_page = ChatPage(self.state, engine_command=engine_command)
+        self.runs_page = RunsPage(self.state)
+        self.stack = QStackedWidget()
+        for page in (self.model_page, self.dataset_page, self.train_page, self.chat_page, self.runs_page):
+            self.stack.addWidget(page)
+        self.sidebar = QListWidget()
+        self.sidebar.addItems(PAGES)
+        self.sidebar.setMaximumWidth(160)
+        self.sidebar.currentRowChanged.connect(self.stack.setCurrentIndex)
+        self.splitter = QSplitter()
+        self.splitter.addWidget(self.sidebar)
+        self.splitter.addWidget(self.stack)
+        self.splitter.setStretchFactor(1, 1)
+        self.setCentralWidget(self.splitter)
+        for index, name in enumerate(PAGES):
+            action = QAction(name, self, shortcut=QKeySequence(f"Ctrl+{index + 1}"))
+            action.triggered.connect(lambda _=False, i=index: self.sidebar.setCurrentRow(i))
+            self.addAction(action)
+
+        self.runs_page.sig_open_run.connect(self._on_runs_open)
+        self.runs_page.sig_resume_run.connect(self._on_runs_resume)
+        self.runs_page.sig_chat_run.connect(self._on_runs_chat)
+        self._restore()
+
+    def show_page(self, name: str) -> None:
+        self.sidebar.setCurrentRow(PAGES.index(name))
+
+    def _on_runs_open(self, run) -> None:
+        self.train_page.show_run(run)
+        self.show_page("Train")
+
+    def _on_runs_resume(self, run) -> None:
+        self.train_page.resume_run(run)
+        self.show_page("Train")
+
+    def _on_runs_chat(self, run) -> None:
+        self.chat_page.select_run(run.name)
+        self.show_page("Chat")
+
+    def _restore(self) -> None:
+        settings = QSettings()
+        geometry = settings.value("window/geometry", SETTINGS["window/geometry"])
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1200, 780)
+        splitter = settings.value("window/splitter", SETTINGS["window/splitter"])
+        if splitter is not None:
+            self.splitter.restoreState(splitter)
+        self.sidebar.setCurrentRow(int(settings.value("window/page", SETTINGS["window/page"])))
+
+    def closeEvent(self, event) -> None:
+        if self.train_page.client.is_running():
+            box = QMessageBox(QMessageBox.Icon.Question, "Training is running",
+                              "A training run is in progress. Stop it and save a checkpoint (you can resume it "
+                              "later), or cancel it now (losing the steps since the last checkpoint)?",
+                              parent=self)
+            stop = box.addButton("Stop and save", QMessageBox.ButtonRole.AcceptRole)
+            cancel = box.addButton("Cancel training", QMessageBox.ButtonRole.DestructiveRole)
+            box.addButton("Keep running", QMessageBox.ButtonRole.RejectRole)
+            box.exec()
+            if box.clickedButton() is stop:
+                self.train_page.stop()
+                self.train_page.client.wait_for_exit(self.train_page.client.STOP_GRACE_MS)
+            elif box.clickedButton() is cancel:
+                self.train_page.client.kill()
+                self.train_page.client.wait_for_exit(5000)
+            else:
+                event.ignore()
+                return
+        self.chat_page.shutdown()
+        settings = QSettings()
+        settings.setValue("window/geometry", self.saveGeometry())
+        settings.setValue("window/splitter", self.splitter.saveState())
+        settings.setValue("window/page", self.sidebar.currentRow())
+        event.accept()

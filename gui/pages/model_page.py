@@ -1,0 +1,158 @@
+"""Model page: the LLaMA catalog with a memory figure and fit badge per size, the demo model, a local folder or a
+Hugging Face id, downloads with progress and cancel, and the Hugging Face token (kept in the OS keyring)."""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QHBoxLayout, QHeaderView, QInputDialog, QLabel,
+                               QLineEdit, QMessageBox, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout,
+                               QWidget)
+
+from engine.models import catalog, hf_token
+from engine.models.errors import ModelSourceError
+from engine.models.local import inspect_folder
+from gui import gpu_status
+from gui.app_state import AppState
+from gui.engine_client import EngineClient
+
+COLUMNS = ("Model", "Parameters", "Context", "License", "Gated", "Download", "4-bit weights", "Fit")
+DEMO = ("demo", "SmolLM2-135M-Instruct (offline demo)")
+
+
+def weights_bytes_4bit(spec: catalog.ModelSpec) -> int:
+    """The base weights alone under 4-bit QLoRA: linear layers at 4 bits plus their double-quantized constants
+    (~4.127 bits), embeddings, output head and norms kept at 16 bits. Activations and optimizer come on top."""
+    embed = spec.vocab_size * spec.hidden_size
+    head = 0 if spec.tie_word_embeddings else embed
+    norms = (2 * spec.num_hidden_layers + 1) * spec.hidden_size
+    linear = spec.param_count - embed - head - norms
+    return int(linear * 4.127 / 8 + (embed + head + norms) * 2)
+
+
+def fit_badge(need: int, free: int | None) -> str:
+    if free is None:
+        return "no GPU"
+    if need <= 0.8 * free:
+        return "fits"
+    return "tight" if need <= free else "won't fit"
+
+
+class ModelPage(QWidget):
+    def __init__(self, state: AppState, parent: QWidget | None = None, *, engine_command: list[str] | None = None):
+        super().__init__(parent)
+        self.state = state
+        self.specs = catalog.load_catalog()
+        self.download = EngineClient(self, command=engine_command)
+        self.table = QTableWidget(len(self.specs) + 1, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.table.itemSelectionChanged.connect(self._on_table_selection)
+        self.hub_id = QLineEdit(placeholderText="Hugging Face id, e.g. meta-llama/Llama-3.2-1B-Instruct")
+        self.hub_id.returnPressed.connect(self._use_hub_id)
+        buttons = QHBoxLayout()
+        for name, handler in (("Local folder…", self._choose_folder), ("Use id", self._use_hub_id),
+                              ("Download", self._start_download), ("Cancel download", self.download.kill),
+                              ("Hugging Face token…", self._set_token)):
+            button = QPushButton(name)
+            button.clicked.connect(handler)
+            buttons.addWidget(button)
+            setattr(self, "button_" + name.split()[0].lower(), button)
+        self.gpu = QLabel()
+        self.current = QLabel()
+        self.progress = QLabel()
+        self.progress.setWordWrap(True)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.gpu)
+        layout.addWidget(self.table, 1)
+        layout.addWidget(self.hub_id)
+        layout.addLayout(buttons)
+        layout.addWidget(self.current)
+        layout.addWidget(self.progress)
+        self.download.sig_stderr.connect(self._on_download_stderr)
+        self.download.sig_exited.connect(self._on_download_exited)
+        state.sig_model_changed.connect(lambda _: self._show_current())
+        self.refresh()
+
+    def refresh(self) -> None:
+        reading = gpu_status.read()
+        free = reading.free_bytes if reading else None
+        self.gpu.setText(f"{reading.name}: {reading.free_bytes / 2**30:.1f} GiB free of "
+                         f"{reading.total_bytes / 2**30:.1f} GiB" if reading else
+                         "No NVIDIA GPU found — the demo model can train on the CPU, slowly.")
+        self._row(0, (DEMO[1], "135M", "8,192", "apache-2.0", "no", "93 MB (once)", "", "CPU ok"))
+        for i, spec in enumerate(self.specs, start=1):
+            need = weights_bytes_4bit(spec)
+            self._row(i, (spec.name, catalog.human_count(spec.param_count), f"{spec.max_position_embeddings:,}",
+                          spec.license, "yes" if spec.gated else "no", catalog.human_bytes(spec.download_bytes),
+                          f"{need / 2**30:.1f} GiB", fit_badge(need, free)))
+        self._show_current()
+
+    def _row(self, row: int, cells: tuple) -> None:
+        for column, text in enumerate(cells):
+            self.table.setItem(row, column, QTableWidgetItem(text))
+
+    def selected_reference(self) -> str | None:
+        rows = self.table.selectionModel().selectedRows()
+        if not rows:
+            return None
+        index = rows[0].row()
+        return DEMO[0] if index == 0 else self.specs[index - 1].key
+
+    def _on_table_selection(self) -> None:
+        reference = self.selected_reference()
+        if reference:
+            self.state.set_model(reference)
+
+    def _choose_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Choose a model folder")
+        if not folder:
+            return
+        try:
+            info = inspect_folder(folder)
+        except ModelSourceError as exc:
+            QMessageBox.warning(self, "This folder cannot be used", str(exc))
+            return
+        self.state.set_model(str(info.path))
+
+    def _use_hub_id(self) -> None:
+        text = self.hub_id.text().strip()
+        if text.count("/") != 1 or " " in text:
+            self.progress.setText("A Hugging Face id looks like owner/name, e.g. meta-llama/Llama-3.2-1B-Instruct.")
+            return
+        self.state.set_model(text)
+
+    def _start_download(self) -> None:
+        if self.download.is_running():
+            return
+        reference = self.state.config.model
+        self.progress.setText(f"Fetching {reference}…")
+        self.download.start(["model", "fetch", reference], home=self.state.home)
+
+    def _on_download_stderr(self, line: str) -> None:
+        if line.strip():
+            self.progress.setText(line.strip()[-300:])
+
+    def _on_download_exited(self, outcome) -> None:
+        if outcome.exit_code == 0:
+            self.progress.setText(f"{self.state.config.model} is ready.")
+        elif outcome.exit_code is None:
+            self.progress.setText("Download cancelled. Finished files are kept; it resumes next time.")
+        else:
+            self.progress.setText(outcome.stderr_tail.strip().splitlines()[-1] if outcome.stderr_tail.strip()
+                                  else "The download failed.")
+
+    def _set_token(self) -> None:
+        token, ok = QInputDialog.getText(self, "Hugging Face token", "Access token (stored in your system "
+                                         "keyring, never in a file):", QLineEdit.EchoMode.Password)
+        if ok and token.strip():
+            try:
+                hf_token.set_token(token)
+                self.progress.setText("Token saved in the system keyring.")
+            except Exception as exc:  # no keyring backend on this system
+                self.progress.setText(f"Could not store the token in a keyring ({type(exc).__name__}); set the "
+                                      "HF_TOKEN environment variable instead.")
+
+    def _show_current(self) -> None:
+        self.current.setText(f"Chosen model: {self.state.config.model}")

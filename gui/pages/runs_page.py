@@ -1,0 +1,102 @@
+"""Runs page: every run folder (from the app or the command line), with open, resume, chat, folder and delete."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QUrl, Signal
+from PySide6.QtGui import QDesktopServices
+from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QMessageBox, QPushButton,
+                               QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+
+from gui import run_store
+from gui.app_state import AppState
+
+COLUMNS = ("Run", "Status", "Model", "Dataset", "Steps", "Final loss", "Duration", "Started")
+
+
+class RunsPage(QWidget):
+    """Signals: sig_open_run(RunSummary), sig_resume_run(RunSummary), sig_chat_run(RunSummary)."""
+
+    sig_open_run = Signal(object)
+    sig_resume_run = Signal(object)
+    sig_chat_run = Signal(object)
+
+    def __init__(self, state: AppState, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.state = state
+        self.runs: list[run_store.RunSummary] = []
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.table.itemSelectionChanged.connect(self._on_table_selection)
+        self.table.itemDoubleClicked.connect(lambda _: self._emit(self.sig_open_run))
+        self.detail = QLabel()
+        self.detail.setWordWrap(True)
+        self.buttons = {}
+        row = QHBoxLayout()
+        for name, handler in (("Refresh", self.refresh), ("Open", lambda: self._emit(self.sig_open_run)),
+                              ("Resume", lambda: self._emit(self.sig_resume_run)),
+                              ("Chat", lambda: self._emit(self.sig_chat_run)), ("Open folder", self._open_folder),
+                              ("Delete…", self._delete)):
+            button = QPushButton(name)
+            button.clicked.connect(handler)
+            self.buttons[name] = button
+            row.addWidget(button)
+        row.addStretch(1)
+        layout = QVBoxLayout(self)
+        layout.addLayout(row)
+        layout.addWidget(self.table, 1)
+        layout.addWidget(self.detail)
+        state.sig_runs_changed.connect(self.refresh)
+        self.refresh()
+
+    def refresh(self) -> None:
+        self.runs = run_store.list_runs()
+        self.table.setRowCount(len(self.runs))
+        for i, run in enumerate(self.runs):
+            loss = f"{run.final_loss:.4f}" if run.final_loss is not None else "—"
+            duration = f"{run.duration_s / 60:.1f} min" if run.duration_s else "—"
+            steps = f"{run.steps}/{run.total_steps}" if run.total_steps else "—"
+            started = run.started.strftime("%Y-%m-%d %H:%M") if run.started else "—"
+            for column, text in enumerate((run.name, run.status, run.model, run.dataset, steps, loss, duration,
+                                           started)):
+                self.table.setItem(i, column, QTableWidgetItem(text))
+        self._on_table_selection()
+
+    def selected(self) -> run_store.RunSummary | None:
+        rows = self.table.selectionModel().selectedRows()
+        return self.runs[rows[0].row()] if rows else None
+
+    def _on_table_selection(self) -> None:
+        run = self.selected()
+        self.buttons["Open"].setEnabled(run is not None)
+        self.buttons["Resume"].setEnabled(run is not None and run.resumable)
+        self.buttons["Chat"].setEnabled(run is not None and run.has_adapter)
+        self.buttons["Open folder"].setEnabled(run is not None)
+        self.buttons["Delete…"].setEnabled(run is not None and run.status != "running")
+        self.detail.setText(f"{run.folder}" + (f"\nError: {run.error}" if run and run.error else "") if run else "")
+
+    def _emit(self, signal) -> None:
+        run = self.selected()
+        if run is not None:
+            signal.emit(run)
+
+    def _open_folder(self) -> None:
+        run = self.selected()
+        if run is not None:
+            QDesktopServices.openUrl(QUrl.fromLocalFile(str(run.folder)))
+
+    def _delete(self) -> None:
+        run = self.selected()
+        if run is None:
+            return
+        answer = QMessageBox.question(self, "Delete run", f"Delete the run '{run.name}' and all its checkpoints "
+                                      "and adapter? This cannot be undone.")
+        if answer == QMessageBox.StandardButton.Yes:
+            try:
+                run_store.delete_run(run)
+            except (OSError, RuntimeError) as exc:
+                QMessageBox.warning(self, "Delete run", str(exc))
+            self.state.sig_runs_changed.emit()

@@ -1,0 +1,140 @@
+"""A scripted stand-in for the engine, for GUI tests: prints protocol lines, obeys stop/pause/chat/cancel.
+
+Usage (the GUI's EngineClient runs it through LLAMADESK_ENGINE or its ``command`` argument):
+    python tests/fake_engine.py [--steps N] [--delay S] [--crash-at N] [--fail] [--noise] train|chat|data ...
+The run folder it writes (with LLAMADESK_HOME) looks like the real engine's, so run views can read it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from engine import protocol  # noqa: E402
+
+out_lock = threading.Lock()
+events_file = None
+
+
+def emit(msg) -> None:
+    line = protocol.encode(msg)
+    with out_lock:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+        if events_file is not None:
+            events_file.write(line + "\n")
+            events_file.flush()
+
+
+def main() -> int:
+    global events_file
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--delay", type=float, default=0.05)
+    parser.add_argument("--crash-at", type=int, default=0)
+    parser.add_argument("--fail", action="store_true")
+    parser.add_argument("--noise", action="store_true", help="print non-protocol lines on stdout too")
+    parser.add_argument("command")
+    args, rest = parser.parse_known_args()
+    commands: list = []
+    ready = threading.Event()
+
+    def read_stdin():
+        reader = protocol.Reader()
+        for data in iter(lambda: os.read(0, 65536), b""):
+            for msg in reader.feed(data):
+                commands.append(msg)
+                ready.set()
+        commands.append(None)
+        ready.set()
+
+    threading.Thread(target=read_stdin, daemon=True).start()
+    emit(protocol.Hello(protocol.PROTOCOL_VERSION, "fake", {"kind": "cpu", "name": "fake"}, args.command))
+    if args.noise:
+        print("some library chatter that is not JSON", flush=True)
+    if args.command == "chat":
+        return chat(commands, ready)
+    if args.command == "train":
+        home = Path(os.environ.get("LLAMADESK_HOME", "."))
+        run_dir = home / "runs" / f"fake-{int(time.time() * 1000)}"
+        run_dir.mkdir(parents=True)
+        (run_dir / "config.yaml").write_text("model: fake\ndataset: fake.jsonl\n")
+        events_file = (run_dir / "events.jsonl").open("a")
+        return train(args, commands, run_dir)
+    return 2
+
+
+def train(args, commands, run_dir: Path) -> int:
+    emit(protocol.State("loading_model", "fake"))
+    emit(protocol.State("training", f"{args.steps} steps"))
+    metrics = (run_dir / "metrics.jsonl").open("a")
+    step = 0
+    while step < args.steps:
+        if args.crash_at and step + 1 == args.crash_at:
+            sys.stderr.write("Traceback: simulated crash\n")
+            sys.stderr.flush()
+            os._exit(137)
+        pending = [c for c in commands if c is not None]
+        commands.clear()
+        if any(isinstance(c, protocol.Stop) for c in pending):
+            emit(protocol.CheckpointSaved(step, str(run_dir / "checkpoints" / f"step-{step}")))
+            emit(protocol.State("stopped", f"checkpoint at step {step}"))
+            return 0
+        if any(isinstance(c, protocol.Pause) for c in pending):
+            emit(protocol.State("paused", f"at step {step}"))
+            while not any(isinstance(c, (protocol.Resume, protocol.Stop)) for c in commands):
+                time.sleep(0.01)
+            if any(isinstance(c, protocol.Stop) for c in commands):
+                continue
+            commands.clear()
+            emit(protocol.State("training", f"resumed at step {step}"))
+        step += 1
+        loss = 3.0 / step
+        emit(protocol.Progress(step, args.steps, step / args.steps, loss, 1e-3, 0.5, 100.0, step * args.delay,
+                               (args.steps - step) * args.delay))
+        metrics.write(json.dumps({"step": step, "loss": loss}) + "\n")
+        metrics.flush()
+        time.sleep(args.delay)
+    if args.fail:
+        emit(protocol.Error("out_of_memory", "the GPU ran out of memory", "lower train.micro_batch"))
+        emit(protocol.State("failed"))
+        return 1
+    emit(protocol.Eval(args.steps, 1.0))
+    emit(protocol.Finished(str(run_dir), str(run_dir / "adapter"), {"train_loss": 1.5}))
+    emit(protocol.State("finished"))
+    return 0
+
+
+def chat(commands, ready) -> int:
+    emit(protocol.State("ready", "fake"))
+    while True:
+        ready.wait()
+        ready.clear()
+        while commands:
+            msg = commands.pop(0)
+            if msg is None or isinstance(msg, protocol.Shutdown):
+                return 0
+            if isinstance(msg, protocol.Chat):
+                last = msg.messages[-1]["content"] if msg.messages else ""
+                words = f"[{msg.adapter}] You said: {last}".split(" ")
+                emit(protocol.State("generating", msg.id))
+                reason = "end"
+                for i, word in enumerate(words):
+                    if any(isinstance(c, protocol.Cancel) and c.id == msg.id for c in commands):
+                        reason = "cancelled"
+                        break
+                    emit(protocol.ChatToken(msg.id, word if i == 0 else " " + word))
+                    time.sleep(0.01)
+                emit(protocol.ChatDone(msg.id, reason, len(words)))
+                emit(protocol.State("ready"))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

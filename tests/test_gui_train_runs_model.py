@@ -1,0 +1,161 @@
+"""Train, Runs and Model pages driven by the scripted fake engine (hardware faked only at pynvml)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+from engine import config as run_config
+from gui.app_state import AppState
+
+FAKE = [sys.executable, str(Path(__file__).with_name("fake_engine.py"))]
+
+
+@pytest.fixture
+def state(home, tmp_path):
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"instruction": "q", "output": "a"}\n')
+    app_state = AppState(str(home))
+    app_state.set_config(run_config.from_mapping({"dataset": str(data)}))
+    return app_state
+
+
+def test_train_page_runs_pauses_and_finishes(qtbot, state, home):
+    from gui.pages.train_page import TrainPage
+
+    page = TrainPage(state, engine_command=FAKE + ["--steps", "30", "--delay", "0.03"])
+    qtbot.addWidget(page)
+    assert page.buttons["Start"].isEnabled() and not page.buttons["Pause"].isEnabled()
+    with qtbot.waitSignal(page.client.sig_progress, timeout=20_000):
+        page.start()
+    assert page.buttons["Pause"].isEnabled() and not page.buttons["Start"].isEnabled()
+    with qtbot.waitSignal(page.client.sig_state, check_params_cb=lambda s: s.state == "paused", timeout=10_000):
+        page.pause()
+    assert page.buttons["Resume"].isEnabled() and not page.buttons["Pause"].isEnabled()
+    page.resume()
+    with qtbot.waitSignal(page.client.sig_exited, timeout=20_000):
+        pass
+    assert "Finished" in page.status.text() or page.progress.value() == 30
+    assert page.progress.maximum() == 30 and page.progress.value() == 30
+    page.chart._repaint()
+    assert len(page.chart.train_points) == 30 and page.chart.eval_points == [(30, 1.0)]
+    assert page.buttons["Start"].isEnabled()
+
+
+def test_train_page_reports_a_crash_with_the_log_tail(qtbot, state):
+    from gui.pages.train_page import TrainPage
+
+    page = TrainPage(state, engine_command=FAKE + ["--steps", "10", "--crash-at", "3"])
+    qtbot.addWidget(page)
+    with qtbot.waitSignal(page.client.sig_exited, timeout=20_000):
+        page.start()
+    assert "stopped unexpectedly" in page.status.text() and "simulated crash" in page.status.text()
+
+
+def test_train_page_shows_engine_errors_with_hint(qtbot, state):
+    from gui.pages.train_page import TrainPage
+
+    page = TrainPage(state, engine_command=FAKE + ["--steps", "2", "--fail"])
+    qtbot.addWidget(page)
+    with qtbot.waitSignal(page.client.sig_exited, timeout=20_000):
+        page.start()
+    assert "ran out of memory" in page.status.text() or "Failed" in page.status.text()
+    assert "ran out of memory" in page.log.toPlainText()
+
+
+def test_invalid_settings_are_listed_not_started(qtbot, home):
+    from gui.pages.train_page import TrainPage
+
+    page = TrainPage(AppState(str(home)), engine_command=FAKE)
+    qtbot.addWidget(page)
+    page.basic.widgets["lora.rank"].setValue(0)
+    page.start()
+    assert "lora.rank" in page.status.text() and not page.client.is_running()
+
+
+def test_presets_fill_the_form_and_tooltips_document_fields(qtbot, state):
+    from gui.pages.train_page import TrainPage
+
+    page = TrainPage(state, engine_command=FAKE)
+    qtbot.addWidget(page)
+    page.preset.setCurrentText("Quality")
+    assert page.basic.widgets["lora.rank"].value() == 64 and state.config.lora.rank == 64
+    assert "LoRA rank" in page.basic.widgets["lora.rank"].toolTip()
+    page.basic.widgets["lora.rank"].setValue(32)
+    assert page.preset.currentText() == "Custom"
+
+
+def test_runs_page_lists_cli_runs_and_opens_curves(qtbot, state, home):
+    from gui import run_store
+    from gui.pages.runs_page import RunsPage
+
+    run_dir = home / "runs" / "from-cli"
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.yaml").write_text("model: demo\ndataset: /data/facts.json\n")
+    events = [{"type": "state", "state": "training"},
+              {"type": "progress", "step": 2, "total_steps": 4, "epoch": 0.5, "loss": 1.5, "elapsed_s": 30.0},
+              {"type": "state", "state": "stopped"}]
+    (run_dir / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    (run_dir / "metrics.jsonl").write_text('{"step": 1, "loss": 2.0}\n{"step": 2, "loss": 1.5}\n')
+    (run_dir / "checkpoints" / "step-2").mkdir(parents=True)
+    page = RunsPage(state)
+    qtbot.addWidget(page)
+    assert page.table.rowCount() == 1
+    assert page.table.item(0, 1).text() == "stopped" and page.table.item(0, 3).text() == "facts.json"
+    page.table.selectRow(0)
+    assert page.buttons["Resume"].isEnabled() and not page.buttons["Chat"].isEnabled()
+    with qtbot.waitSignal(page.sig_open_run) as opened:
+        page.buttons["Open"].click()
+    assert run_store.metrics(opened.args[0].folder)[0] == [(1, 2.0), (2, 1.5)]
+
+
+def _fake_nvml(total_gib: float, free_gib: float):
+    gib = 2**30
+    memory = types.SimpleNamespace(total=int(total_gib * gib), free=int(free_gib * gib),
+                                   used=int((total_gib - free_gib) * gib))
+    return types.SimpleNamespace(
+        nvmlInit=lambda: None, nvmlShutdown=lambda: None, nvmlDeviceGetCount=lambda: 1,
+        nvmlDeviceGetHandleByIndex=lambda i: "gpu0", nvmlDeviceGetMemoryInfo=lambda h: memory,
+        nvmlDeviceGetName=lambda h: "NVIDIA GeForce RTX 4090",
+        nvmlDeviceGetUtilizationRates=lambda h: types.SimpleNamespace(gpu=97),
+        nvmlDeviceGetTemperature=lambda h, kind: 71, NVML_TEMPERATURE_GPU=0,
+        nvmlDeviceGetPowerUsage=lambda h: (_ for _ in ()).throw(RuntimeError("not supported")),
+        nvmlSystemGetDriverVersion=lambda: "560.35",
+    )
+
+
+def test_model_page_fit_badges_against_a_faked_rtx_4090(qtbot, state, monkeypatch):
+    from gui.pages.model_page import ModelPage
+
+    monkeypatch.setitem(sys.modules, "pynvml", _fake_nvml(24.0, 20.0))
+    page = ModelPage(state)
+    qtbot.addWidget(page)
+    assert "RTX 4090" in page.gpu.text()
+    badges = {page.table.item(r, 0).text(): page.table.item(r, 7).text() for r in range(page.table.rowCount())}
+    assert badges["Llama 3.2 1B"] == "fits" and badges["Llama 3.1 70B"] == "won't fit"
+    page.table.selectRow(3)
+    assert state.config.model == page.specs[2].key
+
+
+def test_model_page_without_a_gpu(qtbot, state, monkeypatch):
+    from gui.pages.model_page import ModelPage
+
+    broken = types.SimpleNamespace(nvmlInit=lambda: (_ for _ in ()).throw(OSError("NVML Shared Library Not Found")))
+    monkeypatch.setitem(sys.modules, "pynvml", broken)
+    page = ModelPage(state)
+    qtbot.addWidget(page)
+    assert "No NVIDIA GPU found" in page.gpu.text()
+    assert page.table.item(1, 7).text() == "no GPU"
+
+
+def test_weights_estimate_matches_bitsandbytes_scale():
+    from engine.models import catalog
+    from gui.pages.model_page import weights_bytes_4bit
+
+    eight_b = weights_bytes_4bit(catalog.find("llama-3.1-8b"))
+    # ~7.0B linear weights at ~4.1 bits ≈ 3.6 GB, plus 2 × 1.05 GB of 16-bit embeddings and head.
+    assert 5.3e9 < eight_b < 6.0e9
