@@ -172,10 +172,11 @@ def _cmd_model_check(args) -> int:
 
 
 def _cmd_data_check(args) -> int:
-    from engine.data import pipeline, report_text
+    from engine.data import pipeline, readers, report_text
     from engine.models.resolve import load_tokenizer
 
     settings = _data_settings(args)
+    readers.require_source(args.source)
     tokenizer = load_tokenizer(args.model, progress=_status)
     prepared = pipeline.prepare(args.source, tokenizer, settings, preview_rows=args.preview,
                                 use_cache=not args.no_cache)

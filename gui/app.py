@@ -32,10 +32,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="llamadesk", description="LlamaDesk: fine-tune LLaMA models on your GPU.")
     parser.add_argument("--home", help=f"LlamaDesk's data folder (default: ${paths.ENV_HOME} or the per-user folder)")
     parser.add_argument("--page", choices=("Model", "Dataset", "Train", "Chat", "Runs"), help="page to open on")
+    parser.add_argument("--demo", action="store_true",
+                        help="open on the offline demo model and the bundled sample dataset, ready to train")
     args = parser.parse_args(argv)
     home = str(paths.set_home(args.home)) if args.home else None
     app = _application()
     window = build_window(home)
+    if args.demo:
+        import resources
+
+        window.state.set_model("demo")
+        window.dataset_page.open_path(str(resources.path("sample/harbor_lights.json")))
+        window.show_page("Train")
     if args.page:
         window.show_page(args.page)
     window.show()

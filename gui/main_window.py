@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from PySide6.QtCore import QSettings
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QListWidget, QMainWindow, QMessageBox, QSplitter, QStackedWidget
@@ -14,7 +16,8 @@ from gui.pages.runs_page import RunsPage
 from gui.pages.train_page import TrainPage
 
 # QSettings keys, declared once with their defaults.
-SETTINGS = {"window/geometry": None, "window/splitter": None, "window/page": 0}
+SETTINGS = {"window/geometry": None, "window/splitter": None, "window/page": 0, "choices/model": "demo",
+            "choices/dataset": ""}
 PAGES = ("Model", "Dataset", "Train", "Chat", "Runs")
 
 
@@ -76,6 +79,10 @@ class MainWindow(QMainWindow):
         if splitter is not None:
             self.splitter.restoreState(splitter)
         self.sidebar.setCurrentRow(int(settings.value("window/page", SETTINGS["window/page"])))
+        self.state.set_model(str(settings.value("choices/model", SETTINGS["choices/model"])))
+        dataset = str(settings.value("choices/dataset", SETTINGS["choices/dataset"]))
+        if dataset and Path(dataset).exists():
+            self.state.set_dataset(dataset)
 
     def closeEvent(self, event) -> None:
         if self.train_page.client.is_running():
@@ -101,4 +108,6 @@ class MainWindow(QMainWindow):
         settings.setValue("window/geometry", self.saveGeometry())
         settings.setValue("window/splitter", self.splitter.saveState())
         settings.setValue("window/page", self.sidebar.currentRow())
+        settings.setValue("choices/model", self.state.config.model)
+        settings.setValue("choices/dataset", self.state.config.dataset)
         event.accept()

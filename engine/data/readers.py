@@ -66,9 +66,19 @@ def read_source(source: str, report: Report, *, text_sample_by: str = "paragraph
             "txt": lambda p, r: _read_with_datasets(p, "text", {"sample_by": text_sample_by}),
         }[file_type]
         return RawTable(str(path), file_type, reader(path, report))
-    if _looks_like_hub_id(source):
+    if looks_like_hub_id(source):
         return RawTable(source, "hub", _read_hub(source))
-    raise DatasetError("no such file or folder", where=source, hint="check the path, or give a Hugging Face dataset id")
+    raise missing_source(source)
+
+
+def missing_source(source: str) -> DatasetError:
+    return DatasetError("no such file or folder", where=source, hint="check the path, or give a Hugging Face dataset id")
+
+
+def require_source(source: str) -> None:
+    """Fail fast, before a tokenizer is loaded, when a local source does not exist."""
+    if not Path(source).expanduser().exists() and not looks_like_hub_id(source):
+        raise missing_source(source)
 
 
 def _read_text(path: Path) -> str:
@@ -229,7 +239,7 @@ def _read_hub(dataset_id: str) -> list[RawRow]:
     return [RawRow(i, record) for i, record in enumerate(loaded, start=1)]
 
 
-def _looks_like_hub_id(source: str) -> bool:
+def looks_like_hub_id(source: str) -> bool:
     if Path(source).suffix.lower() in FILE_TYPES:  # a data file name: a missing file, not a hub dataset
         return False
     parts = source.split("/")

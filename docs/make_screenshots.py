@@ -1,0 +1,94 @@
+"""Screenshots of every page with real content, for the README: python docs/make_screenshots.py [--home DIR]
+
+Runs the real engine: it checks the bundled sample dataset, trains a short QLoRA run on the demo model (unless the
+home already holds a finished run), and chats with the result. Renders offscreen; writes docs/screenshots/*.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+OUT = Path(__file__).resolve().parent / "screenshots"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--home", default=os.environ.get("LLAMADESK_HOME"))
+    parser.add_argument("--steps", type=int, default=40)
+    args = parser.parse_args()
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    if args.home:
+        os.environ["LLAMADESK_HOME"] = args.home
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    import resources
+    from engine import demo, train
+    from engine.control import Control
+    from engine.events import Emitter
+    from gui import run_store
+    from gui.app import _application, build_window
+
+    if not any(r.has_adapter for r in run_store.list_runs()):
+        config = demo.demo_config(**{"train.max_steps": args.steps, "run_name": "vellmoor-demo",
+                                     "data.validation_share": 0.1, "train.eval_steps": 10})
+        assert train.run(config, emitter=Emitter(sys.stderr, human=True), control=Control()) == 0
+
+    app = _application()
+    window = build_window(os.environ.get("LLAMADESK_HOME"))
+    window.resize(1280, 820)
+    window.show()
+    OUT.mkdir(exist_ok=True)
+
+    def wait(signal=None, ms=300_000):
+        loop = QEventLoop()
+        if signal is not None:
+            signal.connect(loop.quit)
+        QTimer.singleShot(ms if signal is not None else 400, loop.quit)
+        loop.exec()
+
+    def shot(name: str) -> None:
+        wait()
+        window.grab().save(str(OUT / f"{name}.png"))
+        print(f"saved {OUT / name}.png")
+
+    window.show_page("Model")
+    window.model_page.table.selectRow(0)
+    shot("model")
+
+    window.show_page("Dataset")
+    page = window.dataset_page
+    page.open_path(str(resources.path("sample/harbor_lights.json")))
+    wait(page.job.sig_done)
+    shot("dataset")
+
+    window.show_page("Runs")
+    window.runs_page.refresh()
+    shot("runs")
+
+    runs = [r for r in run_store.list_runs() if r.has_adapter]
+    window.train_page.show_run(runs[0])
+    window.show_page("Train")
+    shot("train")
+
+    window.show_page("Chat")
+    chat = window.chat_page
+    chat.refresh()
+    chat.select_run(runs[0].name)
+    chat.compare_box.setChecked(True)
+    chat.load()
+    while not chat.is_ready():
+        wait(chat.client.sig_state)
+    for question in ("Who is the lighthouse keeper of Vellmoor?", "What is the local drink of Vellmoor?"):
+        chat.send_message(question)
+        while chat.is_busy():
+            wait(chat.client.sig_chat_done)
+    shot("chat")
+    chat.shutdown()
+    app.quit()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,309 @@
+"""Data page: open a dataset (button or drag-and-drop), see how the engine reads it — format, problems, token
+lengths — and the first examples exactly as the model will see them, with the trained tokens highlighted.
+
+Everything shown comes from ``engine data check --json`` run in the background (DataCheckJob), except the raw
+rows, which RecordsModel reads lazily from the file so that they appear at once, even for millions of rows.
+Dataset text is user data: it goes into plain-text widgets and QTextCursor.insertText, never into HTML.
+"""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+import pyqtgraph as pg
+from PySide6.QtCore import QModelIndex, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QFontDatabase, QTextCharFormat, QTextCursor
+from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFileDialog, QHBoxLayout, QHeaderView, QLabel,
+                               QLineEdit, QPlainTextEdit, QPushButton, QSplitter, QTableView, QTableWidget,
+                               QTableWidgetItem, QTabWidget, QVBoxLayout, QWidget)
+
+from engine.data.formats import FORMAT_DESCRIPTIONS, FORMATS
+from gui.app_state import AppState
+from gui.data_check_job import CheckOptions, DataCheckJob
+from gui.widgets.records_model import RecordsModel
+
+AUTO_DETECT = "Auto-detect"
+PROBLEM_COLUMNS = ("Severity", "Row", "Line", "Field", "Message")
+TRAINED_BACKGROUND = QColor("#bbf7d0")
+FILE_FILTER = "Datasets (*.json *.jsonl *.ndjson *.csv *.tsv *.parquet *.txt);;All files (*)"
+MESSAGE_STYLE = {"error": "background:#fee2e2; color:#7f1d1d; padding:6px; border-radius:4px;",
+                 "info": "background:#e0f2fe; color:#0c4a6e; padding:6px; border-radius:4px;"}
+
+
+def _plain_label(text: str = "") -> QLabel:
+    label = QLabel(text)
+    label.setTextFormat(Qt.TextFormat.PlainText)  # file names and column names are user data
+    label.setWordWrap(True)
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    return label
+
+
+class DatasetPage(QWidget):
+    """Signals: sig_jump_to_row(int) with the record number (from 1) of an activated problem;
+    sig_checked(dict) with each check's result."""
+
+    sig_jump_to_row = Signal(int)
+    sig_checked = Signal(dict)
+
+    def __init__(self, state: AppState, parent: QWidget | None = None, *, engine_command: list[str] | None = None):
+        super().__init__(parent)
+        self.state = state
+        self.path = ""
+        self.result: dict | None = None
+        self.job = DataCheckJob(self, command=engine_command)
+        self.records = RecordsModel(parent=self)
+        self.setAcceptDrops(True)
+
+        self.button_open = QPushButton("Open…")
+        self.path_label = _plain_label("Drop a dataset file here, or open one.")
+        self.format_combo = QComboBox()
+        self.format_combo.addItem(AUTO_DETECT, None)
+        for name in FORMATS:
+            self.format_combo.addItem(name, name)
+            self.format_combo.setItemData(self.format_combo.count() - 1, FORMAT_DESCRIPTIONS[name],
+                                          Qt.ItemDataRole.ToolTipRole)
+        self.columns_edit = QLineEdit(placeholderText="column mapping, e.g. instruction=question output=answer")
+        self.button_check = QPushButton("Check")
+        self.button_cancel = QPushButton("Cancel")
+        self.button_cancel.setEnabled(False)
+        self.message = _plain_label()
+        self.message.hide()
+        self.status = _plain_label()
+        self.detection_label = _plain_label()
+        self.summary_label = _plain_label()
+
+        self.data_table = QTableView()
+        self.data_table.setModel(self.records)
+        self.data_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.data_table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.data_table.setWordWrap(False)
+        self.data_table.horizontalHeader().setDefaultSectionSize(240)
+        self.data_table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)  # no per-row measuring
+        self.data_note = _plain_label()
+
+        self.problems = QTableWidget(0, len(PROBLEM_COLUMNS))
+        self.problems.setHorizontalHeaderLabels(PROBLEM_COLUMNS)
+        self.problems.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.problems.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.problems.horizontalHeader().setStretchLastSection(True)
+        self.problems.verticalHeader().hide()
+
+        self.preview = QPlainTextEdit(readOnly=True)
+        self.preview.setAcceptDrops(False)  # a file dropped here opens it, like anywhere on the page
+        self.preview.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+        self.histogram = pg.PlotWidget()
+        self.histogram.setLabel("bottom", "tokens per row (before the cutoff)")
+        self.histogram.setLabel("left", "rows")
+        self.histogram_bars: pg.BarGraphItem | None = None
+        self.cutoff_line: pg.InfiniteLine | None = None
+        self.truncated_label = _plain_label()
+
+        self._layout()
+        self.button_open.clicked.connect(self._on_open_clicked)
+        self.button_check.clicked.connect(self.run_check)
+        self.button_cancel.clicked.connect(self._on_cancel_clicked)
+        self.columns_edit.returnPressed.connect(self.run_check)
+        self.problems.activated.connect(self._on_problems_activated)
+        self.job.sig_status.connect(self.status.setText)
+        self.job.sig_done.connect(self._on_job_done)
+        self.job.sig_failed.connect(self._on_job_failed)
+
+    def _layout(self) -> None:
+        bar = QHBoxLayout()
+        for widget in (self.button_open, QLabel("Format:"), self.format_combo, self.columns_edit,
+                       self.button_check, self.button_cancel):
+            bar.addWidget(widget)
+        bar.setStretchFactor(self.columns_edit, 1)
+        data = QWidget()
+        data_layout = QVBoxLayout(data)
+        data_layout.setContentsMargins(0, 0, 0, 0)
+        data_layout.addWidget(self.data_table, 1)
+        data_layout.addWidget(self.data_note)
+        preview = QWidget()
+        preview_layout = QVBoxLayout(preview)
+        preview_layout.addWidget(_plain_label("Highlighted: the tokens the model learns from. The rest is context."))
+        preview_layout.addWidget(self.preview, 1)
+        lengths = QWidget()
+        lengths_layout = QVBoxLayout(lengths)
+        lengths_layout.addWidget(self.histogram, 1)
+        lengths_layout.addWidget(self.truncated_label)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.problems, "Problems")
+        self.tabs.addTab(preview, "As the model sees it")
+        self.tabs.addTab(lengths, "Token lengths")
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        splitter.addWidget(data)
+        splitter.addWidget(self.tabs)
+        layout = QVBoxLayout(self)
+        layout.addLayout(bar)
+        for widget in (self.path_label, self.message, self.status, self.detection_label, self.summary_label):
+            layout.addWidget(widget)
+        layout.addWidget(splitter, 1)
+
+    # -- opening and checking -------------------------------------------------------------------------------
+
+    def open_path(self, path: str | Path) -> None:
+        """Show the file's rows at once and start the check."""
+        self.path = str(path)
+        self.path_label.setText(self.path)
+        self.records.open(self.path)
+        self.data_note.setText(self.records.note)
+        self.run_check()
+
+    def run_check(self) -> None:
+        if not self.path:
+            self._show_message("Open a dataset file first (or drop one onto this page).", "info")
+            return
+        try:
+            columns = shlex.split(self.columns_edit.text())
+        except ValueError as exc:
+            self._show_message(f"Column mapping: {exc}\n→ write FIELD=COLUMN items, e.g. output=answer", "error")
+            return
+        config = self.state.config
+        options = CheckOptions(format=self.format_combo.currentData(), columns=columns, model=config.model,
+                               cutoff=config.data.cutoff, train_on=config.data.train_on, packing=config.data.packing)
+        self._clear_results()
+        self.message.hide()
+        self.status.setText("Checking…")
+        self.button_cancel.setEnabled(True)
+        self.job.start(self.path, options, home=self.state.home)
+
+    def _on_open_clicked(self) -> None:
+        start = str(Path(self.path).parent) if self.path else ""
+        path, _ = QFileDialog.getOpenFileName(self, "Open a dataset", start, FILE_FILTER)
+        if path:
+            self.open_path(path)
+
+    def _on_cancel_clicked(self) -> None:
+        self.job.cancel()
+        self.button_cancel.setEnabled(False)
+        self.status.setText("Check cancelled.")
+
+    def dragEnterEvent(self, event) -> None:
+        if _dropped_path(event.mimeData()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        path = _dropped_path(event.mimeData())
+        if path:
+            event.acceptProposedAction()
+            self.open_path(path)
+
+    # -- results ----------------------------------------------------------------------------------------------
+
+    def _on_job_failed(self, text: str) -> None:
+        self.button_cancel.setEnabled(False)
+        self.status.clear()
+        self._show_message(text, "error")
+
+    def _on_job_done(self, result: dict) -> None:
+        self.button_cancel.setEnabled(False)
+        self.status.clear()
+        self.result = result
+        report, stats = result.get("report", {}), result.get("stats", {})
+        detection = result.get("detection", {})
+        template = " (the model has no chat template; LlamaDesk's default is used)" \
+            if result.get("template") == "default" else ""
+        self.detection_label.setText(f"Format: {detection.get('format', '?')} — {detection.get('reason', '')}"
+                                     f"{template}")
+        self._show_summary(report, stats)
+        self._show_problems(report)
+        self._show_preview(result.get("preview", []))
+        self._show_histogram(stats)
+        if report.get("rows_usable", 0) > 0:
+            self.state.set_dataset(self.path)
+        else:
+            self._show_message("No usable rows: every row has a problem.\n→ fix the problems listed below, or "
+                               "choose the right format and map your columns", "error")
+        self.sig_checked.emit(result)
+
+    def _show_summary(self, report: dict, stats: dict) -> None:
+        p = stats.get("percentiles") or {}
+        text = (f"{report.get('rows_read', 0):,} rows read · {report.get('rows_usable', 0):,} usable · "
+                f"{report.get('rows_skipped', 0):,} skipped · {stats.get('total_tokens', 0):,} tokens "
+                f"({stats.get('trained_tokens', 0):,} trained)")
+        if p:
+            text += f" · length p50 {p.get('p50', 0)} / p95 {p.get('p95', 0)} / max {p.get('max', 0)}"
+        self.summary_label.setText(text)
+
+    def _show_problems(self, report: dict) -> None:
+        problems = report.get("problems", [])
+        self.problems.setRowCount(len(problems))
+        for row, problem in enumerate(problems):
+            cells = (problem.get("severity", ""), problem.get("row"), problem.get("line"), problem.get("field", ""),
+                     problem.get("message", ""))
+            for column, value in enumerate(cells):
+                item = QTableWidgetItem("" if value is None else str(value))
+                self.problems.setItem(row, column, item)
+            self.problems.item(row, 1).setData(Qt.ItemDataRole.UserRole, problem.get("row"))
+        self.problems.resizeColumnsToContents()
+        total = report.get("problems_total", len(problems))
+        shown = f"{len(problems)} of {total}" if total > len(problems) else str(total)
+        self.tabs.setTabText(0, f"Problems ({shown})")
+
+    def _on_problems_activated(self, index: QModelIndex) -> None:
+        row = self.problems.item(index.row(), 1).data(Qt.ItemDataRole.UserRole)
+        if isinstance(row, int) and row > 0:
+            self.sig_jump_to_row.emit(row)
+            self.select_data_row(row)
+
+    def select_data_row(self, row: int) -> None:
+        """Select record ``row`` (from 1) in the raw data table, indexing further into the file if needed."""
+        if not self.records.ensure_row(row - 1):
+            return
+        self.data_table.selectRow(row - 1)
+        self.data_table.scrollTo(self.records.index(row - 1, 0), QAbstractItemView.ScrollHint.PositionAtCenter)
+
+    def _show_preview(self, examples: list[dict]) -> None:
+        self.preview.clear()
+        cursor = QTextCursor(self.preview.document())
+        plain, trained, heading = QTextCharFormat(), QTextCharFormat(), QTextCharFormat()
+        trained.setBackground(TRAINED_BACKGROUND)
+        heading.setFontWeight(QFont.Weight.Bold)
+        for n, example in enumerate(examples):
+            cut = " · truncated at the cutoff" if example.get("truncated") else ""
+            cursor.insertText(("\n\n" if n else "") + f"Row {example.get('row')} · {example.get('tokens')} tokens"
+                              f"{cut}\n", heading)
+            for text, is_trained in example.get("segments", []):
+                cursor.insertText(text, trained if is_trained else plain)
+
+    def _show_histogram(self, stats: dict) -> None:
+        self.histogram.clear()
+        self.histogram_bars = self.cutoff_line = None
+        histogram = stats.get("histogram") or {}
+        edges, counts = histogram.get("edges") or [], histogram.get("counts") or []
+        if counts and len(edges) == len(counts) + 1:
+            self.histogram_bars = pg.BarGraphItem(x0=edges[:-1], x1=edges[1:], height=counts, brush="#60a5fa")
+            self.histogram.addItem(self.histogram_bars)
+        cutoff, share = stats.get("cutoff") or 0, stats.get("truncated_share") or 0.0
+        if cutoff:
+            self.cutoff_line = pg.InfiniteLine(pos=cutoff, angle=90, movable=False, pen=pg.mkPen("#dc2626", width=2),
+                                               label=f"cutoff {cutoff} · {share:.1%} cut", labelOpts={"position": 0.9})
+            self.histogram.addItem(self.cutoff_line)
+        self.truncated_label.setText(f"{share:.1%} of the rows ({stats.get('truncated_rows', 0):,}) are longer "
+                                     f"than the cutoff of {cutoff:,} tokens and will be cut.")
+
+    def _clear_results(self) -> None:
+        self.result = None
+        for label in (self.detection_label, self.summary_label, self.truncated_label):
+            label.clear()
+        self.problems.setRowCount(0)
+        self.tabs.setTabText(0, "Problems")
+        self.preview.clear()
+        self.histogram.clear()
+        self.histogram_bars = self.cutoff_line = None
+
+    def _show_message(self, text: str, kind: str) -> None:
+        self.message.setText(text)
+        self.message.setStyleSheet(MESSAGE_STYLE[kind])
+        self.message.setProperty("kind", kind)
+        self.message.show()
+
+
+def _dropped_path(mime) -> str:
+    """The first local file or folder in a drag, or ''."""
+    for url in mime.urls() if mime.hasUrls() else []:
+        if url.isLocalFile():
+            return url.toLocalFile()
+    return ""

@@ -1,0 +1,262 @@
+"""ChatPage driven by the scripted fake engine: sources, loading, streaming, compare mode, history, stop, clear,
+plain-text rendering and engine failures."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QFont, QGuiApplication
+from PySide6.QtWidgets import QApplication
+
+from engine import protocol
+from gui.app_state import AppState
+from gui.pages.chat_page import ChatPage
+
+FAKE = [sys.executable, str(Path(__file__).with_name("fake_engine.py"))]
+HTML = "<b>bold</b><script>x</script>"
+REPO = Path(__file__).resolve().parent.parent
+# An engine that fails to load its model the way the real one does: error, failed state, stderr, exit 1.
+FAILING = [sys.executable, "-c", (
+    f"import sys; sys.path.insert(0, {str(REPO)!r}); from engine import protocol as p\n"
+    "for m in (p.Hello(1, 'fake'), p.Error('model', 'no model <here>', 'download it first'), p.State('failed')):\n"
+    "    print(p.encode(m), flush=True)\n"
+    "sys.stderr.write('Traceback: model folder missing\\n'); sys.exit(1)")]
+
+
+def make_run(home: Path, name: str, *, state: str = "finished", adapter: bool = True, age_s: float = 0) -> Path:
+    folder = home / "runs" / name
+    folder.mkdir(parents=True)
+    (folder / "config.yaml").write_text("model: demo\ndataset: /data/harbor.jsonl\n")
+    (folder / "events.jsonl").write_text(f'{{"type": "state", "state": "{state}"}}\n')
+    if adapter:
+        (folder / "adapter").mkdir()
+        (folder / "adapter" / "adapter_config.json").write_text("{}")
+    stamp = time.time() - age_s
+    os.utime(folder / "config.yaml", (stamp, stamp))
+    return folder
+
+
+@pytest.fixture
+def make_page(qtbot, home):
+    """Builds pages that record every protocol message they send (``page.sent``) and shuts their engines down
+    afterwards (not through qtbot.addWidget: pytest-qt deletes its widgets before fixtures end)."""
+    pages = []
+
+    def make(command=FAKE) -> ChatPage:
+        page = ChatPage(AppState(home=str(home)), engine_command=command)
+        page.sent = []
+        send = page.client.send
+        page.client.send = lambda msg: page.sent.append(msg) or send(msg)
+        pages.append(page)
+        return page
+
+    yield make
+    for page in pages:
+        if page.client.is_running():
+            with qtbot.waitSignal(page.client.sig_exited, timeout=5_000):
+                page.shutdown()
+        page.deleteLater()
+
+
+@pytest.fixture
+def page(home, make_page):
+    make_run(home, "alpha")
+    return make_page()
+
+
+def load(qtbot, page, data="run:alpha"):
+    page.source_combo.setCurrentIndex(page.source_combo.findData(data))
+    page.load_button.click()
+    qtbot.waitUntil(page.send_button.isEnabled, timeout=10_000)
+
+
+def say(qtbot, page, text):
+    page.input_edit.setPlainText(text)
+    page.send_button.click()
+    qtbot.waitUntil(lambda: page.send_button.isEnabled() and not page.stop_button.isEnabled(), timeout=10_000)
+
+
+def chats(page):
+    return [m for m in page.sent if isinstance(m, protocol.Chat)]
+
+
+def test_lists_finished_runs_with_adapter_newest_first(home, make_page):
+    make_run(home, "old", age_s=100)
+    make_run(home, "new")
+    make_run(home, "stopped", state="stopped")
+    make_run(home, "no-adapter", adapter=False)
+    page = make_page()
+    items = [page.source_combo.itemData(i) for i in range(page.source_combo.count())]
+    assert items == ["run:new", "run:old", "model:demo"]
+    assert page.source_combo.itemText(2) == "Base model only: demo"
+    page._state.set_model("llama-3.2-1b")  # the picker follows the chosen base model
+    assert page.source_combo.itemText(2) == "Base model only: llama-3.2-1b"
+    make_run(home, "newest")
+    page.show()  # showEvent refreshes
+    assert page.source_combo.itemData(0) == "run:newest"
+
+
+def test_load_and_send_streams_into_fine_tuned_pane(qtbot, page):
+    assert not page.send_button.isEnabled()
+    load(qtbot, page)
+    assert page.status_label.text().startswith("Ready: alpha")
+    page.show()
+    qtbot.waitExposed(page)
+    page.activateWindow()
+    page.input_edit.setFocus()
+    page.input_edit.setPlainText("hello there")
+    qtbot.keyClick(page.input_edit, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: "[on] You said: hello there" in page.left_pane.transcript.toPlainText(), timeout=10_000)
+    assert page.input_edit.toPlainText() == ""
+    assert page.left_pane.transcript.toPlainText().startswith("You: hello there\nModel: [on] You said")
+    assert not page.right_pane.isVisible() and chats(page)[0].adapter == "on"
+
+
+def test_compare_answers_twice_one_request_at_a_time(qtbot, page):
+    load(qtbot, page)
+    events = []
+    page.client.sig_chat_token.connect(lambda t: events.append(("token", t.id)))
+    page.client.sig_chat_done.connect(lambda d: events.append(("done", d.id)))
+    page.compare_box.setChecked(True)
+    page.system_edit.setPlainText("Be brief.")
+    page.sampling["temperature"].setValue(0.3)
+    say(qtbot, page, "compare me")
+    first, second = chats(page)
+    assert (first.adapter, second.adapter) == ("on", "off")
+    assert first.system == "Be brief." and first.temperature == pytest.approx(0.3)
+    runs_of_events = [e for i, e in enumerate(events) if i == 0 or e != events[i - 1]]
+    assert runs_of_events == [("token", first.id), ("done", first.id), ("token", second.id), ("done", second.id)]
+    assert "[on] You said: compare me" in page.left_pane.transcript.toPlainText()
+    assert "[off] You said: compare me" in page.right_pane.transcript.toPlainText()
+    assert page.left_pane.title.text() == "Fine-tuned" and page.right_pane.title.text() == "Base"
+
+
+def test_multi_turn_history_is_sent(qtbot, page):
+    load(qtbot, page)
+    say(qtbot, page, "first")
+    say(qtbot, page, "second")
+    assert chats(page)[1].messages == [
+        {"role": "user", "content": "first"},
+        {"role": "assistant", "content": "[on] You said: first"},
+        {"role": "user", "content": "second"},
+    ]
+    assert "Model: [on] You said: second" in page.left_pane.transcript.toPlainText()
+
+
+def test_model_text_is_plain_text(qtbot, page):
+    load(qtbot, page)
+    say(qtbot, page, HTML)
+    transcript = page.left_pane.transcript
+    assert f"Model: [on] You said: {HTML}" in transcript.toPlainText()
+    block = transcript.document().begin()
+    while block.isValid():
+        it = block.begin()
+        while not it.atEnd():
+            fragment = it.fragment()
+            assert fragment.charFormat().fontWeight() <= QFont.Weight.Normal, fragment.text()
+            it += 1
+        block = block.next()
+
+
+def test_stop_cancels_running_and_drops_queued(qtbot, page):
+    load(qtbot, page)
+    page.compare_box.setChecked(True)
+    page.input_edit.setPlainText(" ".join(["word"] * 400))  # about 4 s of streaming
+    with qtbot.waitSignal(page.client.sig_chat_token, timeout=10_000):
+        page.send_button.click()
+    assert page.stop_button.isEnabled() and not page.send_button.isEnabled()
+    with qtbot.waitSignal(page.client.sig_chat_done, timeout=5_000) as done:
+        page.stop_button.click()
+    assert done.args[0].reason == "cancelled"
+    assert [type(m) for m in page.sent] == [protocol.Chat, protocol.Cancel]  # the base request was never sent
+    assert page.left_pane.transcript.toPlainText().rstrip().endswith("(stopped)")
+    assert "(not sent: generation stopped)" in page.right_pane.transcript.toPlainText()
+    assert page.right_pane.transcript.history() == []
+    say(qtbot, page, "after")  # usable again; the partial reply stays in the history, the unanswered turn does not
+    fine_tuned, base = chats(page)[-2:]
+    assert [m["role"] for m in fine_tuned.messages] == ["user", "assistant", "user"]
+    assert base.messages == [{"role": "user", "content": "after"}]
+
+
+def test_clear_empties_panes_and_history(qtbot, page):
+    load(qtbot, page)
+    say(qtbot, page, "remember me")
+    page.clear_button.click()
+    assert page.left_pane.transcript.toPlainText() == "" and page.left_pane.transcript.history() == []
+    say(qtbot, page, "fresh")
+    assert chats(page)[-1].messages == [{"role": "user", "content": "fresh"}]
+
+
+def test_copy_puts_last_reply_on_clipboard(qtbot, page):
+    load(qtbot, page)
+    say(qtbot, page, "copy this")
+    page.left_pane.copy_button.click()
+    assert QGuiApplication.clipboard().text() == "[on] You said: copy this"
+
+
+def test_reload_base_model_only(qtbot, page):
+    load(qtbot, page)
+    load(qtbot, page, "model:demo")  # the running engine is shut down and a new one started
+    assert not page.error_label.isVisibleTo(page)
+    assert page.left_pane.title.text() == "Base model: demo" and not page.compare_box.isEnabled()
+    say(qtbot, page, "base")
+    assert chats(page)[-1].adapter == "off"
+
+
+def test_engine_crash_mid_reply_shows_error(qtbot, page):
+    load(qtbot, page)
+    page.input_edit.setPlainText(" ".join(["word"] * 400))
+    with qtbot.waitSignal(page.client.sig_chat_token, timeout=10_000):
+        page.send_button.click()
+    with qtbot.waitSignal(page.client.sig_exited, timeout=5_000):
+        page.client.kill()  # from the page's point of view, the engine died on its own
+    assert page.error_label.isVisibleTo(page) and "stopped unexpectedly" in page.error_label.text()
+    assert "(the engine stopped)" in page.left_pane.transcript.toPlainText()
+    assert not page.send_button.isEnabled() and not page.stop_button.isEnabled()
+    load(qtbot, page)  # and it can be loaded again
+    assert not page.error_label.isVisibleTo(page)
+
+
+def test_engine_load_error_shows_message_and_stderr(qtbot, make_page):
+    page = make_page(FAILING)
+    with qtbot.waitSignal(page.client.sig_exited, timeout=10_000):
+        page.load_button.click()
+    text = page.error_label.text()
+    assert "no model <here>" in text and "Hint: download it first" in text
+    assert "exit code 1" in text and "model folder missing" in text
+    assert page.error_label.textFormat() == Qt.TextFormat.PlainText and not page.send_button.isEnabled()
+
+
+def test_engine_that_cannot_start(qtbot, make_page):
+    page = make_page(["/nonexistent/engine"])
+    with qtbot.waitSignal(page.client.sig_exited, timeout=10_000):
+        page.load_button.click()
+    assert "could not start" in page.error_label.text()
+
+
+def test_close_shuts_the_engine_down(qtbot, page):
+    load(qtbot, page)
+    with qtbot.waitSignal(page.client.sig_exited, timeout=5_000) as exited:
+        page.close()
+    assert exited.args[0].ok and page.sent[-1] == protocol.Shutdown()
+    assert page.error_label.text() == "" and page.status_label.text() == "Engine stopped."
+
+
+def test_chat_page_loads_no_ml_library():
+    probe = ("import sys, os; os.environ['QT_QPA_PLATFORM'] = 'offscreen'; import gui.pages.chat_page; "
+             "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'transformers', 'peft', 'datasets'}))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                         cwd=REPO).stdout
+    assert out.strip() == "[]"
+
+
+def test_app_quit_waits_for_the_engine(qtbot, page):
+    load(qtbot, page)
+    QApplication.instance().aboutToQuit.emit()  # the handler waits, so the engine is gone when it returns
+    assert not page.client.is_running() and page.sent[-1] == protocol.Shutdown()
