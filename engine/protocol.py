@@ -49,6 +49,15 @@ class Hello:
     TYPE: ClassVar[str]
 
 
+@message("run_started")
+class RunStarted:
+    """The run folder this engine writes (a new run, or the one being resumed)."""
+
+    run_dir: str
+    resumed: bool = False
+    TYPE: ClassVar[str]
+
+
 @message("state")
 class State:
     state: str

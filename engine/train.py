@@ -40,6 +40,7 @@ def run(config: run_config.RunConfig | None, *, emitter: Emitter, control: Contr
         run_config.save(config, run_dir / "config.yaml")
     runs.acquire_lock(run_dir)
     emitter.attach_run(run_dir)
+    emitter.emit(protocol.RunStarted(str(run_dir), resumed=resume_dir is not None))
     log_handler = _log_to(run_dir / "engine.log")
     try:
         return _train(config, run_dir, emitter, control, resuming=resume_dir is not None)

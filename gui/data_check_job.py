@@ -10,9 +10,9 @@ import json
 from collections import deque
 from dataclasses import dataclass, field
 
-from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, Signal
+from PySide6.QtCore import QObject, QProcess, Signal
 
-from gui.engine_client import engine_command
+from gui.engine_client import engine_command, engine_process
 
 STDERR_TAIL_LINES = 5  # shown when the check fails without its JSON answer
 
@@ -65,12 +65,7 @@ class DataCheckJob(QObject):
         self.cancel()
         self._stdout, self._stderr_partial = b"", b""
         self._stderr_tail.clear()
-        process = QProcess(self)
-        env = QProcessEnvironment.systemEnvironment()
-        env.insert("PYTHONUNBUFFERED", "1")
-        if home:
-            env.insert("LLAMADESK_HOME", home)
-        process.setProcessEnvironment(env)
+        process = engine_process(self, home)
         # Each handler checks that its process is still the current one: a cancelled check must stay silent.
         process.readyReadStandardOutput.connect(lambda: self._on_process_stdout(process))
         process.readyReadStandardError.connect(lambda: self._on_process_stderr(process))

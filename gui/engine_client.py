@@ -50,6 +50,7 @@ class EngineClient(QObject):
 
     sig_message = Signal(object)
     sig_hello = Signal(object)
+    sig_run_started = Signal(object)
     sig_state = Signal(object)
     sig_progress = Signal(object)
     sig_eval = Signal(object)
@@ -78,7 +79,7 @@ class EngineClient(QObject):
         self._last_state = ""
         self.state = EngineState.IDLE
         self._routes = {
-            protocol.Hello: self.sig_hello, protocol.State: self.sig_state, protocol.Progress: self.sig_progress,
+            protocol.Hello: self.sig_hello, protocol.RunStarted: self.sig_run_started, protocol.State: self.sig_state, protocol.Progress: self.sig_progress,
             protocol.Eval: self.sig_eval, protocol.Memory: self.sig_memory,
             protocol.CheckpointSaved: self.sig_checkpoint, protocol.Log: self.sig_log,
             protocol.Warning: self.sig_warning, protocol.Error: self.sig_error, protocol.Finished: self.sig_finished,
@@ -98,12 +99,7 @@ class EngineClient(QObject):
         self._reader = protocol.Reader()
         self._stderr_buffer, self._last_state = b"", ""
         self._stderr_tail.clear()
-        process = QProcess(self)
-        env = QProcessEnvironment.systemEnvironment()
-        env.insert("PYTHONUNBUFFERED", "1")
-        if home:
-            env.insert("LLAMADESK_HOME", home)
-        process.setProcessEnvironment(env)
+        process = engine_process(self, home)
         process.readyReadStandardOutput.connect(self._on_process_stdout)
         process.readyReadStandardError.connect(self._on_process_stderr)
         process.finished.connect(self._on_process_finished)
@@ -183,6 +179,17 @@ class EngineClient(QObject):
             self._stderr_tail.append(f"could not start the engine: {self._process.errorString()}")
             self._set_state(EngineState.EXITED)
             self.sig_exited.emit(Outcome(None, True, "", "\n".join(self._stderr_tail)))
+
+
+def engine_process(parent: QObject, home: str | None) -> QProcess:
+    """A QProcess set up for the engine: unbuffered output, and the app's data folder when one is chosen."""
+    process = QProcess(parent)
+    env = QProcessEnvironment.systemEnvironment()
+    env.insert("PYTHONUNBUFFERED", "1")
+    if home:
+        env.insert("LLAMADESK_HOME", home)
+    process.setProcessEnvironment(env)
+    return process
 
 
 def engine_command() -> list[str]:

@@ -67,6 +67,8 @@ def main() -> int:
         run_dir.mkdir(parents=True)
         (run_dir / "config.yaml").write_text("model: fake\ndataset: fake.jsonl\n")
         events_file = (run_dir / "events.jsonl").open("a")
+        (run_dir / "engine.log").write_text("INFO engine.train: loading the fake model\n")
+        emit(protocol.RunStarted(str(run_dir)))
         return train(args, commands, run_dir)
     return 2
 

@@ -120,7 +120,7 @@ def test_histogram_has_the_cutoff_line_and_the_truncated_share(qtbot, home, tmp_
     state.set_config(dataclasses.replace(state.config, data=dataclasses.replace(state.config.data, cutoff=16)))
     page = _page(qtbot, home, state=state)
     _check(qtbot, page, path)
-    items = page.histogram.getPlotItem().items
+    items = page.histogram.plot.getPlotItem().items
     assert page.cutoff_line in items and page.cutoff_line.value() == 16 and page.cutoff_line.angle == 90
     assert page.cutoff_line.label.toPlainText() == "cutoff 16 · 33.3% cut"
     assert page.histogram_bars in items and sum(page.histogram_bars.opts["height"]) == 3

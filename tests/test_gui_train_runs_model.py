@@ -53,7 +53,10 @@ def test_train_page_reports_a_crash_with_the_log_tail(qtbot, state):
     qtbot.addWidget(page)
     with qtbot.waitSignal(page.client.sig_exited, timeout=20_000):
         page.start()
-    assert "stopped unexpectedly" in page.status.text() and "simulated crash" in page.status.text()
+    text = page.status.text()
+    assert "stopped unexpectedly" in text and "exit status 137" in text
+    assert "loading the fake model" in text, "the end of the run's engine.log is shown"
+    assert "simulated crash" in text
 
 
 def test_train_page_shows_engine_errors_with_hint(qtbot, state):

@@ -12,6 +12,7 @@ from engine import protocol
 
 SAMPLES = {
     "hello": protocol.Hello(1, "0.1.0", {"kind": "cpu", "bf16": False}, "train"),
+    "run_started": protocol.RunStarted("/runs/a", True),
     "state": protocol.State("training", "60 steps"),
     "progress": protocol.Progress(3, 60, 0.15, 2.5, 1e-3, 0.9, 812.5, 12.0, 228.0),
     "eval": protocol.Eval(10, 1.75),

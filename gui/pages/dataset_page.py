@@ -11,7 +11,6 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
-import pyqtgraph as pg
 from PySide6.QtCore import QModelIndex, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QFontDatabase, QTextCharFormat, QTextCursor
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFileDialog, QHBoxLayout, QHeaderView, QLabel,
@@ -21,6 +20,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFileDialog, QHBoxL
 from engine.data.formats import FORMAT_DESCRIPTIONS, FORMATS
 from gui.app_state import AppState
 from gui.data_check_job import CheckOptions, DataCheckJob
+from gui.widgets.lazy_plot import LazyPlot
 from gui.widgets.records_model import RecordsModel
 
 AUTO_DETECT = "Auto-detect"
@@ -92,11 +92,9 @@ class DatasetPage(QWidget):
         self.preview = QPlainTextEdit(readOnly=True)
         self.preview.setAcceptDrops(False)  # a file dropped here opens it, like anywhere on the page
         self.preview.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
-        self.histogram = pg.PlotWidget()
-        self.histogram.setLabel("bottom", "tokens per row (before the cutoff)")
-        self.histogram.setLabel("left", "rows")
-        self.histogram_bars: pg.BarGraphItem | None = None
-        self.cutoff_line: pg.InfiniteLine | None = None
+        self.histogram = LazyPlot({"bottom": "tokens per row (before the cutoff)", "left": "rows"})
+        self.histogram_bars = None  # pyqtgraph BarGraphItem, once a check has run
+        self.cutoff_line = None  # pyqtgraph InfiniteLine at the cutoff
         self.truncated_label = _plain_label()
 
         self._layout()
@@ -269,18 +267,21 @@ class DatasetPage(QWidget):
                 cursor.insertText(text, trained if is_trained else plain)
 
     def _show_histogram(self, stats: dict) -> None:
-        self.histogram.clear()
+        import pyqtgraph as pg  # deferred: see LazyPlot
+
+        if self.histogram.created:
+            self.histogram.plot.clear()
         self.histogram_bars = self.cutoff_line = None
         histogram = stats.get("histogram") or {}
         edges, counts = histogram.get("edges") or [], histogram.get("counts") or []
         if counts and len(edges) == len(counts) + 1:
             self.histogram_bars = pg.BarGraphItem(x0=edges[:-1], x1=edges[1:], height=counts, brush="#60a5fa")
-            self.histogram.addItem(self.histogram_bars)
+            self.histogram.plot.addItem(self.histogram_bars)
         cutoff, share = stats.get("cutoff") or 0, stats.get("truncated_share") or 0.0
         if cutoff:
             self.cutoff_line = pg.InfiniteLine(pos=cutoff, angle=90, movable=False, pen=pg.mkPen("#dc2626", width=2),
                                                label=f"cutoff {cutoff} · {share:.1%} cut", labelOpts={"position": 0.9})
-            self.histogram.addItem(self.cutoff_line)
+            self.histogram.plot.addItem(self.cutoff_line)
         self.truncated_label.setText(f"{share:.1%} of the rows ({stats.get('truncated_rows', 0):,}) are longer "
                                      f"than the cutoff of {cutoff:,} tokens and will be cut.")
 
@@ -291,7 +292,8 @@ class DatasetPage(QWidget):
         self.problems.setRowCount(0)
         self.tabs.setTabText(0, "Problems")
         self.preview.clear()
-        self.histogram.clear()
+        if self.histogram.created:
+            self.histogram.plot.clear()
         self.histogram_bars = self.cutoff_line = None
 
     def _show_message(self, text: str, kind: str) -> None:

@@ -3,9 +3,8 @@ Hugging Face id, downloads with progress and cancel, and the Hugging Face token 
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QHBoxLayout, QHeaderView, QInputDialog, QLabel,
-                               QLineEdit, QMessageBox, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QInputDialog, QLabel, QLineEdit, QMessageBox, QPushButton,
+                               QVBoxLayout, QWidget)
 
 from engine.models import catalog, hf_token
 from engine.models.errors import ModelSourceError
@@ -13,6 +12,7 @@ from engine.models.local import inspect_folder
 from gui import gpu_status
 from gui.app_state import AppState
 from gui.engine_client import EngineClient
+from gui.widgets.row_table import RowTable
 
 COLUMNS = ("Model", "Parameters", "Context", "License", "Gated", "Download", "4-bit weights", "Fit")
 DEMO = ("demo", "SmolLM2-135M-Instruct (offline demo)")
@@ -42,12 +42,7 @@ class ModelPage(QWidget):
         self.state = state
         self.specs = catalog.load_catalog()
         self.download = EngineClient(self, command=engine_command)
-        self.table = QTableWidget(len(self.specs) + 1, len(COLUMNS))
-        self.table.setHorizontalHeaderLabels(COLUMNS)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.table = RowTable(COLUMNS, len(self.specs) + 1)
         self.table.itemSelectionChanged.connect(self._on_table_selection)
         self.hub_id = QLineEdit(placeholderText="Hugging Face id, e.g. meta-llama/Llama-3.2-1B-Instruct")
         self.hub_id.returnPressed.connect(self._use_hub_id)
@@ -81,23 +76,18 @@ class ModelPage(QWidget):
         self.gpu.setText(f"{reading.name}: {reading.free_bytes / 2**30:.1f} GiB free of "
                          f"{reading.total_bytes / 2**30:.1f} GiB" if reading else
                          "No NVIDIA GPU found — the demo model can train on the CPU, slowly.")
-        self._row(0, (DEMO[1], "135M", "8,192", "apache-2.0", "no", "93 MB (once)", "", "CPU ok"))
+        self.table.set_row(0, (DEMO[1], "135M", "8,192", "apache-2.0", "no", "93 MB (once)", "", "CPU ok"))
         for i, spec in enumerate(self.specs, start=1):
             need = weights_bytes_4bit(spec)
-            self._row(i, (spec.name, catalog.human_count(spec.param_count), f"{spec.max_position_embeddings:,}",
+            self.table.set_row(i, (spec.name, catalog.human_count(spec.param_count), f"{spec.max_position_embeddings:,}",
                           spec.license, "yes" if spec.gated else "no", catalog.human_bytes(spec.download_bytes),
                           f"{need / 2**30:.1f} GiB", fit_badge(need, free)))
         self._show_current()
 
-    def _row(self, row: int, cells: tuple) -> None:
-        for column, text in enumerate(cells):
-            self.table.setItem(row, column, QTableWidgetItem(text))
-
     def selected_reference(self) -> str | None:
-        rows = self.table.selectionModel().selectedRows()
-        if not rows:
+        index = self.table.selected_row()
+        if index is None:
             return None
-        index = rows[0].row()
         return DEMO[0] if index == 0 else self.specs[index - 1].key
 
     def _on_table_selection(self) -> None:

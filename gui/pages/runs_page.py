@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from PySide6.QtCore import QUrl, Signal
 from PySide6.QtGui import QDesktopServices
-from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QMessageBox, QPushButton,
-                               QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QMessageBox, QPushButton, QVBoxLayout, QWidget
 
 from gui import run_store
 from gui.app_state import AppState
+from gui.widgets.row_table import RowTable
 
 COLUMNS = ("Run", "Status", "Model", "Dataset", "Steps", "Final loss", "Duration", "Started")
 
@@ -24,12 +24,7 @@ class RunsPage(QWidget):
         super().__init__(parent)
         self.state = state
         self.runs: list[run_store.RunSummary] = []
-        self.table = QTableWidget(0, len(COLUMNS))
-        self.table.setHorizontalHeaderLabels(COLUMNS)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.table = RowTable(COLUMNS)
         self.table.itemSelectionChanged.connect(self._on_table_selection)
         self.table.itemDoubleClicked.connect(lambda _: self._emit(self.sig_open_run))
         self.detail = QLabel()
@@ -60,14 +55,12 @@ class RunsPage(QWidget):
             duration = f"{run.duration_s / 60:.1f} min" if run.duration_s else "—"
             steps = f"{run.steps}/{run.total_steps}" if run.total_steps else "—"
             started = run.started.strftime("%Y-%m-%d %H:%M") if run.started else "—"
-            for column, text in enumerate((run.name, run.status, run.model, run.dataset, steps, loss, duration,
-                                           started)):
-                self.table.setItem(i, column, QTableWidgetItem(text))
+            self.table.set_row(i, (run.name, run.status, run.model, run.dataset, steps, loss, duration, started))
         self._on_table_selection()
 
     def selected(self) -> run_store.RunSummary | None:
-        rows = self.table.selectionModel().selectedRows()
-        return self.runs[rows[0].row()] if rows else None
+        row = self.table.selected_row()
+        return None if row is None else self.runs[row]
 
     def _on_table_selection(self) -> None:
         run = self.selected()

@@ -53,6 +53,7 @@ class TrainPage(QWidget):
         self.client = EngineClient(self, command=engine_command)
         self.presets = presets()
         self.current_run: str | None = None
+        self.run_dir: Path | None = None  # the folder the running engine writes
 
         self.preset = QComboBox()
         self.preset.addItems(["Custom", *self.presets])
@@ -120,6 +121,7 @@ class TrainPage(QWidget):
         self.splitter.setStretchFactor(1, 1)
         QVBoxLayout(self).addWidget(self.splitter)
 
+        self.client.sig_run_started.connect(self._on_engine_run_started)
         self.client.sig_state.connect(self._on_engine_state)
         self.client.sig_progress.connect(self._on_engine_progress)
         self.client.sig_eval.connect(lambda e: self.chart.add_eval(e.step, e.eval_loss))
@@ -215,6 +217,7 @@ class TrainPage(QWidget):
             return
         self.chart.clear()
         self.log.clear()
+        self.run_dir = None
         self._paused = False
         self.status.setText(message)
         self.progress.setRange(0, 0)  # busy until the first progress event
@@ -246,6 +249,11 @@ class TrainPage(QWidget):
             self.progress.setFormat(f"step {run.steps} / {run.total_steps}")
 
     # -- engine events ---------------------------------------------------------------------------------------
+    def _on_engine_run_started(self, msg: protocol.RunStarted) -> None:
+        self.run_dir = Path(msg.run_dir)
+        self.current_run = self.run_dir.name
+        self._log(f"run folder: {msg.run_dir}")
+
     def _on_engine_state(self, msg: protocol.State) -> None:
         self._paused = msg.state == "paused"
         labels = {"loading_model": "Loading the model…", "preparing_data": "Preparing the dataset…",
@@ -279,10 +287,21 @@ class TrainPage(QWidget):
         self.progress.setRange(0, max(1, self.progress.maximum()))
         if outcome.crashed:
             self.status.setText(f"The engine stopped unexpectedly (exit status {outcome.exit_code}). The run can "
-                                f"be resumed from its last checkpoint on the Runs page.\n{outcome.stderr_tail[-800:]}")
+                                f"be resumed from its last checkpoint on the Runs page.\n{self._last_log_lines(outcome)}")
         self._update_buttons()
         self.sig_running_changed.emit(False)
         self.state.sig_runs_changed.emit()
+
+    def _last_log_lines(self, outcome, count: int = 12) -> str:
+        """The end of the run's engine.log where there is one, else of the engine's stderr."""
+        log_file = self.run_dir / "engine.log" if self.run_dir else None
+        if log_file is not None and log_file.is_file():
+            lines = log_file.read_text(encoding="utf-8", errors="replace").splitlines()[-count:]
+            tail = "\n".join(lines)
+            if outcome.stderr_tail.strip():
+                tail += "\n" + "\n".join(outcome.stderr_tail.splitlines()[-4:])
+            return tail
+        return "\n".join(outcome.stderr_tail.splitlines()[-count:])
 
     def _on_telemetry_tick(self) -> None:
         if not self.isVisible():

@@ -2,31 +2,34 @@
 
 from __future__ import annotations
 
-import pyqtgraph as pg
 from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QVBoxLayout, QWidget
+from PySide6.QtWidgets import QWidget
+
+from gui.widgets.lazy_plot import LazyPlot
 
 REPAINT_MS = 250  # a fast run logs every step; repainting each time would waste the UI thread
 
 
-class LossChart(QWidget):
+class LossChart(LazyPlot):
     def __init__(self, parent: QWidget | None = None):
-        super().__init__(parent)
-        self.plot = pg.PlotWidget()
-        self.plot.setLabel("bottom", "step")
-        self.plot.setLabel("left", "loss")
-        self.plot.addLegend()
-        self.plot.showGrid(x=True, y=True, alpha=0.2)
-        self.train_curve = self.plot.plot([], [], pen=pg.mkPen("#3b82f6", width=2), name="train")
-        self.eval_curve = self.plot.plot([], [], pen=pg.mkPen("#f97316", width=2), symbol="o", symbolSize=6,
-                                         name="eval")
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.plot)
+        super().__init__({"bottom": "step", "left": "loss"}, parent)
+        self._curves = None
         self.train_points: list[tuple[int, float]] = []
         self.eval_points: list[tuple[int, float]] = []
         self._timer = QTimer(self, singleShot=True, interval=REPAINT_MS)
         self._timer.timeout.connect(self._repaint)
+
+    def curves(self):
+        if self._curves is None:
+            import pyqtgraph as pg
+
+            plot = self.plot
+            plot.addLegend()
+            plot.showGrid(x=True, y=True, alpha=0.2)
+            self._curves = (plot.plot([], [], pen=pg.mkPen("#3b82f6", width=2), name="train"),
+                            plot.plot([], [], pen=pg.mkPen("#f97316", width=2), symbol="o", symbolSize=6,
+                                      name="eval"))
+        return self._curves
 
     def clear(self) -> None:
         self.train_points, self.eval_points = [], []
@@ -45,10 +48,16 @@ class LossChart(QWidget):
         self.eval_points.append((step, loss))
         self._schedule()
 
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self._repaint()
+
     def _schedule(self) -> None:
         if not self._timer.isActive():
             self._timer.start()
 
     def _repaint(self) -> None:
-        for curve, points in ((self.train_curve, self.train_points), (self.eval_curve, self.eval_points)):
+        if not self.created and not self.isVisible():
+            return  # drawn when first shown
+        for curve, points in zip(self.curves(), (self.train_points, self.eval_points)):
             curve.setData([p[0] for p in points], [p[1] for p in points])
