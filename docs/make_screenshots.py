@@ -17,7 +17,7 @@ OUT = Path(__file__).resolve().parent / "screenshots"
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--home", default=os.environ.get("LLAMADESK_HOME"))
-    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--steps", type=int, default=60)
     args = parser.parse_args()
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     if args.home:
@@ -33,7 +33,8 @@ def main() -> None:
 
     if not any(r.has_adapter for r in run_store.list_runs()):
         config = demo.demo_config(**{"train.max_steps": args.steps, "run_name": "vellmoor-demo",
-                                     "data.validation_share": 0.1, "train.eval_steps": 10})
+                                     "data.validation_share": 0.1, "train.eval_steps": 10,
+                                     "train.logging_steps": 1})
         assert train.run(config, emitter=Emitter(sys.stderr, human=True), control=Control()) == 0
 
     app = _application()
@@ -62,6 +63,7 @@ def main() -> None:
     page = window.dataset_page
     page.open_path(str(resources.path("sample/harbor_lights.json")))
     wait(page.job.sig_done)
+    page.tabs.setCurrentIndex(1)  # the examples as the model sees them, trained text highlighted
     shot("dataset")
 
     window.show_page("Runs")
@@ -78,6 +80,7 @@ def main() -> None:
     chat.refresh()
     chat.select_run(runs[0].name)
     chat.compare_box.setChecked(True)
+    chat.sampling["temperature"].setValue(0.0)  # greedy: the answers are repeatable
     chat.load()
     while not chat.is_ready():
         wait(chat.client.sig_state)

@@ -49,6 +49,10 @@ def _parser() -> argparse.ArgumentParser:
     models.add_argument("--json", action="store_true", help="machine-readable output")
     models.set_defaults(handler=_cmd_models)
 
+    gpus = commands.add_parser("gpus", help="the NVIDIA GPUs: memory, load, temperature, power, other programs")
+    gpus.add_argument("--json", action="store_true")
+    gpus.set_defaults(handler=_cmd_gpus)
+
     model = commands.add_parser("model", help="fetch or check a model").add_subparsers(metavar="ACTION")
     fetch = model.add_parser("fetch", help="download a model (catalog key, hub id) or prepare the demo model")
     fetch.add_argument("reference", help="'demo', a catalog key (see 'models'), or a Hugging Face id")
@@ -78,6 +82,14 @@ def _parser() -> argparse.ArgumentParser:
                        "complete checkpoint")
     train.add_argument("--json", action="store_true", help="protocol lines even on a terminal")
     train.set_defaults(handler=_cmd_train)
+
+    estimate = commands.add_parser("estimate", help="GPU memory a run needs, line by line, against this GPU")
+    estimate.add_argument("config", nargs="?", help="a run config YAML (default: the defaults)")
+    estimate.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                          help="override a config field, e.g. --set model=llama-3.1-8b")
+    estimate.add_argument("--free-gib", type=float, help="judge against this much free memory instead of the GPU's")
+    estimate.add_argument("--json", action="store_true")
+    estimate.set_defaults(handler=_cmd_estimate)
 
     chat = commands.add_parser("chat", help="chat with a base model, optionally with a run's adapter (JSON on stdin)")
     chat.add_argument("--model", default=None, help="base model reference (default: the run's model, or demo)")
@@ -145,6 +157,14 @@ def _cmd_models(args) -> int:
               s.license, human_bytes(s.download_bytes)) for s in specs]
     _table(rows)
     print("\nAlso: 'demo' (SmolLM2-135M-Instruct, works offline), any Hugging Face id, or a local folder.")
+    return 0
+
+
+def _cmd_gpus(args) -> int:
+    from engine import gpu
+
+    result = gpu.probe()
+    print(json.dumps(result.to_dict(), indent=2) if args.json else gpu.describe(result))
     return 0
 
 
@@ -234,6 +254,18 @@ def _cmd_train(args) -> int:
     control = Control()
     control.listen()
     return train.run(config, emitter=emitter, control=control, resume_dir=run_dir)
+
+
+def _cmd_estimate(args) -> int:
+    from engine import fit
+
+    if not any(item.startswith("dataset=") for item in args.set):
+        args.set = [*args.set, "dataset=(not needed for the estimate)"]
+    config = _load_config(args)
+    free = int(args.free_gib * 2**30) if args.free_gib else None
+    report = fit.check(config, free_bytes=free, gpu_name="the given free memory" if free else None)
+    print(json.dumps(report.to_dict(), indent=2) if args.json else report.text())
+    return 0
 
 
 def _cmd_chat(args) -> int:

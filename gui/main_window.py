@@ -6,7 +6,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QListWidget, QMainWindow, QMessageBox, QSplitter, QStackedWidget
+from PySide6.QtWidgets import QHBoxLayout, QListWidget, QMainWindow, QMessageBox, QSplitter, QStackedWidget, QWidget
 
 from gui.app_state import AppState
 from gui.pages.chat_page import ChatPage
@@ -16,7 +16,7 @@ from gui.pages.runs_page import RunsPage
 from gui.pages.train_page import TrainPage
 
 # QSettings keys, declared once with their defaults.
-SETTINGS = {"window/geometry": None, "window/splitter": None, "window/page": 0, "choices/model": "demo",
+SETTINGS = {"window/geometry": None, "window/page": 0, "choices/model": "demo",
             "choices/dataset": ""}
 PAGES = ("Model", "Dataset", "Train", "Chat", "Runs")
 
@@ -36,13 +36,14 @@ class MainWindow(QMainWindow):
             self.stack.addWidget(page)
         self.sidebar = QListWidget()
         self.sidebar.addItems(PAGES)
-        self.sidebar.setMaximumWidth(160)
+        self.sidebar.setFixedWidth(self.sidebar.sizeHintForColumn(0) + 40)
         self.sidebar.currentRowChanged.connect(self.stack.setCurrentIndex)
-        self.splitter = QSplitter()
-        self.splitter.addWidget(self.sidebar)
-        self.splitter.addWidget(self.stack)
-        self.splitter.setStretchFactor(1, 1)
-        self.setCentralWidget(self.splitter)
+        body = QWidget()
+        layout = QHBoxLayout(body)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.sidebar)
+        layout.addWidget(self.stack, 1)
+        self.setCentralWidget(body)
         for index, name in enumerate(PAGES):
             action = QAction(name, self, shortcut=QKeySequence(f"Ctrl+{index + 1}"))
             action.triggered.connect(lambda _=False, i=index: self.sidebar.setCurrentRow(i))
@@ -75,14 +76,24 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(geometry)
         else:
             self.resize(1200, 780)
-        splitter = settings.value("window/splitter", SETTINGS["window/splitter"])
-        if splitter is not None:
-            self.splitter.restoreState(splitter)
+        for name, splitter in self._splitters().items():
+            state = settings.value(f"splitters/{name}")
+            if state is not None:
+                splitter.restoreState(state)
         self.sidebar.setCurrentRow(int(settings.value("window/page", SETTINGS["window/page"])))
         self.state.set_model(str(settings.value("choices/model", SETTINGS["choices/model"])))
         dataset = str(settings.value("choices/dataset", SETTINGS["choices/dataset"]))
         if dataset and Path(dataset).exists():
             self.state.set_dataset(dataset)
+
+    def _splitters(self) -> dict[str, QSplitter]:
+        """Every splitter in the pages, by a stable name, so their sizes persist."""
+        found = {}
+        for page_name, page in zip(PAGES, (self.model_page, self.dataset_page, self.train_page, self.chat_page,
+                                           self.runs_page)):
+            for index, splitter in enumerate(page.findChildren(QSplitter)):
+                found[f"{page_name}-{index}"] = splitter
+        return found
 
     def closeEvent(self, event) -> None:
         if self.train_page.client.is_running():
@@ -106,7 +117,8 @@ class MainWindow(QMainWindow):
         self.chat_page.shutdown()
         settings = QSettings()
         settings.setValue("window/geometry", self.saveGeometry())
-        settings.setValue("window/splitter", self.splitter.saveState())
+        for name, splitter in self._splitters().items():
+            settings.setValue(f"splitters/{name}", splitter.saveState())
         settings.setValue("window/page", self.sidebar.currentRow())
         settings.setValue("choices/model", self.state.config.model)
         settings.setValue("choices/dataset", self.state.config.dataset)

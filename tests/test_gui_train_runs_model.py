@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
-import types
 from pathlib import Path
 
 import pytest
 
 from engine import config as run_config
 from gui.app_state import AppState
+from tests import fake_nvml
 
 FAKE = [sys.executable, str(Path(__file__).with_name("fake_engine.py"))]
 
@@ -116,28 +116,18 @@ def test_runs_page_lists_cli_runs_and_opens_curves(qtbot, state, home):
     assert run_store.metrics(opened.args[0].folder)[0] == [(1, 2.0), (2, 1.5)]
 
 
-def _fake_nvml(total_gib: float, free_gib: float):
-    gib = 2**30
-    memory = types.SimpleNamespace(total=int(total_gib * gib), free=int(free_gib * gib),
-                                   used=int((total_gib - free_gib) * gib))
-    return types.SimpleNamespace(
-        nvmlInit=lambda: None, nvmlShutdown=lambda: None, nvmlDeviceGetCount=lambda: 1,
-        nvmlDeviceGetHandleByIndex=lambda i: "gpu0", nvmlDeviceGetMemoryInfo=lambda h: memory,
-        nvmlDeviceGetName=lambda h: "NVIDIA GeForce RTX 4090",
-        nvmlDeviceGetUtilizationRates=lambda h: types.SimpleNamespace(gpu=97),
-        nvmlDeviceGetTemperature=lambda h, kind: 71, NVML_TEMPERATURE_GPU=0,
-        nvmlDeviceGetPowerUsage=lambda h: (_ for _ in ()).throw(RuntimeError("not supported")),
-        nvmlSystemGetDriverVersion=lambda: "560.35",
-    )
-
-
 def test_model_page_fit_badges_against_a_faked_rtx_4090(qtbot, state, monkeypatch):
     from gui.pages.model_page import ModelPage
 
-    monkeypatch.setitem(sys.modules, "pynvml", _fake_nvml(24.0, 20.0))
+    monkeypatch.setitem(sys.modules, "pynvml", fake_nvml.module(fake_nvml.card(total_gib=24.0, used_gib=4.0)))
     page = ModelPage(state)
     qtbot.addWidget(page)
     assert "RTX 4090" in page.gpu.text()
+    from gui.pages.train_page import TrainPage
+
+    train = TrainPage(state, engine_command=FAKE)
+    qtbot.addWidget(train)
+    assert "RTX 4090: 20.0 GiB free of 24.0 GiB (driver 560.35.03, compute capability 8.9)" in train.memory.text()
     badges = {page.table.item(r, 0).text(): page.table.item(r, 7).text() for r in range(page.table.rowCount())}
     assert badges["Llama 3.2 1B"] == "fits" and badges["Llama 3.1 70B"] == "won't fit"
     page.table.selectRow(3)
@@ -147,7 +137,7 @@ def test_model_page_fit_badges_against_a_faked_rtx_4090(qtbot, state, monkeypatc
 def test_model_page_without_a_gpu(qtbot, state, monkeypatch):
     from gui.pages.model_page import ModelPage
 
-    broken = types.SimpleNamespace(nvmlInit=lambda: (_ for _ in ()).throw(OSError("NVML Shared Library Not Found")))
+    broken = fake_nvml.module(init_error=fake_nvml.NVMLError_LibraryNotFound("NVML Shared Library Not Found"))
     monkeypatch.setitem(sys.modules, "pynvml", broken)
     page = ModelPage(state)
     qtbot.addWidget(page)

@@ -31,7 +31,7 @@ class ModelFolder:
     @property
     def param_count(self) -> int | None:
         try:
-            return _spec_from_config(self.config).param_count
+            return spec_from_config(self.config).param_count
         except (KeyError, TypeError):
             return None
 
@@ -150,7 +150,7 @@ def _check_safetensors_header(file: Path) -> None:
                                hint="download or copy this file again", kind="corrupt_weights") from None
 
 
-def _spec_from_config(config: dict):
+def spec_from_config(config: dict):
     from engine.models.catalog import ModelSpec
 
     heads = config["num_attention_heads"]

@@ -106,7 +106,11 @@ class ChatPage(QWidget):
         self.system_edit.setToolTip("Instructions sent as the system message before the conversation")
         self.system_edit.setMaximumHeight(90)
         settings = QWidget()
-        form = QFormLayout(settings)
+        settings.setMaximumWidth(340)
+        column = QVBoxLayout(settings)
+        form = QFormLayout()
+        column.addLayout(form)
+        column.addStretch(1)  # keep the rows together at the top instead of spreading them out
         form.addRow(self.compare_box)
         form.addRow("System prompt", self.system_edit)
         self.sampling: dict[str, QSpinBox | QDoubleSpinBox] = {}

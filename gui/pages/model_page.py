@@ -6,10 +6,10 @@ from __future__ import annotations
 from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QInputDialog, QLabel, QLineEdit, QMessageBox, QPushButton,
                                QVBoxLayout, QWidget)
 
+from engine import gpu
 from engine.models import catalog, hf_token
 from engine.models.errors import ModelSourceError
 from engine.models.local import inspect_folder
-from gui import gpu_status
 from gui.app_state import AppState
 from gui.engine_client import EngineClient
 from gui.widgets.row_table import RowTable
@@ -71,7 +71,8 @@ class ModelPage(QWidget):
         self.refresh()
 
     def refresh(self) -> None:
-        reading = gpu_status.read()
+        found = gpu.probe()
+        reading = found.gpus[0] if found.available else None
         free = reading.free_bytes if reading else None
         self.gpu.setText(f"{reading.name}: {reading.free_bytes / 2**30:.1f} GiB free of "
                          f"{reading.total_bytes / 2**30:.1f} GiB" if reading else

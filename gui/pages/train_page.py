@@ -15,9 +15,9 @@ from PySide6.QtWidgets import (QComboBox, QFileDialog, QGroupBox, QHBoxLayout, Q
 
 import resources
 from engine import config as run_config
-from engine import paths, protocol, settings
+from engine import gpu, paths, protocol, settings
 from engine.events import format_duration
-from gui import gpu_status, run_store
+from gui import run_store
 from gui.app_state import AppState
 from gui.engine_client import EngineClient, EngineState
 from gui.widgets.config_form import ConfigForm
@@ -96,6 +96,7 @@ class TrainPage(QWidget):
         self.log.setMaximumBlockCount(LOG_LINES)
 
         settings = QWidget()
+        settings.setMaximumWidth(420)
         left = QVBoxLayout(settings)
         left.addWidget(QLabel("Preset"))
         left.addWidget(self.preset)
@@ -114,6 +115,8 @@ class TrainPage(QWidget):
         vertical.setOrientation(vertical.orientation().Vertical)
         vertical.addWidget(self.chart)
         vertical.addWidget(self.log)
+        vertical.setStretchFactor(0, 3)  # the curve gets most of the height, the log the rest
+        vertical.setStretchFactor(1, 1)
         right.addWidget(vertical, 1)
         self.splitter = QSplitter()
         self.splitter.addWidget(settings)
@@ -171,12 +174,16 @@ class TrainPage(QWidget):
     def _update_summary(self) -> None:
         config = self.state.config
         self.summary.setText(f"Model: {config.model}\nDataset: {config.dataset or '(choose one on the Dataset page)'}")
-        reading = gpu_status.read()
-        if reading is None:
+        found = gpu.probe()
+        if not found.available:
             self.memory.setText("No NVIDIA GPU found — the demo model can train on the CPU, slowly.")
         else:
+            reading = found.gpus[0]
+            capability = f", compute capability {reading.compute_capability}" if reading.compute_capability else ""
+            others = reading.other_processes_bytes()
+            busy = f"\nOther programs are using {others / 2**30:.1f} GiB of it." if others else ""
             self.memory.setText(f"{reading.name}: {reading.free_bytes / 2**30:.1f} GiB free of "
-                                f"{reading.total_bytes / 2**30:.1f} GiB (driver {reading.driver})")
+                                f"{reading.total_bytes / 2**30:.1f} GiB (driver {found.driver}{capability}){busy}")
         self._update_buttons()
 
     def load_settings(self) -> None:
@@ -306,10 +313,11 @@ class TrainPage(QWidget):
     def _on_telemetry_tick(self) -> None:
         if not self.isVisible():
             return  # no polling for a hidden page
-        reading = gpu_status.read()
-        if reading is None:
+        found = gpu.probe()
+        if not found.available:
             self.telemetry.setText("")
             return
+        reading = found.gpus[0]
         parts = [f"GPU memory {reading.used_bytes / 2**30:.1f} / {reading.total_bytes / 2**30:.1f} GiB"]
         if reading.utilization_pct is not None:
             parts.append(f"utilisation {reading.utilization_pct}%")

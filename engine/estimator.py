@@ -1,0 +1,289 @@
+"""How much GPU memory a QLoRA/LoRA run needs, line by line, before it starts. Pure arithmetic: no torch.
+
+Counts that can be exact are exact and tested against the real objects: parameters, LoRA parameters (PEFT), and the
+bytes bitsandbytes stores for 4-bit weights with their quantization constants. Activations, logits and runtime
+overheads follow the shapes of transformers' LLaMA implementation; their coefficients are calibrated on a GPU by
+bench/estimator_accuracy.py.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, replace
+
+from engine.models.catalog import ModelSpec
+
+GIB = 2**30
+NF4_BLOCK = 64  # bitsandbytes 4-bit block size: one absmax per 64 weights
+NESTED_BLOCK = 256  # double quantization: the absmax values are quantized in blocks of 256
+NF4_CODE_BYTES = 16 * 4  # the 16-value NF4 code table (fp32), stored per quantized layer
+NESTED_CODE_BYTES = 256 * 4  # the 8-bit dynamic code table for the nested absmax, per layer
+OPTIM8_BLOCK = 256  # bitsandbytes 8-bit optimizers keep one absmax per 256 values per state
+CUDA_CONTEXT_BYTES = int(0.55 * GIB)  # CUDA context, cuBLAS/cuDNN workspaces: driver dependent, ~0.3-0.6 GiB
+HEADROOM = 0.10  # the caching allocator's fragmentation on the changing-size buffers
+TARGETS_ALL = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the estimate depends on besides the architecture."""
+
+    quantization: str = "nf4"  # "nf4" or "none"
+    double_quant: bool = True
+    compute_bytes: int = 2  # 2 for bf16/fp16, 4 for fp32
+    lora_rank: int = 16
+    lora_dropout: float = 0.05
+    target_modules: tuple[str, ...] = TARGETS_ALL
+    micro_batch: int = 4
+    seq_len: int = 1024
+    gradient_checkpointing: bool = True
+    optimizer: str = "paged_adamw_8bit"  # or adamw_8bit, adamw_torch
+    attention: str = "sdpa"  # sdpa / flash_attention_2 keep O(sequence) memory; eager keeps the score matrix
+    gpus: int = 1
+    device: str = "cuda"  # "cpu" leaves out the CUDA context
+
+    @property
+    def tokens(self) -> int:
+        return self.micro_batch * self.seq_len
+
+
+@dataclass
+class Line:
+    name: str
+    bytes: int
+    explanation: str
+    exact: bool = False
+
+
+@dataclass
+class Estimate:
+    lines: list[Line] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return sum(line.bytes for line in self.lines)
+
+    def to_dict(self) -> dict:
+        return {"total_bytes": self.total, "lines": [asdict(line) for line in self.lines]}
+
+    def table(self) -> str:
+        width = max(len(line.name) for line in self.lines)
+        rows = [f"{line.name.ljust(width)}  {line.bytes / GIB:7.2f} GiB  {line.explanation}" for line in self.lines]
+        rows.append(f"{'total'.ljust(width)}  {self.total / GIB:7.2f} GiB")
+        return "\n".join(rows)
+
+
+# ---- exact counts ------------------------------------------------------------------------------------------------
+
+def linear_shapes(spec: ModelSpec) -> dict[str, tuple[int, int]]:
+    """(in_features, out_features) of each linear layer in one decoder layer."""
+    h, i = spec.hidden_size, spec.intermediate_size
+    q, kv = spec.num_attention_heads * spec.head_dim, spec.num_key_value_heads * spec.head_dim
+    return {"q_proj": (h, q), "k_proj": (h, kv), "v_proj": (h, kv), "o_proj": (q, h),
+            "gate_proj": (h, i), "up_proj": (h, i), "down_proj": (i, h)}
+
+
+def lora_params(spec: ModelSpec, rank: int, targets: tuple[str, ...] = TARGETS_ALL) -> int:
+    """Trainable LoRA parameters: A (rank × in) and B (out × rank) for each targeted layer."""
+    shapes = linear_shapes(spec)
+    return spec.num_hidden_layers * sum(rank * (shapes[t][0] + shapes[t][1]) for t in targets)
+
+
+def nf4_layer_bytes(n: int, double_quant: bool) -> int:
+    """Bytes bitsandbytes stores for one 4-bit linear weight of n values, constants and code tables included."""
+    blocks = math.ceil(n / NF4_BLOCK)
+    packed = math.ceil(n / 2)
+    if not double_quant:
+        return packed + blocks * 4 + NF4_CODE_BYTES
+    nested = math.ceil(blocks / NESTED_BLOCK)
+    return packed + blocks + NF4_CODE_BYTES + nested * 4 + NESTED_CODE_BYTES + 4  # +4: the nested offset
+
+
+def quantized_bytes(spec: ModelSpec, double_quant: bool) -> int:
+    per_layer = sum(nf4_layer_bytes(i * o, double_quant) for i, o in linear_shapes(spec).values())
+    return spec.num_hidden_layers * per_layer
+
+
+def unquantized_params(spec: ModelSpec) -> int:
+    """Parameters bitsandbytes leaves unquantized: embeddings, the output head (unless tied) and the norms."""
+    embed = spec.vocab_size * spec.hidden_size
+    head = 0 if spec.tie_word_embeddings else embed
+    return embed + head + (2 * spec.num_hidden_layers + 1) * spec.hidden_size
+
+
+# ---- the estimate ------------------------------------------------------------------------------------------------
+
+def estimate(spec: ModelSpec, s: Settings) -> Estimate:
+    est = Estimate()
+    a = s.compute_bytes
+    if s.quantization == "nf4":
+        est.lines.append(Line("4-bit weights", quantized_bytes(spec, s.double_quant),
+                              "Linear layers in NF4 (4 bits each) with their per-64 scaling constants"
+                              + (", themselves quantized to 8 bits (double quantization)." if s.double_quant
+                                 else " in fp32."), exact=True))
+        # PEFT's prepare_model_for_kbit_training upcasts every non-4-bit parameter to fp32 for stable training.
+        est.lines.append(Line("16/32-bit layers", unquantized_params(spec) * 4,
+                              "Embeddings, output head and norms stay unquantized; QLoRA preparation upcasts "
+                              "them to fp32.", exact=True))
+    else:
+        est.lines.append(Line("base weights", spec.param_count * a,
+                              f"All {spec.param_count / 1e9:.2f}B parameters at {8 * a} bits (plain LoRA).",
+                              exact=True))
+    adapters = lora_params(spec, s.lora_rank, s.target_modules)
+    est.lines.append(Line("LoRA adapters", adapters * 4,
+                          f"{adapters / 1e6:.1f}M trainable parameters (rank {s.lora_rank}) kept in fp32.",
+                          exact=True))
+    est.lines.append(Line("LoRA gradients", adapters * 4, "One fp32 gradient per trainable parameter.", exact=True))
+    est.lines.append(_optimizer_line(adapters, s))
+    if s.gpus > 1:
+        est.lines.append(Line("DDP gradient buckets", adapters * 4,
+                              f"Each of the {s.gpus} GPUs keeps a copy of the gradients for the all-reduce."))
+    est.lines.append(_activations_line(spec, s))
+    est.lines.append(_logits_line(spec, s))
+    if s.device == "cuda":
+        est.lines.append(Line("CUDA context", CUDA_CONTEXT_BYTES,
+                              "The CUDA runtime, cuBLAS and kernel images, loaded before anything else."))
+        dynamic = sum(line.bytes for line in est.lines if line.name in ("activations", "logits and loss"))
+        est.lines.append(Line("allocator headroom", int(dynamic * HEADROOM),
+                              "PyTorch's caching allocator holds some freed blocks of the changing-size "
+                              "buffers (about 10% of them)."))
+    return est
+
+
+def _optimizer_line(adapters: int, s: Settings) -> Line:
+    if s.optimizer in ("paged_adamw_8bit", "adamw_8bit"):
+        blocks = math.ceil(adapters / OPTIM8_BLOCK)
+        paged = " Paged: moved to CPU memory under pressure." if s.optimizer.startswith("paged") else ""
+        return Line("optimizer states", 2 * adapters + 2 * blocks * 4,
+                    "AdamW's two moments in 8 bits per parameter." + paged)
+    return Line("optimizer states", 8 * adapters, "AdamW's two moments in fp32 (8 bytes per parameter).")
+
+
+def layer_activation_bytes_per_token(spec: ModelSpec, s: Settings) -> int:
+    """Bytes one decoder layer keeps for the backward pass, per token, following LlamaDecoderLayer with LoRA."""
+    h, i, a = spec.hidden_size, spec.intermediate_size, s.compute_bytes
+    kv = spec.num_key_value_heads * spec.head_dim
+    q = spec.num_attention_heads * spec.head_dim
+    norms = 2 * (4 * h + a * h)  # RMSNorm keeps its fp32 input and passes on the output
+    attention = a * (q + 2 * kv) + a * (q + kv) + a * q  # q/k/v, their rotary copies, the attention output
+    mlp = 4 * a * i  # gate, up, the activation and the product fed to down_proj
+    dropout = 0
+    if s.lora_dropout > 0:  # a dropped-out copy of each adapted layer's input, plus its mask
+        shapes = linear_shapes(spec)
+        dropout = sum((a + 1) * shapes[t][0] for t in s.target_modules)
+    scores = 0
+    if s.attention == "eager":  # the full score matrix, heads × sequence, per query token
+        scores = (a + 4) * spec.num_attention_heads * s.seq_len
+    return norms + attention + mlp + dropout + scores
+
+
+def _activations_line(spec: ModelSpec, s: Settings) -> Line:
+    per_layer = layer_activation_bytes_per_token(spec, s) * s.tokens
+    if s.gradient_checkpointing:
+        kept = spec.num_hidden_layers * s.tokens * spec.hidden_size * s.compute_bytes
+        total = kept + 2 * per_layer
+        text = (f"Gradient checkpointing keeps only each layer's input ({s.micro_batch}×{s.seq_len} tokens) and "
+                f"recomputes one layer at a time in the backward pass.")
+    else:
+        total = (spec.num_hidden_layers + 1) * per_layer
+        text = (f"Every layer keeps its intermediate results for the backward pass ({per_layer / GIB:.2f} GiB "
+                f"per layer at {s.micro_batch}×{s.seq_len} tokens); checkpointing would cut this sharply.")
+    return Line("activations", total, text)
+
+
+def _logits_line(spec: ModelSpec, s: Settings) -> Line:
+    elements = s.tokens * spec.vocab_size
+    upcast = 4 if s.compute_bytes < 4 else 0
+    per = s.compute_bytes + upcast + 4 + 4  # logits, fp32 copy for the loss, log-softmax, its gradient
+    return Line("logits and loss", elements * per,
+                f"{s.micro_batch}×{s.seq_len} tokens × {spec.vocab_size:,} vocabulary scores, upcast to fp32 for "
+                "the loss, with the log-softmax and its gradient" + (" — large for Llama 3's 128k vocabulary."
+                                                                    if spec.vocab_size > 100_000 else "."))
+
+
+# ---- fit and auto-fit -----------------------------------------------------------------------------------------
+
+@dataclass
+class Verdict:
+    status: str  # "fits", "tight" or "won't fit"
+    need_bytes: int
+    free_bytes: int
+
+    @property
+    def margin_bytes(self) -> int:
+        return self.free_bytes - self.need_bytes
+
+
+def verdict(need: int, free: int) -> Verdict:
+    """Against free memory, not total: what other programs hold is not available. Tight: within the last 10%."""
+    status = "fits" if need <= 0.9 * free else "tight" if need <= free else "won't fit"
+    return Verdict(status, need, free)
+
+
+@dataclass
+class Suggestion:
+    change: str  # what to change, in words
+    settings: Settings
+    need_bytes: int
+
+
+def suggestions(spec: ModelSpec, s: Settings, free: int) -> list[Suggestion]:
+    """Changes that make the run fit, each keeping the effective batch (micro-batch × accumulation) the same."""
+    found: list[Suggestion] = []
+
+    def consider(change: str, candidate: Settings) -> None:
+        need = estimate(spec, candidate).total
+        if need <= 0.9 * free:
+            found.append(Suggestion(change, candidate, need))
+
+    if not s.gradient_checkpointing:
+        consider("turn on gradient checkpointing", replace(s, gradient_checkpointing=True))
+    if s.optimizer == "adamw_torch":
+        consider("use the paged 8-bit AdamW optimizer", replace(s, optimizer="paged_adamw_8bit"))
+    batch = largest_micro_batch(spec, s, free)
+    if batch and batch < s.micro_batch:
+        consider(f"micro-batch {batch} with {s.micro_batch // batch}× the gradient accumulation",
+                 replace(s, micro_batch=batch))
+    length = longest_sequence(spec, s, free)
+    if length and length < s.seq_len:
+        consider(f"shorten the cutoff to {length} tokens", replace(s, seq_len=length))
+    for rank in (32, 16, 8):
+        if rank < s.lora_rank:
+            consider(f"LoRA rank {rank}", replace(s, lora_rank=rank))
+            break
+    if not found:  # no single change is enough: combine the savers, then shrink the batch, then the sequence
+        plan = replace(s, gradient_checkpointing=True, optimizer="paged_adamw_8bit")
+        steps = ["gradient checkpointing", "the paged 8-bit optimizer"]
+        batch = largest_micro_batch(spec, plan, free)
+        if batch == 0:
+            plan = replace(plan, micro_batch=1)
+            steps.append("micro-batch 1 with more gradient accumulation")
+            length = longest_sequence(spec, plan, free)
+            if length:
+                plan = replace(plan, seq_len=length)
+                steps.append(f"a cutoff of {length} tokens")
+        elif batch < s.micro_batch:
+            plan = replace(plan, micro_batch=batch)
+            steps.append(f"micro-batch {batch} with {s.micro_batch // batch}× the gradient accumulation")
+        consider("together: " + ", ".join(steps), plan)
+    return sorted(found, key=lambda x: x.need_bytes, reverse=True)
+
+
+def largest_micro_batch(spec: ModelSpec, s: Settings, free: int, limit: int = 256) -> int:
+    """The largest power-of-two micro-batch that fits (0 if not even 1 does)."""
+    best, batch = 0, 1
+    while batch <= limit and estimate(spec, replace(s, micro_batch=batch)).total <= 0.9 * free:
+        best, batch = batch, batch * 2
+    return best
+
+
+def longest_sequence(spec: ModelSpec, s: Settings, free: int, step: int = 256) -> int:
+    """The longest sequence (a multiple of ``step``, up to the model's context) that fits."""
+    lo, hi = 0, spec.max_position_embeddings // step
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if estimate(spec, replace(s, seq_len=mid * step)).total <= 0.9 * free:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo * step

@@ -1,0 +1,126 @@
+"""Connects a run config and the GPU probe to the estimator: will this run fit this card, and what to change."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from engine import estimator, gpu
+from engine.config import RunConfig
+from engine.models import catalog
+from engine.models.errors import ModelSourceError
+from engine.models.local import spec_from_config
+
+DEMO_SPEC = "smollm2-135m"
+
+
+def spec_for(reference: str) -> catalog.ModelSpec:
+    """Architecture facts for a model reference, without loading the model."""
+    if reference == "demo":
+        return catalog.find(DEMO_SPEC)
+    found = catalog.find(reference)
+    if found is not None:
+        return found
+    config_file = Path(reference).expanduser() / "config.json"
+    if config_file.is_file():
+        try:
+            return spec_from_config(json.loads(config_file.read_text(encoding="utf-8")))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelSourceError(f"config.json lacks an architecture fact ({exc})", where=str(config_file),
+                                   kind="bad_config") from None
+    raise ModelSourceError("no architecture facts for this model", where=reference,
+                           hint="pick a catalog model or a local folder with config.json (fetch hub models first)",
+                           kind="unknown")
+
+
+def settings_for(config: RunConfig, *, gpus: int = 1, device: str = "cuda") -> estimator.Settings:
+    dtype = config.compute_dtype
+    compute_bytes = 4 if dtype == "float32" or (dtype == "auto" and device == "cpu") else 2
+    optimizer = config.train.optimizer
+    if optimizer == "auto":
+        optimizer = "paged_adamw_8bit" if device == "cuda" else "adamw_torch"
+    return estimator.Settings(
+        quantization=config.quantization, double_quant=config.double_quant, compute_bytes=compute_bytes,
+        lora_rank=config.lora.rank, lora_dropout=config.lora.dropout,
+        target_modules=tuple(config.lora.target_modules) or estimator.TARGETS_ALL,
+        micro_batch=config.train.micro_batch, seq_len=config.data.cutoff,
+        gradient_checkpointing=config.train.gradient_checkpointing, optimizer=optimizer, gpus=gpus, device=device,
+    )
+
+
+@dataclass
+class FitReport:
+    estimate: estimator.Estimate
+    gpu_name: str | None
+    verdict: estimator.Verdict | None  # None without a GPU
+    suggestions: list[estimator.Suggestion] = field(default_factory=list)
+    largest_micro_batch: int | None = None
+    longest_sequence: int | None = None
+    reason: str = ""  # why there is no verdict
+
+    def to_dict(self) -> dict:
+        return {
+            "estimate": self.estimate.to_dict(),
+            "gpu": self.gpu_name,
+            "verdict": None if self.verdict is None else {"status": self.verdict.status,
+                                                          "need_bytes": self.verdict.need_bytes,
+                                                          "free_bytes": self.verdict.free_bytes,
+                                                          "margin_bytes": self.verdict.margin_bytes},
+            "suggestions": [{"change": s.change, "need_bytes": s.need_bytes,
+                             "settings": {"micro_batch": s.settings.micro_batch, "seq_len": s.settings.seq_len,
+                                          "gradient_checkpointing": s.settings.gradient_checkpointing,
+                                          "optimizer": s.settings.optimizer, "lora_rank": s.settings.lora_rank}}
+                            for s in self.suggestions],
+            "largest_micro_batch": self.largest_micro_batch,
+            "longest_sequence": self.longest_sequence,
+            "reason": self.reason,
+        }
+
+    def text(self) -> str:
+        lines = [self.estimate.table(), ""]
+        if self.verdict is None:
+            lines.append(self.reason)
+        else:
+            v = self.verdict
+            lines.append(f"{self.gpu_name}: {v.free_bytes / estimator.GIB:.2f} GiB free → {v.status.upper()} "
+                         f"(margin {v.margin_bytes / estimator.GIB:+.2f} GiB)")
+            lines.append(f"Largest micro-batch that fits: {self.largest_micro_batch}; longest sequence at this "
+                         f"micro-batch: {self.longest_sequence} tokens")
+            for s in self.suggestions:
+                lines.append(f"  to fit: {s.change} → {s.need_bytes / estimator.GIB:.2f} GiB")
+        return "\n".join(lines)
+
+
+def check(config: RunConfig, *, free_bytes: int | None = None, gpu_name: str | None = None,
+          probe: gpu.Probe | None = None) -> FitReport:
+    """The estimate for ``config`` against the first GPU's free memory (or ``free_bytes`` when given)."""
+    spec = spec_for(config.model)
+    settings = settings_for(config)
+    result = estimator.estimate(spec, settings)
+    if free_bytes is None:
+        probe = probe or gpu.probe()
+        if not probe.available:
+            return FitReport(result, None, None, reason=probe.reason[:1].upper() + probe.reason[1:]
+                             + ": the estimate is for a CUDA GPU.")
+        card = probe.gpus[0]
+        free_bytes, gpu_name = card.free_bytes, card.name
+    report = FitReport(result, gpu_name or "GPU", estimator.verdict(result.total, free_bytes))
+    report.largest_micro_batch = estimator.largest_micro_batch(spec, settings, free_bytes)
+    report.longest_sequence = estimator.longest_sequence(spec, settings, free_bytes)
+    if report.verdict.status != "fits":
+        report.suggestions = estimator.suggestions(spec, settings, free_bytes)
+    return report
+
+
+def apply(config: RunConfig, suggestion: estimator.Suggestion) -> RunConfig:
+    """The run config with a suggestion applied; gradient accumulation grows to keep the effective batch."""
+    from dataclasses import replace
+
+    s = suggestion.settings
+    accumulation = max(1, config.train.grad_accum * config.train.micro_batch // s.micro_batch)
+    optimizer = config.train.optimizer if s.optimizer == settings_for(config).optimizer else s.optimizer
+    train = replace(config.train, micro_batch=s.micro_batch, grad_accum=accumulation,
+                    gradient_checkpointing=s.gradient_checkpointing, optimizer=optimizer)
+    return replace(config, train=train, data=replace(config.data, cutoff=s.seq_len),
+                   lora=replace(config.lora, rank=s.lora_rank))

@@ -1,0 +1,144 @@
+"""The VRAM estimator: exact parts checked against real PEFT and bitsandbytes objects; fit and auto-fit logic."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import replace
+
+import pytest
+
+from engine import config as run_config
+from engine import estimator, fit
+from engine.models import catalog
+from engine.models.local import spec_from_config
+from tests import fake_nvml
+
+GIB = 2**30
+
+
+def _tiny_spec(tiny_model):
+    return spec_from_config(json.loads((tiny_model / "config.json").read_text()))
+
+
+@pytest.mark.parametrize("targets", [estimator.TARGETS_ALL, ("q_proj", "v_proj")])
+def test_lora_parameter_count_equals_peft(tiny_model, targets):
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
+    peft_model = get_peft_model(model, LoraConfig(r=8, target_modules=list(targets), task_type="CAUSAL_LM"))
+    trainable = sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
+    assert estimator.lora_params(_tiny_spec(tiny_model), 8, targets) == trainable
+
+
+def test_lora_parameter_count_for_a_real_shape_on_the_meta_device():
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    spec = catalog.find("llama-3.2-1b")
+    with torch.device("meta"):
+        model = LlamaForCausalLM(LlamaConfig(**spec.llama_config_kwargs()))
+    peft_model = get_peft_model(model, LoraConfig(r=16, target_modules="all-linear", task_type="CAUSAL_LM"))
+    trainable = sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
+    assert estimator.lora_params(spec, 16) == trainable == 11_272_192
+
+
+@pytest.mark.parametrize("double_quant", [True, False])
+def test_quantized_bytes_equal_bitsandbytes_storage(tiny_model, double_quant):
+    import torch
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    model = AutoModelForCausalLM.from_pretrained(
+        tiny_model, dtype=torch.float32, device_map={"": "cpu"},
+        quantization_config=BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                               bnb_4bit_use_double_quant=double_quant,
+                                               bnb_4bit_compute_dtype=torch.float32))
+    stored, unquantized = 0, 0
+    for param in model.parameters():
+        if type(param).__name__ != "Params4bit":
+            unquantized += param.numel()
+            continue
+        state = param.quant_state
+        tensors = [param.data, state.absmax, state.code]
+        if state.nested:
+            tensors += [state.state2.absmax, state.state2.code, state.offset]
+        stored += sum(t.numel() * t.element_size() for t in tensors)
+    spec = _tiny_spec(tiny_model)
+    assert estimator.quantized_bytes(spec, double_quant) == stored
+    assert estimator.unquantized_params(spec) == unquantized
+
+
+def test_breakdown_lines_and_the_effect_of_each_setting():
+    spec = catalog.find("llama-3.1-8b")
+    base = estimator.Settings(micro_batch=1, seq_len=2048)
+    result = estimator.estimate(spec, base)
+    names = [line.name for line in result.lines]
+    assert names == ["4-bit weights", "16/32-bit layers", "LoRA adapters", "LoRA gradients", "optimizer states",
+                     "activations", "logits and loss", "CUDA context", "allocator headroom"]
+    assert all(line.explanation.endswith((".", "vocabulary.")) for line in result.lines)
+    total = result.total
+    assert estimator.estimate(spec, replace(base, gradient_checkpointing=False)).total > total + 10 * GIB
+    assert estimator.estimate(spec, replace(base, micro_batch=2)).total > total
+    assert estimator.estimate(spec, replace(base, optimizer="adamw_torch")).total > total
+    # bf16 weights (16 GB) instead of 4-bit ones plus the fp32 embeddings and head (7.3 GB).
+    assert estimator.estimate(spec, replace(base, quantization="none")).total > total + 7 * GIB
+    # Llama 3's 128k vocabulary makes the loss buffers large: bigger than the 4-bit weights at 2048 tokens.
+    lines = {line.name: line.bytes for line in result.lines}
+    assert lines["logits and loss"] > lines["4-bit weights"]
+
+
+def test_verdict_is_against_free_memory():
+    assert estimator.verdict(10 * GIB, 20 * GIB).status == "fits"
+    assert estimator.verdict(19 * GIB, 20 * GIB).status == "tight"
+    assert estimator.verdict(21 * GIB, 20 * GIB).status == "won't fit"
+    assert estimator.verdict(21 * GIB, 20 * GIB).margin_bytes == -GIB
+
+
+def test_suggestions_fit_and_keep_the_effective_batch():
+    spec = catalog.find("llama-3.1-8b")
+    config = run_config.from_mapping({"dataset": "x", "model": "llama-3.1-8b", "data": {"cutoff": 2048},
+                                      "train": {"micro_batch": 8, "grad_accum": 2,
+                                                "gradient_checkpointing": False}})
+    free = 24 * GIB
+    report = fit.check(config, free_bytes=free)
+    assert report.verdict.status == "won't fit" and report.suggestions
+    for suggestion in report.suggestions:
+        assert suggestion.need_bytes <= 0.9 * free
+        fixed = fit.apply(config, suggestion)
+        assert fixed.train.micro_batch * fixed.train.grad_accum == 16, suggestion.change
+        assert estimator.estimate(spec, fit.settings_for(fixed)).total == suggestion.need_bytes
+    assert report.largest_micro_batch == 0, "without checkpointing not even one sequence of 2048 fits in 24 GB"
+    settings = replace(fit.settings_for(config), gradient_checkpointing=True)
+    batch = estimator.largest_micro_batch(spec, settings, free)
+    assert batch >= 1
+    assert estimator.estimate(spec, replace(settings, micro_batch=batch)).total <= 0.9 * free
+    assert estimator.estimate(spec, replace(settings, micro_batch=batch * 2)).total > 0.9 * free
+
+
+def test_fit_against_a_faked_rtx_4090_with_another_program(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pynvml", fake_nvml.module(
+        fake_nvml.card(used_gib=6.0, processes=[(77, "game", 6 * GIB)])))
+    config = run_config.from_mapping({"dataset": "x", "model": "llama-3.2-1b", "data": {"cutoff": 1024}})
+    report = fit.check(config)
+    assert report.gpu_name == "NVIDIA GeForce RTX 4090" and report.verdict.free_bytes == 18 * GIB
+    assert report.verdict.status == "fits"
+    monkeypatch.setitem(sys.modules, "pynvml", fake_nvml.module(
+        init_error=fake_nvml.NVMLError_LibraryNotFound("no library")))
+    assert fit.check(config).verdict is None
+
+
+def test_local_folder_and_demo_resolve_to_architecture_facts(tiny_model):
+    assert fit.spec_for("demo").key == "smollm2-135m"
+    assert fit.spec_for(str(tiny_model)).hidden_size == 64
+
+
+def test_cli_estimate_json():
+    out = subprocess.run([sys.executable, "-m", "engine", "estimate", "--set", "model=llama-3.2-3b", "--free-gib",
+                          "12", "--json"], capture_output=True, text=True, check=True).stdout
+    data = json.loads(out)
+    assert data["verdict"]["free_bytes"] == 12 * GIB and data["estimate"]["total_bytes"] > 2 * GIB
+    assert {line["name"] for line in data["estimate"]["lines"]} >= {"4-bit weights", "activations"}
