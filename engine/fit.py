@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine import estimator, gpu
+from engine import calibration, estimator, gpu
 from engine.config import RunConfig
 from engine.models import catalog
 from engine.models.errors import ModelSourceError
@@ -58,6 +58,7 @@ class FitReport:
     largest_micro_batch: int | None = None
     longest_sequence: int | None = None
     reason: str = ""  # why there is no verdict
+    measured: list[dict] = field(default_factory=list)  # similar past runs on this machine (calibration)
 
     def to_dict(self) -> dict:
         return {
@@ -75,6 +76,7 @@ class FitReport:
             "largest_micro_batch": self.largest_micro_batch,
             "longest_sequence": self.longest_sequence,
             "reason": self.reason,
+            "measured": self.measured,
         }
 
     def text(self) -> str:
@@ -89,6 +91,8 @@ class FitReport:
                          f"micro-batch: {self.longest_sequence} tokens")
             for s in self.suggestions:
                 lines.append(f"  to fit: {s.change} → {s.need_bytes / estimator.GIB:.2f} GiB")
+        for entry in self.measured:
+            lines.append("Similar run here: " + calibration.describe(entry))
         return "\n".join(lines)
 
 
@@ -98,14 +102,15 @@ def check(config: RunConfig, *, free_bytes: int | None = None, gpu_name: str | N
     spec = spec_for(config.model)
     settings = settings_for(config)
     result = estimator.estimate(spec, settings)
+    measured = calibration.similar(config.model, settings)
     if free_bytes is None:
         probe = probe or gpu.probe()
         if not probe.available:
             return FitReport(result, None, None, reason=probe.reason[:1].upper() + probe.reason[1:]
-                             + ": the estimate is for a CUDA GPU.")
+                             + ": the estimate is for a CUDA GPU.", measured=measured)
         card = probe.gpus[0]
         free_bytes, gpu_name = card.free_bytes, card.name
-    report = FitReport(result, gpu_name or "GPU", estimator.verdict(result.total, free_bytes))
+    report = FitReport(result, gpu_name or "GPU", estimator.verdict(result.total, free_bytes), measured=measured)
     report.largest_micro_batch = estimator.largest_micro_batch(spec, settings, free_bytes)
     report.longest_sequence = estimator.longest_sequence(spec, settings, free_bytes)
     if report.verdict.status != "fits":

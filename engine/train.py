@@ -117,9 +117,27 @@ def _train(config, run_dir: Path, emitter: Emitter, control: Control, *, resumin
     if callback.last_logs.get("eval_loss") is not None:
         metrics["eval_loss"] = callback.last_logs["eval_loss"]
     adapter = _save_adapter(model, tokenizer, config, metrics, run_dir)
+    if device == "cuda":
+        _calibrate(config)
     emitter.emit(protocol.Finished(run_dir=str(run_dir), adapter_path=str(adapter), metrics=metrics))
     emitter.emit(protocol.State("finished"))
     return 0
+
+
+def _calibrate(config) -> None:
+    """Keep this run's measured peak beside its estimate, so later estimates can be compared with reality."""
+    import torch
+
+    from engine import calibration, estimator, fit
+
+    try:
+        settings = fit.settings_for(config)
+        estimated = estimator.estimate(fit.spec_for(config.model), settings).total
+    except Exception as exc:  # a model without catalog or config facts: nothing to compare with
+        log.info("no calibration record: %s", exc)
+        return
+    calibration.record(config.model, settings, estimated, torch.cuda.max_memory_reserved(),
+                       torch.cuda.max_memory_allocated(), torch.cuda.get_device_name())
 
 
 def _tokenizer(folder: Path):

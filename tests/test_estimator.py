@@ -142,3 +142,19 @@ def test_cli_estimate_json():
     data = json.loads(out)
     assert data["verdict"]["free_bytes"] == 12 * GIB and data["estimate"]["total_bytes"] > 2 * GIB
     assert {line["name"] for line in data["estimate"]["lines"]} >= {"4-bit weights", "activations"}
+
+
+def test_calibration_records_are_matched_to_similar_runs(home):
+    from engine import calibration
+
+    settings = estimator.Settings(micro_batch=2, seq_len=1024)
+    calibration.record("llama-3.2-1b", settings, 5 * GIB, int(5.5 * GIB), 5 * GIB, "NVIDIA RTX 4090")
+    calibration.record("llama-3.2-1b", replace(settings, micro_batch=8), 9 * GIB, 10 * GIB, 9 * GIB, "RTX 4090")
+    calibration.record("llama-3.1-8b", settings, 12 * GIB, 13 * GIB, 12 * GIB, "RTX 4090")
+    found = calibration.similar("llama-3.2-1b", replace(settings, micro_batch=3))
+    assert [e["settings"]["micro_batch"] for e in found] == [2, 8]
+    assert "measured 5.50 GiB vs estimated 5.00 GiB (110%)" in calibration.describe(found[0])
+    config = run_config.from_mapping({"dataset": "x", "model": "llama-3.2-1b", "data": {"cutoff": 1024},
+                                      "train": {"micro_batch": 2}})
+    report = fit.check(config, free_bytes=24 * GIB)
+    assert report.measured and "Similar run here" in report.text()

@@ -145,10 +145,23 @@ def test_model_page_without_a_gpu(qtbot, state, monkeypatch):
     assert page.table.item(1, 7).text() == "no GPU"
 
 
-def test_weights_estimate_matches_bitsandbytes_scale():
-    from engine.models import catalog
-    from gui.pages.model_page import weights_bytes_4bit
+def test_memory_panel_breakdown_and_one_click_fix(qtbot, home, monkeypatch):
+    from gui.pages.train_page import TrainPage
 
-    eight_b = weights_bytes_4bit(catalog.find("llama-3.1-8b"))
-    # ~7.0B linear weights at ~4.1 bits ≈ 3.6 GB, plus 2 × 1.05 GB of 16-bit embeddings and head.
-    assert 5.3e9 < eight_b < 6.0e9
+    monkeypatch.setitem(sys.modules, "pynvml", fake_nvml.module(fake_nvml.card(total_gib=24.0, used_gib=2.0)))
+    state = AppState(str(home))
+    state.set_config(run_config.from_mapping({"dataset": "d.jsonl", "model": "llama-3.1-8b",
+                                              "data": {"cutoff": 2048},
+                                              "train": {"micro_batch": 8, "grad_accum": 2}}))
+    page = TrainPage(state, engine_command=FAKE)
+    qtbot.addWidget(page)
+    panel = page.memory_panel
+    assert "won't fit" in panel.verdict.text() and "RTX 4090" in panel.verdict.text()
+    names = [panel.table.item(r, 0).text() for r in range(panel.table.rowCount())]
+    assert "4-bit weights" in names and "logits and loss (est.)" in names and names[-1] == "total"
+    buttons = panel.fix_buttons()
+    assert buttons and buttons[0].text().startswith("Apply: ")
+    buttons[0].click()
+    assert state.config.train.micro_batch * state.config.train.grad_accum == 16
+    assert "won't fit" not in panel.verdict.text()
+    assert page.basic.widgets["train.micro_batch"].value() == state.config.train.micro_batch

@@ -6,7 +6,7 @@ from __future__ import annotations
 from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QInputDialog, QLabel, QLineEdit, QMessageBox, QPushButton,
                                QVBoxLayout, QWidget)
 
-from engine import gpu
+from engine import estimator, fit, gpu
 from engine.models import catalog, hf_token
 from engine.models.errors import ModelSourceError
 from engine.models.local import inspect_folder
@@ -14,26 +14,12 @@ from gui.app_state import AppState
 from gui.engine_client import EngineClient
 from gui.widgets.row_table import RowTable
 
-COLUMNS = ("Model", "Parameters", "Context", "License", "Gated", "Download", "4-bit weights", "Fit")
+COLUMNS = ("Model", "Parameters", "Context", "License", "Gated", "Download", "Est. memory", "Fit")
 DEMO = ("demo", "SmolLM2-135M-Instruct (offline demo)")
 
 
-def weights_bytes_4bit(spec: catalog.ModelSpec) -> int:
-    """The base weights alone under 4-bit QLoRA: linear layers at 4 bits plus their double-quantized constants
-    (~4.127 bits), embeddings, output head and norms kept at 16 bits. Activations and optimizer come on top."""
-    embed = spec.vocab_size * spec.hidden_size
-    head = 0 if spec.tie_word_embeddings else embed
-    norms = (2 * spec.num_hidden_layers + 1) * spec.hidden_size
-    linear = spec.param_count - embed - head - norms
-    return int(linear * 4.127 / 8 + (embed + head + norms) * 2)
-
-
 def fit_badge(need: int, free: int | None) -> str:
-    if free is None:
-        return "no GPU"
-    if need <= 0.8 * free:
-        return "fits"
-    return "tight" if need <= free else "won't fit"
+    return "no GPU" if free is None else estimator.verdict(need, free).status
 
 
 class ModelPage(QWidget):
@@ -68,6 +54,7 @@ class ModelPage(QWidget):
         self.download.sig_stderr.connect(self._on_download_stderr)
         self.download.sig_exited.connect(self._on_download_exited)
         state.sig_model_changed.connect(lambda _: self._show_current())
+        state.sig_config_changed.connect(lambda _: self.refresh())
         self.refresh()
 
     def refresh(self) -> None:
@@ -78,8 +65,13 @@ class ModelPage(QWidget):
                          f"{reading.total_bytes / 2**30:.1f} GiB" if reading else
                          "No NVIDIA GPU found — the demo model can train on the CPU, slowly.")
         self.table.set_row(0, (DEMO[1], "135M", "8,192", "apache-2.0", "no", "93 MB (once)", "", "CPU ok"))
+        settings = fit.settings_for(self.state.config)
+        self.table.horizontalHeaderItem(6).setToolTip(
+            f"GPU memory for the current training settings ({settings.quantization}, micro-batch "
+            f"{settings.micro_batch} × {settings.seq_len} tokens, LoRA rank {settings.lora_rank}); "
+            "the Train page shows the breakdown")
         for i, spec in enumerate(self.specs, start=1):
-            need = weights_bytes_4bit(spec)
+            need = estimator.estimate(spec, settings).total
             self.table.set_row(i, (spec.name, catalog.human_count(spec.param_count), f"{spec.max_position_embeddings:,}",
                           spec.license, "yes" if spec.gated else "no", catalog.human_bytes(spec.download_bytes),
                           f"{need / 2**30:.1f} GiB", fit_badge(need, free)))

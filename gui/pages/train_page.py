@@ -22,6 +22,7 @@ from gui.app_state import AppState
 from gui.engine_client import EngineClient, EngineState
 from gui.widgets.config_form import ConfigForm
 from gui.widgets.loss_chart import LossChart
+from gui.widgets.memory_panel import MemoryPanel
 
 BASIC_FIELDS = ["train.epochs", "train.max_steps", "train.learning_rate", "lora.rank", "lora.alpha",
                 "train.micro_batch", "train.grad_accum", "data.cutoff", "quantization"]
@@ -73,6 +74,8 @@ class TrainPage(QWidget):
         self.summary.setWordWrap(True)
         self.memory = QLabel()
         self.memory.setWordWrap(True)
+        self.memory_panel = MemoryPanel()
+        self.memory_panel.sig_apply.connect(self._on_memory_apply)
 
         self.buttons: dict[str, QPushButton] = {}
         controls = QHBoxLayout()
@@ -104,6 +107,7 @@ class TrainPage(QWidget):
         left.addWidget(advanced_box)
         left.addWidget(self.summary)
         left.addWidget(self.memory)
+        left.addWidget(self.memory_panel)
         left.addStretch(1)
         live = QWidget()
         right = QVBoxLayout(live)
@@ -153,13 +157,21 @@ class TrainPage(QWidget):
     def _on_state_config(self, config: run_config.RunConfig) -> None:
         for form in (self.basic, self.advanced):
             form.load(config)
+        self.memory_panel.show_for(config)
         self._update_summary()
 
     def _on_form_changed(self) -> None:
         self.preset.blockSignals(True)
         self.preset.setCurrentText("Custom")
         self.preset.blockSignals(False)
+        try:
+            self.memory_panel.show_for(self.config())
+        except run_config.ConfigError:
+            pass  # an incomplete form: the panel keeps the last valid estimate
         self._update_summary()
+
+    def _on_memory_apply(self, config: run_config.RunConfig) -> None:
+        self.state.set_config(config)
 
     def _on_preset_chosen(self, name: str) -> None:
         if name not in self.presets:

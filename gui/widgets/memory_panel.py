@@ -1,0 +1,81 @@
+"""The memory panel: what the run needs, line by line, against the GPU's free memory, and one-click fixes."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QHeaderView, QLabel, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
+
+from engine import calibration, fit
+from engine.config import RunConfig
+from engine.estimator import GIB
+from engine.models.errors import ModelSourceError
+
+VERDICT_COLORS = {"fits": "#15803d", "tight": "#b45309", "won't fit": "#b91c1c"}
+
+
+class MemoryPanel(QWidget):
+    """Signals: sig_apply(RunConfig) when the user applies a suggestion."""
+
+    sig_apply = Signal(object)
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.verdict = QLabel()
+        self.verdict.setWordWrap(True)
+        self.verdict.setTextFormat(Qt.TextFormat.PlainText)
+        self.table = QTableWidget(0, 2)
+        self.table.setHorizontalHeaderLabels(("Needs", "GiB"))
+        self.table.verticalHeader().hide()
+        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.table.setMaximumHeight(260)
+        self.fixes = QVBoxLayout()
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.verdict)
+        layout.addWidget(self.table)
+        layout.addLayout(self.fixes)
+        self.report: fit.FitReport | None = None
+
+    def show_for(self, config: RunConfig) -> None:
+        self._clear_fixes()
+        try:
+            self.report = report = fit.check(config)
+        except ModelSourceError as exc:
+            self.report = None
+            self.table.setRowCount(0)
+            self.verdict.setText(f"No estimate for {config.model}: {exc.message}.")
+            return
+        lines = report.estimate.lines
+        self.table.setRowCount(len(lines) + 1)
+        for row, line in enumerate(lines):
+            name = QTableWidgetItem(line.name + ("" if line.exact else " (est.)"))
+            name.setToolTip(line.explanation)
+            self.table.setItem(row, 0, name)
+            self.table.setItem(row, 1, QTableWidgetItem(f"{line.bytes / GIB:.2f}"))
+        self.table.setItem(len(lines), 0, QTableWidgetItem("total"))
+        self.table.setItem(len(lines), 1, QTableWidgetItem(f"{report.estimate.total / GIB:.2f}"))
+        if report.verdict is None:
+            self.verdict.setText(f"Needs about {report.estimate.total / GIB:.1f} GiB on a GPU. {report.reason}")
+            self.verdict.setStyleSheet("")
+        else:
+            v = report.verdict
+            self.verdict.setText(f"{report.gpu_name}: needs {v.need_bytes / GIB:.1f} GiB of "
+                                 f"{v.free_bytes / GIB:.1f} GiB free — {v.status} "
+                                 f"(margin {v.margin_bytes / GIB:+.1f} GiB). Largest micro-batch that fits: "
+                                 f"{report.largest_micro_batch}; longest sequence: {report.longest_sequence}.")
+            self.verdict.setStyleSheet(f"color: {VERDICT_COLORS[v.status]};")
+        for entry in report.measured[:1]:
+            self.verdict.setText(self.verdict.text() + "\nSimilar run here: " + calibration.describe(entry))
+        for suggestion in report.suggestions[:4]:
+            button = QPushButton(f"Apply: {suggestion.change} ({suggestion.need_bytes / GIB:.1f} GiB)")
+            button.clicked.connect(lambda _=False, s=suggestion: self.sig_apply.emit(fit.apply(config, s)))
+            self.fixes.addWidget(button)
+
+    def fix_buttons(self) -> list[QPushButton]:
+        return [self.fixes.itemAt(i).widget() for i in range(self.fixes.count())]
+
+    def _clear_fixes(self) -> None:
+        while self.fixes.count():
+            widget = self.fixes.takeAt(0).widget()
+            widget.deleteLater()
