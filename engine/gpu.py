@@ -141,7 +141,7 @@ def _throttle(pynvml, handle) -> list[str]:
 def _processes(pynvml, handle) -> list[GpuProcess]:
     found: dict[int, GpuProcess] = {}
     for reader in ("nvmlDeviceGetComputeRunningProcesses", "nvmlDeviceGetGraphicsRunningProcesses"):
-        for entry in _optional(lambda: getattr(pynvml, reader)(handle)) or []:
+        for entry in _optional(lambda read=reader: getattr(pynvml, read)(handle)) or []:
             used = getattr(entry, "usedGpuMemory", None)
             if not isinstance(used, int) or used < 0 or used >= 2**63:
                 used = None  # NVML reports "not available" as a sentinel under some drivers and in containers
