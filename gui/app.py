@@ -39,10 +39,11 @@ def main(argv: list[str] | None = None) -> int:
     app = _application()
     window = build_window(home)
     if args.demo:
-        import resources
+        from engine import demo
 
-        window.state.set_model("demo")
-        window.dataset_page.open_path(str(resources.path("sample/harbor_lights.json")))
+        config = demo.demo_config()  # the settings that teach the demo model the sample's facts in minutes
+        window.state.set_config(config)
+        window.dataset_page.open_path(config.dataset)
         window.show_page("Train")
     if args.page:
         window.show_page(args.page)

@@ -71,3 +71,19 @@ def test_closing_during_training_asks_and_stop_saves(qtbot, home, tmp_path, monk
     QTimer.singleShot(0, lambda: answer("Stop and save"))
     window.close()
     assert not window.train_page.client.is_running() and states[-1] == "stopped"
+
+
+def test_demo_flag_opens_on_the_demo_settings_and_sample(qtbot, home, tmp_path, monkeypatch):
+    import gui.app as app_module
+    from engine import demo
+
+    shown = []
+    monkeypatch.setattr(app_module.QApplication, "exec", lambda self: 0)
+    monkeypatch.setattr(app_module, "build_window",
+                        lambda home=None: shown.append(_window(qtbot, home, tmp_path, monkeypatch)) or shown[-1])
+    assert app_module.main(["--demo", "--home", str(home)]) == 0
+    window = shown[0]
+    assert window.state.config == demo.demo_config()
+    assert window.stack.currentWidget() is window.train_page
+    assert window.train_page.buttons["Start"].isEnabled()
+    window.dataset_page.job.cancel()
