@@ -75,18 +75,14 @@ def _parser() -> argparse.ArgumentParser:
     data_check.set_defaults(handler=_cmd_data_check)
 
     train = commands.add_parser("train", help="fine-tune: start a run from a config, or resume one")
-    train.add_argument("config", nargs="?", help="a run config YAML (see 'llamadesk-engine config')")
-    train.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                       help="override a config field, e.g. --set train.max_steps=20 (repeatable)")
+    _add_config_options(train)
     train.add_argument("--resume", metavar="RUN", help="resume this run folder (or run name) from its latest "
                        "complete checkpoint")
     train.add_argument("--json", action="store_true", help="protocol lines even on a terminal")
     train.set_defaults(handler=_cmd_train)
 
     estimate = commands.add_parser("estimate", help="GPU memory a run needs, line by line, against this GPU")
-    estimate.add_argument("config", nargs="?", help="a run config YAML (default: the defaults)")
-    estimate.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                          help="override a config field, e.g. --set model=llama-3.1-8b")
+    _add_config_options(estimate)
     estimate.add_argument("--free-gib", type=float, help="judge against this much free memory instead of the GPU's")
     estimate.add_argument("--json", action="store_true")
     estimate.set_defaults(handler=_cmd_estimate)
@@ -106,6 +102,12 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--epochs", type=float, help="passes over the sample (default 3)")
     demo.set_defaults(handler=_cmd_demo)
     return parser
+
+
+def _add_config_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", nargs="?", help="a run config YAML (see 'llamadesk-engine config')")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="override a config field, e.g. --set model=llama-3.1-8b --set train.max_steps=20")
 
 
 def _add_data_options(parser: argparse.ArgumentParser) -> None:
