@@ -119,8 +119,7 @@ class TrainPage(QWidget):
         vertical.setOrientation(vertical.orientation().Vertical)
         vertical.addWidget(self.chart)
         vertical.addWidget(self.log)
-        vertical.setStretchFactor(0, 3)  # the curve gets most of the height, the log the rest
-        vertical.setStretchFactor(1, 1)
+        vertical.setSizes([480, 160])  # the curve gets most of the height, the log the rest
         right.addWidget(vertical, 1)
         self.splitter = QSplitter()
         self.splitter.addWidget(settings)
