@@ -8,6 +8,7 @@ makes checkpoints atomic: Trainer writes ``checkpoint-N``, and only once it is c
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import time
@@ -25,6 +26,8 @@ class EngineCallback(TrainerCallback):
         self.metrics = runs.JsonLines(run_dir / "metrics.jsonl")
         self.keep = config_dict["train"]["keep_checkpoints"]
         self.stopped_by_user = False
+        self.diverged_at: int | None = None  # the step whose loss was NaN or infinite
+        self.last_good_checkpoint: int | None = None
         self.last_logs: dict = {}
         self._start = self._window_start = time.monotonic()
         self._first_step = 0
@@ -41,6 +44,12 @@ class EngineCallback(TrainerCallback):
     def on_log(self, args, state, control, logs=None, **kwargs):
         logs = dict(logs or {})
         step = state.global_step
+        loss = logs.get("loss")
+        if loss is not None and not math.isfinite(loss):
+            # Stop before this step's weights can be saved: the last checkpoint stays the last good one.
+            self.diverged_at = step
+            control.should_save = False
+            control.should_training_stop = True
         if "loss" in logs:
             now = time.monotonic()
             window = now - self._window_start
@@ -114,6 +123,7 @@ class EngineCallback(TrainerCallback):
         if final.exists():
             shutil.rmtree(final)
         os.replace(written, final)
+        self.last_good_checkpoint = state.global_step
         self.emitter.emit(protocol.CheckpointSaved(step=state.global_step, path=str(final)))
         for _, old in runs.checkpoints(self.run_dir)[: -self.keep]:
             shutil.rmtree(old, ignore_errors=True)

@@ -29,8 +29,10 @@ class TrainingFailed(Exception):
 
 
 def run(config: run_config.RunConfig | None, *, emitter: Emitter, control: Control,
-        resume_dir: Path | None = None) -> int:
-    """Train one run (or resume ``resume_dir``); returns the process exit code."""
+        resume_dir: Path | None = None, callbacks: tuple = ()) -> int:
+    """Train one run (or resume ``resume_dir``); returns the process exit code.
+
+    ``callbacks`` are extra TrainerCallbacks (benchmarks, fault injection in tests)."""
     # ---- setup -----------------------------------------------------------------------------------------------
     if resume_dir is not None:
         run_dir = Path(resume_dir)
@@ -43,9 +45,9 @@ def run(config: run_config.RunConfig | None, *, emitter: Emitter, control: Contr
     emitter.emit(protocol.RunStarted(str(run_dir), resumed=resume_dir is not None))
     log_handler = _log_to(run_dir / "engine.log")
     try:
-        return _train(config, run_dir, emitter, control, resuming=resume_dir is not None)
+        return _train(config, run_dir, emitter, control, resuming=resume_dir is not None, callbacks=callbacks)
     except TrainingFailed as exc:
-        log.error("%s: %s", exc.kind, exc.message)
+        log.error("%s: %s", exc.kind, exc.message, exc_info=exc.__cause__)
         emitter.emit(protocol.Error(kind=exc.kind, message=exc.message, hint=exc.hint))
     except Exception as exc:  # the run folder keeps the traceback; the client gets one clear message
         log.error("training failed:\n%s", traceback.format_exc())
@@ -57,7 +59,7 @@ def run(config: run_config.RunConfig | None, *, emitter: Emitter, control: Contr
     return 1
 
 
-def _train(config, run_dir: Path, emitter: Emitter, control: Control, *, resuming: bool) -> int:
+def _train(config, run_dir: Path, emitter: Emitter, control: Control, *, resuming: bool, callbacks: tuple) -> int:
     from engine.data import pipeline
     from engine.data.problems import DatasetError
     from engine.models.errors import ModelSourceError
@@ -103,9 +105,25 @@ def _train(config, run_dir: Path, emitter: Emitter, control: Control, *, resumin
     model = _load_model(folder.path, config, device, dtype)
     trainer, callback = _trainer(model, tokenizer, train_set, eval_set, config, run_dir, emitter, control, device,
                                  dtype)
+    for extra in callbacks:
+        trainer.add_callback(extra)
 
-    result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-    callback.close()
+    try:
+        result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    except Exception as exc:
+        step = trainer.state.global_step
+        raise TrainingFailed(*_classify(exc, phase="at the first step" if step == 0 else f"at step {step + 1}",
+                                        config=config, device=device)) from exc
+    finally:
+        callback.close()
+
+    if callback.diverged_at is not None:
+        good = runs.latest_checkpoint(run_dir)
+        raise TrainingFailed(
+            "diverged", f"the loss became NaN or infinite at step {callback.diverged_at}; training stopped",
+            "lower the learning rate (halve it, for example) and check the data for extreme values; "
+            + (f"the last good checkpoint is step {good[0]}, and the run can be resumed from it" if good
+               else "no checkpoint was saved before it"))
 
     if callback.stopped_by_user:
         emitter.emit(protocol.State("stopped", f"checkpoint at step {trainer.state.global_step}; resume any time"))
@@ -203,6 +221,7 @@ def _trainer(model, tokenizer, train_set, eval_set, config, run_dir, emitter, co
         use_cpu=device == "cpu",
         logging_steps=t.logging_steps,
         logging_first_step=True,
+        logging_nan_inf_filter=False,  # a NaN loss must reach the callback, which stops the run
         eval_strategy=("steps" if t.eval_steps else "epoch") if has_eval else "no",
         eval_steps=t.eval_steps or None,
         save_strategy="steps",
@@ -255,18 +274,52 @@ def _model_card(config, metrics: dict) -> str:
     return "\n".join(lines)
 
 
-def _classify(exc: Exception) -> tuple[str, str, str]:
+def _classify(exc: Exception, *, phase: str = "while loading the model", config=None,
+              device: str = "cpu") -> tuple[str, str, str]:
     import torch
 
     if isinstance(exc, torch.OutOfMemoryError):
-        return ("out_of_memory", "the GPU ran out of memory",
-                "lower train.micro_batch (raise grad_accum to keep the effective batch), turn on gradient "
-                "checkpointing, or lower data.cutoff")
+        return "out_of_memory", f"the GPU ran out of memory {phase}{_memory_facts(config, device)}", _oom_hint(config)
     if isinstance(exc, OSError) and exc.errno == 28:
         return "disk_full", "the disk is full", "free disk space, then resume the run"
     if isinstance(exc, runs.RunFolderError):
         return "run_folder", str(exc), ""
     return "internal", f"{type(exc).__name__}: {exc}", "see engine.log in the run folder for details"
+
+
+def _memory_facts(config, device: str) -> str:
+    """The measured peak against the estimate, as far as both are known."""
+    parts = []
+    if device == "cuda":
+        import torch
+
+        parts.append(f"measured peak {torch.cuda.max_memory_reserved() / 2**30:.1f} GiB")
+    try:
+        from engine import estimator, fit
+
+        need = estimator.estimate(fit.spec_for(config.model), fit.settings_for(config)).total
+        parts.append(f"estimated need {need / 2**30:.1f} GiB")
+    except Exception:  # no architecture facts for this model
+        pass
+    return f" ({', '.join(parts)})" if parts else ""
+
+
+def _oom_hint(config) -> str:
+    generic = ("lower train.micro_batch (raise grad_accum to keep the effective batch), turn on gradient "
+               "checkpointing, or lower data.cutoff; then resume from the last checkpoint")
+    try:
+        import torch
+
+        from engine import estimator, fit
+
+        free = torch.cuda.mem_get_info()[0] if torch.cuda.is_available() else None
+        if free and config is not None:
+            found = estimator.suggestions(fit.spec_for(config.model), fit.settings_for(config), free)
+            if found:
+                return f"to fit: {found[0].change}; then resume from the last checkpoint"
+    except Exception:
+        pass
+    return generic
 
 
 def _log_to(path: Path) -> logging.Handler:
