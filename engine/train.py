@@ -102,6 +102,14 @@ def _train(config, run_dir: Path, emitter: Emitter, control: Control, *, resumin
             runs.truncate_metrics(run_dir / "metrics.jsonl", 0)
             emitter.emit(protocol.Warning("no complete checkpoint yet: starting this run from the beginning"))
 
+    if checkpoint is not None and _training_complete(checkpoint):
+        # Killed after the last step but before the adapter was saved: publish it from the final checkpoint.
+        metrics = _checkpoint_metrics(checkpoint)
+        adapter = _publish_adapter(lambda tmp: _copy_adapter(checkpoint, tmp), config, metrics, run_dir)
+        emitter.emit(protocol.Finished(run_dir=str(run_dir), adapter_path=str(adapter), metrics=metrics))
+        emitter.emit(protocol.State("finished"))
+        return 0
+
     model = _load_model(folder.path, config, device, dtype)
     trainer, callback = _trainer(model, tokenizer, train_set, eval_set, config, run_dir, emitter, control, device,
                                  dtype)
@@ -134,7 +142,8 @@ def _train(config, run_dir: Path, emitter: Emitter, control: Control, *, resumin
     metrics["global_step"] = trainer.state.global_step
     if callback.last_logs.get("eval_loss") is not None:
         metrics["eval_loss"] = callback.last_logs["eval_loss"]
-    adapter = _save_adapter(model, tokenizer, config, metrics, run_dir)
+    adapter = _publish_adapter(lambda tmp: (model.save_pretrained(tmp), tokenizer.save_pretrained(tmp)), config,
+                               metrics, run_dir)
     if device == "cuda":
         _calibrate(config)
     emitter.emit(protocol.Finished(run_dir=str(run_dir), adapter_path=str(adapter), metrics=metrics))
@@ -241,13 +250,36 @@ def _trainer(model, tokenizer, train_set, eval_set, config, run_dir, emitter, co
     return trainer, callback
 
 
-def _save_adapter(model, tokenizer, config, metrics: dict, run_dir: Path) -> Path:
-    """adapter/: the PEFT adapter, the tokenizer with its chat template, and a model card; renamed when complete."""
+def _training_complete(checkpoint: Path) -> bool:
+    state = json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
+    return 0 < state.get("max_steps", 0) <= state.get("global_step", 0)
+
+
+def _checkpoint_metrics(checkpoint: Path) -> dict:
+    state = json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
+    metrics = {"global_step": state["global_step"]}
+    for entry in state.get("log_history", []):
+        metrics.update({k: v for k, v in entry.items() if k in ("loss", "eval_loss", "train_loss")})
+    return metrics
+
+
+def _copy_adapter(checkpoint: Path, target: Path) -> None:
+    """The adapter and tokenizer files Trainer saved in a checkpoint (not its optimizer or RNG state)."""
+    target.mkdir(parents=True)
+    skip = {"optimizer.pt", "scheduler.pt", "trainer_state.json", "training_args.bin", "llamadesk.json"}
+    for file in checkpoint.iterdir():
+        if file.is_file() and file.name not in skip and not file.name.startswith("rng_state"):
+            shutil.copy2(file, target / file.name)
+
+
+def _publish_adapter(write, config, metrics: dict, run_dir: Path) -> Path:
+    """adapter/: the PEFT adapter, the tokenizer with its chat template, and a model card; renamed when complete.
+
+    ``write(folder)`` puts the adapter and tokenizer files into the temporary folder."""
     final = run_dir / "adapter"
     tmp = run_dir / "adapter.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
+    write(tmp)
     (tmp / "llamadesk.json").write_text(json.dumps({"config": config.to_dict(), "metrics": metrics}, indent=2),
                                         encoding="utf-8")
     (tmp / "README.md").write_text(_model_card(config, metrics), encoding="utf-8")

@@ -1,0 +1,74 @@
+"""SIGKILL at ten different moments of a run, then resume: the run folder stays consistent and the run finishes
+with continuous metrics."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+
+import pytest
+import yaml
+
+from engine import protocol, runs
+from tests.engine_driver import EngineProcess
+
+STEPS = 8
+CHECKPOINT_FILES = ("adapter_model.safetensors", "adapter_config.json", "optimizer.pt", "scheduler.pt",
+                    "trainer_state.json", "llamadesk.json")
+
+
+def _is(kind, **fields):
+    def match(msg):
+        return isinstance(msg, kind) and all(getattr(msg, k) == v for k, v in fields.items())
+
+    return match
+
+
+MOMENTS = {
+    "loading the model": (_is(protocol.State, state="loading_model"), 0.0),
+    "preparing the data": (_is(protocol.State, state="preparing_data"), 0.0),
+    "before the first step": (_is(protocol.State, state="training"), 0.0),
+    "during step 2": (_is(protocol.Progress, step=1), 0.05),
+    "writing checkpoint 2": (_is(protocol.Progress, step=2), 0.0),
+    "writing checkpoint 4": (_is(protocol.Progress, step=4), 0.01),
+    "just after checkpoint 3": (_is(protocol.CheckpointSaved, step=3), 0.0),
+    "evaluating": (_is(protocol.Progress, step=3), 0.0),
+    "after evaluation": (_is(protocol.Eval), 0.0),
+    "saving the adapter": (_is(protocol.State, state="saving"), 0.0),
+}
+
+
+@pytest.mark.parametrize("moment", list(MOMENTS))
+def test_kill_then_resume(home, tiny_model, small_dataset, moment):
+    trigger, delay = MOMENTS[moment]
+    name = "kill-" + moment.replace(" ", "-")
+    engine = EngineProcess(home, "train", "--json", "--set", f"model={tiny_model}", "--set",
+                           f"dataset={small_dataset}", "--set", "quantization=none", "--set", f"run_name={name}",
+                           "--set", f"train.max_steps={STEPS}", "--set", "train.save_steps=1", "--set",
+                           "train.eval_steps=3", "--set", "data.validation_share=0.1", "--set", "train.micro_batch=2")
+    engine.wait_for(trigger)
+    time.sleep(delay)
+    os.kill(engine.proc.pid, signal.SIGKILL)
+    engine.finish()
+    run_dir = home / "runs" / name
+
+    # Consistent after the kill: config intact, metrics readable, each step-N checkpoint complete.
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["train"]["max_steps"] == STEPS
+    metrics = runs.read_jsonl(run_dir / "metrics.jsonl")
+    steps = [m["step"] for m in metrics if "loss" in m]
+    assert steps == list(range(1, len(steps) + 1))
+    for _, checkpoint in runs.checkpoints(run_dir):
+        for file in CHECKPOINT_FILES:
+            assert (checkpoint / file).is_file(), (checkpoint, file)
+        json.loads((checkpoint / "trainer_state.json").read_text())
+
+    resumed = EngineProcess(home, "train", "--json", "--resume", str(run_dir))
+    assert resumed.finish() == 0, resumed.stderr.decode()[-2000:]
+    assert any(isinstance(m, protocol.Finished) for m in resumed.messages)
+    steps = [m["step"] for m in runs.read_jsonl(run_dir / "metrics.jsonl") if "loss" in m]
+    assert steps == list(range(1, STEPS + 1)), "metrics continue without duplicated or missing steps"
+    assert (run_dir / "adapter" / "adapter_model.safetensors").is_file()
+    assert not [p for p in (run_dir / "checkpoints").iterdir() if not p.name.startswith("step-")]
+    assert not (run_dir / "lock").exists()
