@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except (DatasetError, ModelSourceError) as exc:
         if getattr(args, "json", False):
-            print(json.dumps({"error": exc.to_dict()}, ensure_ascii=False))
+            print(json.dumps({"error": exc.to_dict()}))  # ASCII escapes: safe for any character in a path
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -203,7 +203,7 @@ def _cmd_data_check(args) -> int:
     prepared = pipeline.prepare(args.source, tokenizer, settings, preview_rows=args.preview,
                                 use_cache=not args.no_cache)
     if args.json:
-        print(json.dumps(prepared.to_dict(), ensure_ascii=False))
+        print(json.dumps(prepared.to_dict()))
     else:
         print(report_text.render(prepared, max_problems=args.problems, color=sys.stdout.isatty()))
     return 0 if prepared.usable else 1

@@ -2,8 +2,7 @@
 
 Never another exception, never a hang. Several hundred malformed files are generated in ``tmp_path``: broken JSON,
 wrong types in every field, binary garbage, wrong encodings, deep nesting, odd line endings, huge rows and columns,
-and seeded random byte mutations of valid files. Cases that expose an engine bug are strict xfails whose reason
-says what goes wrong, so a fix shows up as an XPASS to remove the mark.
+and seeded random byte mutations of valid files. Cases that once exposed an engine bug keep a note of it.
 """
 
 from __future__ import annotations
@@ -17,11 +16,13 @@ import random
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
+from typing import NamedTuple
 
 import pytest
 
+from engine.data import cache
 from engine.data.pipeline import DataSettings, PreparedData, prepare
 from engine.data.problems import ERROR, WARNING, DatasetError
 
@@ -32,35 +33,60 @@ BIG_SECONDS = 120.0  # the 10 MB row
 WATCHDOG_SECONDS = 300  # a real hang aborts the run with all stacks printed instead of blocking forever
 
 # ---------------------------------------------------------------------------------------------------------------
-# Engine bugs found by these cases (strict xfails: remove the mark once fixed).
-
-BUG_NO_WHERE = ("BUG: formats.detect raises DatasetError with where='' (the file is not named) when no record with "
-                "named fields exists or the columns match no format; pipeline.prepare does not add the source",
-                AssertionError)
-BUG_BIG_INT = ("BUG: an integer literal of more than 4300 digits makes json.loads raise ValueError (int max str "
-               "digits), which readers._read_json/_parse_json_lines do not catch", ValueError)
-BUG_SURROGATE = ("BUG: a lone UTF-16 surrogate written as a JSON escape (\\ud800) reaches the tokenizer, which raises "
-                 "TypeError 'TextEncodeInput must be ...' in tokenize.tokenize_all", TypeError)
-BUG_DEEP_CELL = ("BUG: a list field given as a string of deeply nested JSON ('[' * 100000) makes json.loads in "
-                 "formats._RowChecker.sequence / formats._tools raise RecursionError (only JSONDecodeError is caught)",
-                 RecursionError)
-BUG_ALL_NULL = ("BUG: records that are JSON null are taken for unparseable lines; when all are null "
-                "pipeline.prepare reads report.problems[0] of an empty list: IndexError", IndexError)
-BUG_NULL_SILENT = ("BUG: a record that is JSON null is dropped silently: counted in rows_read but neither usable "
-                   "nor skipped, and no problem is reported", AssertionError)
-BUG_CSV_CR = ("BUG: a CSV/TSV with lone CR line endings makes readers._read_delimited's header sniff "
-              "(csv.reader over io.StringIO without newline='') raise _csv.Error 'new-line character seen in "
-              "unquoted field'", csv.Error)
-BUG_CSV_FIELD_LIMIT = ("BUG: a CSV cell over 131072 characters makes the csv module in readers._record_lines (and "
-                       "the header sniff) raise _csv.Error 'field larger than field limit'", csv.Error)
-BUG_CLI_SURROGATE = ("BUG: cli.main prints the DatasetError as JSON with ensure_ascii=False; a lone surrogate in a "
-                     "column name makes print() raise UnicodeEncodeError and the CLI dies with a traceback",
-                     AssertionError)
+# Engine bugs these cases found (all fixed): each case keeps a note of what it once exposed.
 
 
-def xfail(bug: tuple[str, type]):
-    reason, raises = bug
-    return pytest.mark.xfail(strict=True, reason=reason, raises=raises)
+class Bug(NamedTuple):
+    reason: str
+    raises: type[BaseException]
+
+
+BUG_NO_WHERE = Bug(
+    reason=("BUG: formats.detect raises DatasetError with where='' (the file is not named) when no record with "
+            "named fields exists or the columns match no format; pipeline.prepare does not add the source"),
+    raises=AssertionError,
+)
+BUG_BIG_INT = Bug(
+    reason=("BUG: an integer literal of more than 4300 digits makes json.loads raise ValueError (int max str "
+            "digits), which readers._read_json/_parse_json_lines do not catch"),
+    raises=ValueError,
+)
+BUG_SURROGATE = Bug(
+    reason=("BUG: a lone UTF-16 surrogate written as a JSON escape (\\ud800) reaches the tokenizer, which raises "
+            "TypeError 'TextEncodeInput must be ...' in tokenize.tokenize_all"),
+    raises=TypeError,
+)
+BUG_DEEP_CELL = Bug(
+    reason=("BUG: a list field given as a string of deeply nested JSON ('[' * 100000) makes json.loads in "
+            "formats._RowChecker.sequence / formats._tools raise RecursionError (only JSONDecodeError is caught)"),
+    raises=RecursionError,
+)
+BUG_ALL_NULL = Bug(
+    reason=("BUG: records that are JSON null are taken for unparseable lines; when all are null "
+            "pipeline.prepare reads report.problems[0] of an empty list: IndexError"),
+    raises=IndexError,
+)
+BUG_NULL_SILENT = Bug(
+    reason=("BUG: a record that is JSON null is dropped silently: counted in rows_read but neither usable "
+            "nor skipped, and no problem is reported"),
+    raises=AssertionError,
+)
+BUG_CSV_CR = Bug(
+    reason=("BUG: a CSV/TSV with lone CR line endings makes readers._read_delimited's header sniff "
+            "(csv.reader over io.StringIO without newline='') raise _csv.Error 'new-line character seen in "
+            "unquoted field'"),
+    raises=csv.Error,
+)
+BUG_CSV_FIELD_LIMIT = Bug(
+    reason=("BUG: a CSV cell over 131072 characters makes the csv module in readers._record_lines (and "
+            "the header sniff) raise _csv.Error 'field larger than field limit'"),
+    raises=csv.Error,
+)
+BUG_CLI_SURROGATE = Bug(
+    reason=("BUG: cli.main prints the DatasetError as JSON with ensure_ascii=False; a lone surrogate in a "
+            "column name makes print() raise UnicodeEncodeError and the CLI dies with a traceback"),
+    raises=AssertionError,
+)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -125,15 +151,16 @@ def prose(n_chars: int, seed: str = "prose") -> str:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Case registry: (file name, a function making its bytes, time limit, expected outcome or None for either).
+# Case registry: file name, a function making its bytes, the expected outcome (None: either is fine), time limit,
+# and the rows that must be read when a report comes back.
 
 REPORT, ERROR_RAISED = "report", "error"
 CASES: list = []
 
 
 def case(case_id: str, name: str, make: Callable[[], bytes], *, expect: str | None = None,
-         limit: float = CASE_SECONDS, bug: str | None = None, rows_read: int | None = None) -> None:
-    marks = [xfail(bug)] if bug else []
+         limit: float = CASE_SECONDS, bug: Bug | None = None, rows_read: int | None = None) -> None:
+    marks: list = []  # every bug found by these cases is fixed; `bug` records what each case once exposed
     CASES.append(pytest.param(name, make, expect, limit, rows_read, id=case_id, marks=marks))
 
 
@@ -159,7 +186,8 @@ case("bom-jsonl", "bom.jsonl", lambda: b"\xef\xbb\xbf" + jsonl(ALPACA), expect=R
 case("bom-csv", "bom.csv", lambda: b"\xef\xbb\xbf" + delimited(ALPACA), expect=REPORT)
 case("bom-tsv", "bom.tsv", lambda: b"\xef\xbb\xbf" + delimited(ALPACA, "\t"), expect=REPORT)
 case("bom-txt", "bom.txt", lambda: b"\xef\xbb\xbfFirst paragraph.\n\nSecond paragraph.\n", expect=REPORT)
-case("bom-every-line-jsonl", "bom-lines.jsonl", lambda: b"".join(b"\xef\xbb\xbf" + ln for ln in jsonl(ALPACA).splitlines(True)))
+case("bom-every-line-jsonl", "bom-lines.jsonl",
+     lambda: b"".join(b"\xef\xbb\xbf" + line for line in jsonl(ALPACA).splitlines(True)))
 case("double-bom-json", "bom2.json", lambda: b"\xef\xbb\xbf\xef\xbb\xbf" + json_array(ALPACA), expect=ERROR_RAISED)
 ENCODINGS = {"latin1": "latin-1", "cp1252": "cp1252", "utf16": "utf-16", "utf16le": "utf-16-le",
              "utf16be": "utf-16-be", "utf32": "utf-32"}
@@ -169,9 +197,11 @@ for label, encoding in ENCODINGS.items():
     case(f"{label}-json", f"{label}.json", lambda e=encoding: json_array(ACCENTED).decode().encode(e))
     case(f"{label}-csv", f"{label}.csv", lambda e=encoding: delimited(ACCENTED).decode().encode(e))
     case(f"{label}-txt", f"{label}.txt", lambda e=encoding: "Élan vital.\n\nÇa va.\n".encode(e))
-case("invalid-utf8-mid-jsonl", "bad-utf8.jsonl", lambda: jsonl(ALPACA) + b'{"instruction": "\xc0\x80", "output": "x"}\n',
+case("invalid-utf8-mid-jsonl", "bad-utf8.jsonl",
+     lambda: jsonl(ALPACA) + b'{"instruction": "\xc0\x80", "output": "x"}\n',
      expect=ERROR_RAISED)
-case("utf8-encoded-surrogate-jsonl", "cesu.jsonl", lambda: jsonl(ALPACA) + b'{"instruction": "\xed\xa0\x80", "output": "x"}\n',
+case("utf8-encoded-surrogate-jsonl", "cesu.jsonl",
+     lambda: jsonl(ALPACA) + b'{"instruction": "\xed\xa0\x80", "output": "x"}\n',
      expect=ERROR_RAISED)
 
 # Truncated and otherwise broken JSON.
@@ -280,9 +310,9 @@ for sep_name, sep in (("u2028", "\u2028"), ("u2029", "\u2029"), ("nel", "\u0085"
     case(f"{sep_name}-inside-values-jsonl", f"{sep_name}-in.jsonl",
          lambda sep=sep: jsonl([{"instruction": f"a{sep}b", "output": f"c{sep}d{sep}"}] + ALPACA), expect=REPORT,
          rows_read=5)
-    case(f"{sep_name}-txt", f"{sep_name}.txt", lambda sep=sep: f"one{sep}two{sep}{sep}three\n\nfour".encode("utf-8"))
+    case(f"{sep_name}-txt", f"{sep_name}.txt", lambda sep=sep: f"one{sep}two{sep}{sep}three\n\nfour".encode())
     case(f"{sep_name}-csv", f"{sep_name}.csv",
-         lambda sep=sep: f"instruction,output\na{sep}b,c\n\"d{sep}\",e{sep}\n".encode("utf-8"))
+         lambda sep=sep: f"instruction,output\na{sep}b,c\n\"d{sep}\",e{sep}\n".encode())
 
 # Numbers and non-finite values where text is expected.
 NUMBERS = {"nan": "NaN", "inf": "Infinity", "neg-inf": "-Infinity", "overflow": "1e999", "neg-zero": "-0.0",
@@ -483,6 +513,23 @@ def check_report(prepared: PreparedData) -> None:
     json.dumps(prepared.to_dict(), ensure_ascii=False).encode("utf-8")
 
 
+_FINGERPRINTS: dict[int, tuple[object, str]] = {}
+
+
+@pytest.fixture(autouse=True)
+def fingerprint_once(monkeypatch):
+    """cache.tokenizer_fingerprint serialises the whole tokenizer (about 60 ms) on every prepare, cache or not; the
+    session tokenizer never changes, so hundreds of cases share one fingerprint instead of spending ~25 s on it."""
+    original = cache.tokenizer_fingerprint
+
+    def once(tokenizer) -> str:
+        if id(tokenizer) not in _FINGERPRINTS:
+            _FINGERPRINTS[id(tokenizer)] = (tokenizer, original(tokenizer))  # holding it keeps the id unique
+        return _FINGERPRINTS[id(tokenizer)][1]
+
+    monkeypatch.setattr(cache, "tokenizer_fingerprint", once)
+
+
 def run_case(path: Path, tokenizer, limit: float):
     faulthandler.dump_traceback_later(WATCHDOG_SECONDS, exit=True)
     start = time.monotonic()
@@ -527,10 +574,10 @@ def test_case_count():
 # background before the first case of this module runs and are collected by the CLI tests at the end.
 
 CLI_FILES = {
-    "truncated.jsonl": lambda: jsonl(ALPACA) + b'{"instruction": "cut off", "out',
+    "truncated.jsonl": lambda: jsonl(ALPACA + [{"instruction": v, "output": v} for v in HOSTILE.values()])
+    + b'{"instruction": "cut off", "out',
     "garbage.jsonl": lambda: garbage("cli"),
     "text.parquet": lambda: b"instruction,output\nhello,world\n",
-    "unbalanced.csv": lambda: b'instruction,output\n"a,b\nc,d\n',
     "wrong-types.json": lambda: json_array([{"instruction": v, "output": v} for v in HOSTILE.values()]),
     "surrogate-key.jsonl": lambda: b'{"\\udfff": "a"}\n',
 }
@@ -565,7 +612,7 @@ def cli_runs(request, tmp_path_factory):
             process.wait()
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=[xfail(CLI_BUGS[n])] if n in CLI_BUGS else [], id=n)
+@pytest.mark.parametrize("name", [pytest.param(n, id=n)
                                   for n in CLI_FILES])
 def test_cli_data_check_on_bad_file(cli_runs, name):
     process, out, err, start = cli_runs[name]

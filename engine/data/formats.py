@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from engine.data.problems import ERROR, WARNING, DatasetError, Problem, Report
-from engine.data.readers import RawRow
+from engine.data.readers import UNPARSEABLE, RawRow
 
 ALPACA, SHAREGPT, OPENAI, PROMPT_COMPLETION, TEXT = "alpaca", "sharegpt", "openai", "prompt_completion", "text"
 FORMATS = (ALPACA, SHAREGPT, OPENAI, PROMPT_COMPLETION, TEXT)
@@ -157,13 +157,16 @@ def normalize(rows: Iterable[RawRow], detection: Detection, report: Report) -> l
     examples = []
     for raw in rows:
         report.rows_read += 1
-        if raw.value is None:  # unparseable line, already reported by the reader
+        if raw.value is UNPARSEABLE:  # already reported by the reader
             continue
         checker = _RowChecker(raw, report)
         if not isinstance(raw.value, dict):
             checker.error("", "not_a_record", f"expected an object with fields, found {_kind(raw.value)}")
             continue
         example = convert(raw.value, detection.mapping, checker)
+        if example is not None and not checker.failed and not _encodable(example):
+            checker.error("", "bad_text", "the text holds an invalid character (a lone surrogate escape such as "
+                                          "\\ud800); fix or remove it")
         if example is not None and not checker.failed:
             example.row = raw.row
             examples.append(example)
@@ -211,8 +214,9 @@ class _RowChecker:
         if isinstance(value, str) and value.lstrip().startswith("["):
             try:
                 value = json.loads(value)
-            except json.JSONDecodeError as exc:
-                self.error(column, "malformed_json", f"the cell holds invalid JSON ({exc.msg})")
+            except (ValueError, RecursionError) as exc:
+                detail = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply or too large"
+                self.error(column, "malformed_json", f"the cell holds invalid JSON ({detail})")
                 return None
         if not isinstance(value, list):
             self.error(column, "wrong_type", f"expected a list of turns, found {_kind(value)}")
@@ -221,6 +225,14 @@ class _RowChecker:
             self.error(column, "empty_field", "the list of turns is empty")
             return None
         return value
+
+
+def _encodable(example: Example) -> bool:
+    try:
+        example.key().encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
 
 
 def _kind(value: Any) -> str:
@@ -351,8 +363,9 @@ def _tools(record: dict, mapping: dict, check: _RowChecker) -> list | None:
     if isinstance(value, str):
         try:
             value = json.loads(value)
-        except json.JSONDecodeError as exc:
-            check.error(column, "malformed_json", f"tools must be JSON ({exc.msg})")
+        except (ValueError, RecursionError) as exc:
+            detail = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply or too large"
+            check.error(column, "malformed_json", f"tools must be JSON ({detail})")
             return None
     return value if isinstance(value, list) else [value]
 

@@ -115,10 +115,19 @@ def prepare(source: str | Path, tokenizer, settings: DataSettings | None = None,
     if hit is not None:
         return _load(hit, cache_key)
 
+    try:
+        return _prepare(source, tokenizer, settings, preview_rows, root, cache_key, template)
+    except DatasetError as exc:
+        exc.where = exc.where or source  # every message names the file
+        raise
+
+
+def _prepare(source: str, tokenizer, settings: DataSettings, preview_rows: int, root: Path, cache_key: str,
+             template: str) -> PreparedData:
     report = Report()
     table = readers.read_source(source, report)
     report.lines = {raw.row: raw.line for raw in table.rows if raw.line is not None}
-    if table.rows and all(raw.value is None for raw in table.rows):
+    if table.rows and all(raw.value is readers.UNPARSEABLE for raw in table.rows):
         first = report.problems[0]
         raise DatasetError(f"no line could be read as JSON ({first.location()}: {first.message})",
                            where=source, hint="each line must be one JSON object, e.g. {\"instruction\": \"…\", "

@@ -28,6 +28,12 @@ FILE_TYPES = {
 }
 
 
+UNPARSEABLE = object()  # the value of a row whose line could not be parsed (already reported)
+
+# A CSV cell may hold a long document; the csv module's default limit (128 KiB) would reject it.
+csv.field_size_limit(2**31 - 1)
+
+
 @dataclass
 class RawRow:
     row: int  # 1-based record number
@@ -109,6 +115,9 @@ def _read_json(path: Path, report: Report) -> list[RawRow]:
         ) from None
     except RecursionError:
         raise DatasetError("the JSON is nested too deeply to read", where=str(path)) from None
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise DatasetError(f"the JSON cannot be read: {exc}", where=str(path),
+                           hint="fix the value the message names") from None
     records = _records_of(data, path)
     return [RawRow(i, value) for i, value in enumerate(records, start=1)]
 
@@ -155,10 +164,11 @@ def _parse_json_lines(text: str, report: Report) -> list[RawRow]:
         row += 1
         try:
             rows.append(RawRow(row, json.loads(line), line=line_no))
-        except (json.JSONDecodeError, RecursionError) as exc:
-            detail = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError; so is a 5000-digit integer
+            detail = exc.msg if isinstance(exc, json.JSONDecodeError) else (
+                "nested too deeply" if isinstance(exc, RecursionError) else str(exc)[:120])
             report.add(Problem(row, "", "malformed_json", f"not valid JSON ({detail})", ERROR, line=line_no))
-            rows.append(RawRow(row, None, line=line_no))
+            rows.append(RawRow(row, UNPARSEABLE, line=line_no))
     return rows
 
 
@@ -166,7 +176,11 @@ def _read_delimited(path: Path, delimiter: str) -> list[RawRow]:
     """CSV/TSV cells are text: no type guessing ("007" stays "007") and no NA words ("None" stays "None")."""
     import datasets
 
-    header = next(csv.reader(io.StringIO(_read_text(path)), delimiter=delimiter), [])
+    try:
+        header = next(csv.reader(io.StringIO(_read_text(path), newline=""), delimiter=delimiter), [])
+    except csv.Error as exc:
+        raise DatasetError(f"could not read the header row: {exc}", where=str(path),
+                           hint="save the file as CSV/TSV with standard line endings and quoting") from None
     features = datasets.Features({name: datasets.Value("string") for name in header})
     rows = _read_with_datasets(path, "csv", {"sep": delimiter, "features": features, "keep_default_na": False,
                                              "na_filter": False})
@@ -179,10 +193,13 @@ def _record_lines(path: Path, delimiter: str) -> list[int]:
     """The file line each data record starts on (a quoted cell may span several lines)."""
     reader = csv.reader(io.StringIO(_read_text(path), newline=""), delimiter=delimiter)
     starts, previous_end = [], 0
-    for record in reader:
-        if record and previous_end:  # skip the header, and blank lines the parser yields as []
-            starts.append(previous_end + 1)
-        previous_end = reader.line_num
+    try:
+        for record in reader:
+            if record and previous_end:  # skip the header, and blank lines the parser yields as []
+                starts.append(previous_end + 1)
+            previous_end = reader.line_num
+    except csv.Error:
+        return []  # rows keep their numbers; only the line numbers are unknown
     return starts
 
 
