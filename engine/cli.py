@@ -77,7 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="fine-tune: start a run from a config, or resume one")
     _add_config_options(train)
     train.add_argument("--resume", metavar="RUN", help="resume this run folder (or run name) from its latest "
-                       "complete checkpoint")
+                       "complete checkpoint; --set changes its settings (e.g. a smaller micro-batch)")
     train.add_argument("--json", action="store_true", help="protocol lines even on a terminal")
     train.set_defaults(handler=_cmd_train)
 
@@ -246,6 +246,9 @@ def _cmd_train(args) -> int:
             print(f"error: {args.resume}: not a run folder (no config.yaml)", file=sys.stderr)
             return 1
         config = None
+        if args.set:  # resume with changed settings, e.g. a smaller micro-batch after running out of memory
+            args.config = str(run_dir / "config.yaml")
+            config = _load_config(args)
     else:
         if not args.config and not args.set:
             print("error: give a run config (or --resume RUN)", file=sys.stderr)
@@ -254,6 +257,7 @@ def _cmd_train(args) -> int:
     emitter = Emitter(claim_stdout(), human=human)
     emitter.emit(protocol.Hello(protocol.PROTOCOL_VERSION, __version__, describe(), "train"))
     control = Control()
+    control.on_client_gone = emitter.detach_if_client_gone
     control.listen()
     return train.run(config, emitter=emitter, control=control, resume_dir=run_dir)
 

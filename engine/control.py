@@ -1,6 +1,8 @@
 """Commands from the client, read from stdin on a background thread and handed to the training or chat loop.
 
 Stop, pause and resume are commands rather than POSIX signals (Windows has none) and take effect at step boundaries.
+A training engine also watches ``commands.jsonl`` in its run folder, so a client that did not start it (a restarted
+app) can still stop or pause it.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ import os
 import queue
 import sys
 import threading
+from pathlib import Path
+
 from engine import protocol
 
 log = logging.getLogger(__name__)
@@ -24,6 +28,8 @@ class Control:
         self.cancelled: set[str] = set()
         self._lock = threading.Lock()
         self.reader = protocol.Reader()
+        self.on_client_gone = None  # called when stdin reaches end of file
+        self._unwatch = threading.Event()
 
     def listen(self, fd: int | None = None) -> threading.Thread:
         """Read commands from file descriptor ``fd`` (stdin by default) on a daemon thread."""
@@ -31,6 +37,17 @@ class Control:
         thread = threading.Thread(target=self._read, args=(fd,), name="control", daemon=True)
         thread.start()
         return thread
+
+    def watch_file(self, path: Path, interval_s: float = 0.5) -> threading.Thread:
+        """Also take commands appended to ``path``; lines already there were meant for an earlier engine."""
+        path.write_text("", encoding="utf-8")
+        self._unwatch.clear()
+        thread = threading.Thread(target=self._poll, args=(path, interval_s), name="control-file", daemon=True)
+        thread.start()
+        return thread
+
+    def unwatch(self) -> None:
+        self._unwatch.set()
 
     def handle(self, msg) -> None:
         if isinstance(msg, protocol.Stop):
@@ -72,4 +89,19 @@ class Control:
                     self.handle(msg)
         except (OSError, ValueError):
             pass
+        if self.on_client_gone is not None:
+            self.on_client_gone()
         self.requests.put(None)  # wakes a chat loop waiting for requests
+
+    def _poll(self, path: Path, interval_s: float) -> None:
+        reader, offset = protocol.Reader(), 0
+        while not self._unwatch.wait(interval_s):
+            try:
+                with path.open("rb") as handle:
+                    handle.seek(offset)
+                    data = handle.read()
+            except OSError:
+                continue  # the folder is being moved or deleted; the engine reports its own state
+            offset += len(data)
+            for msg in reader.feed(data):
+                self.handle(msg)

@@ -50,11 +50,37 @@ class Emitter:
                     # The client went away: keep training; events.jsonl still records everything.
                     self._out = None
 
+    def detach_if_client_gone(self) -> bool:
+        """Called when stdin closes. If the reader of stdout is gone too (the app died), send fds 1 and 2 to the null
+        device, so no later write from any library fails with a broken pipe; events.jsonl and engine.log go on."""
+        with self._lock:
+            if self._out is None or self.human or not _reader_gone(self._out):
+                return False
+            self._out = None
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, 1)
+            os.dup2(null, 2)
+            os.close(null)
+        self.emit(protocol.Log("info", "the app went away; the run goes on and writes its progress to its folder"))
+        return True
+
     def close(self) -> None:
         with self._lock:
             if self._events is not None:
                 self._events.close()
                 self._events = None
+
+
+def _reader_gone(stream: IO[str]) -> bool:
+    """Whether nobody reads this pipe any more (POSIX: polling the write end reports an error)."""
+    try:
+        import select
+
+        poller = select.poll()
+        poller.register(stream.fileno(), select.POLLOUT)
+        return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll() on Windows: the app keeps stdin open while it lives
+        return True
 
 
 def _human(msg: Any) -> str:

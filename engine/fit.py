@@ -129,3 +129,47 @@ def apply(config: RunConfig, suggestion: estimator.Suggestion) -> RunConfig:
                     gradient_checkpointing=s.gradient_checkpointing, optimizer=optimizer)
     return replace(config, train=train, data=replace(config.data, cutoff=s.seq_len),
                    lora=replace(config.lora, rank=s.lora_rank))
+
+
+def resume_safe_fix(config: RunConfig, *, budget_bytes: int | None = None,
+                    measured_peak: int | None = None) -> tuple[str, dict] | None:
+    """After an out-of-memory: (what changes, config overrides) that lower the peak and still resume from the last
+    checkpoint. The LoRA rank and optimizer stay, because the checkpoint's weights and optimizer state depend on them.
+
+    With a GPU budget and a measured peak, the estimator is corrected by how far it was off and the auto-fit
+    suggestion is used; otherwise the micro-batch is halved, then gradient checkpointing turned on, then the cutoff
+    halved."""
+    settings = settings_for(config)
+    if budget_bytes and measured_peak:
+        try:
+            spec = spec_for(config.model)
+            need = estimator.estimate(spec, settings).total
+            corrected = int(budget_bytes * min(1.0, need / measured_peak))
+            for suggestion in estimator.suggestions(spec, settings, corrected):
+                s = suggestion.settings
+                if s.lora_rank == settings.lora_rank and s.optimizer == settings.optimizer:
+                    return suggestion.change, _overrides(config, apply(config, suggestion))
+        except ModelSourceError:
+            pass
+    t = config.train
+    if t.micro_batch > 1:
+        half = t.micro_batch // 2
+        return (f"micro-batch {half} with {t.grad_accum * 2}× gradient accumulation",
+                {"train.micro_batch": half, "train.grad_accum": t.grad_accum * t.micro_batch // half})
+    if not t.gradient_checkpointing:
+        return "turn on gradient checkpointing", {"train.gradient_checkpointing": True}
+    if config.data.cutoff > 256:
+        return f"shorten the cutoff to {config.data.cutoff // 2} tokens", {"data.cutoff": config.data.cutoff // 2}
+    return None
+
+
+def _overrides(before: RunConfig, after: RunConfig) -> dict:
+    """Dotted paths of the fields that differ."""
+    found = {}
+    old, new = before.to_dict(), after.to_dict()
+    for key, value in new.items():
+        if isinstance(value, dict):
+            found.update({f"{key}.{k}": v for k, v in value.items() if old.get(key, {}).get(k) != v})
+        elif old.get(key) != value:
+            found[key] = value
+    return found

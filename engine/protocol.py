@@ -121,6 +121,7 @@ class Error:
     kind: str
     message: str
     hint: str = ""
+    retry: dict = field(default_factory=dict)  # config overrides that should let a resume succeed (out of memory)
     TYPE: ClassVar[str]
 
 

@@ -1,6 +1,6 @@
 """Run folders: the contract between the engine and every client, and the memory of a run.
 
-    runs/<name>/ config.yaml · events.jsonl · metrics.jsonl · engine.log · lock · checkpoints/step-N/ · adapter/
+    runs/<name>/ config.yaml · events.jsonl · metrics.jsonl · engine.log · lock · commands.jsonl · checkpoints/step-N/ · adapter/
 
 Clients rebuild every view from these files, so each is written append-only and flushed per line, and checkpoints
 appear under their final name only when complete.
@@ -19,6 +19,7 @@ from engine import paths
 
 CHECKPOINT_RE = re.compile(r"^step-(\d+)$")
 LOCK_FILE = "lock"
+COMMANDS_FILE = "commands.jsonl"  # stop / pause / resume from a client that did not start the engine
 
 
 class RunFolderError(Exception):
@@ -87,6 +88,19 @@ def lock_holder(run_dir: Path) -> int | None:
     """The pid of the live engine that holds this run folder, or None."""
     pid = _lock_pid(run_dir / LOCK_FILE)
     return pid if pid is not None and _alive(pid) else None
+
+
+def busy_runs() -> list[tuple[str, int]]:
+    """(run name, engine pid) for every run a live engine holds."""
+    root = paths.runs_dir()
+    if not root.is_dir():
+        return []
+    found = []
+    for folder in sorted(root.iterdir()):
+        holder = lock_holder(folder) if folder.is_dir() else None
+        if holder is not None:
+            found.append((folder.name, holder))
+    return found
 
 
 def release_lock(run_dir: Path) -> None:
@@ -164,3 +178,11 @@ def remove_partial_checkpoints(run_dir: Path) -> None:
         for child in folder.iterdir():
             if child.is_dir() and not CHECKPOINT_RE.match(child.name):
                 shutil.rmtree(child, ignore_errors=True)
+
+
+def send_command(run_dir: Path, msg) -> None:
+    """Queue a command for the engine that holds ``run_dir`` (it polls the file twice a second)."""
+    from engine import protocol
+
+    with (run_dir / COMMANDS_FILE).open("a", encoding="utf-8") as handle:
+        handle.write(protocol.encode(msg) + "\n")

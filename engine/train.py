@@ -6,6 +6,7 @@ Everything this run does is written to its run folder, and every event also goes
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -23,9 +24,9 @@ log = logging.getLogger("engine.train")
 
 
 class TrainingFailed(Exception):
-    def __init__(self, kind: str, message: str, hint: str = ""):
+    def __init__(self, kind: str, message: str, hint: str = "", retry: dict | None = None):
         super().__init__(message)
-        self.kind, self.message, self.hint = kind, message, hint
+        self.kind, self.message, self.hint, self.retry = kind, message, hint, retry or {}
 
 
 def run(config: run_config.RunConfig | None, *, emitter: Emitter, control: Control,
@@ -36,25 +37,34 @@ def run(config: run_config.RunConfig | None, *, emitter: Emitter, control: Contr
     # ---- setup -----------------------------------------------------------------------------------------------
     if resume_dir is not None:
         run_dir = Path(resume_dir)
-        config = run_config.load(run_dir / "config.yaml")
+        if config is None:
+            config = run_config.load(run_dir / "config.yaml")
+        else:  # resumed with changed settings (a retry after out-of-memory): the folder records what ran
+            run_config.save(config, run_dir / "config.yaml")
     else:
         run_dir = runs.new_run_dir(config.run_name)
         run_config.save(config, run_dir / "config.yaml")
     runs.acquire_lock(run_dir)
+    control.watch_file(run_dir / runs.COMMANDS_FILE)
     emitter.attach_run(run_dir)
     emitter.emit(protocol.RunStarted(str(run_dir), resumed=resume_dir is not None))
     log_handler = _log_to(run_dir / "engine.log")
+    others = [name for name, pid in runs.busy_runs() if name != run_dir.name]
+    if others:
+        emitter.emit(protocol.Warning(f"another training run is active ({', '.join(others)}); both share the "
+                                      "GPU, so each is slower and either may run out of memory",
+                                      "stop or pause the other run from its Train page, or wait for it"))
     try:
         return _train(config, run_dir, emitter, control, resuming=resume_dir is not None, callbacks=callbacks)
     except TrainingFailed as exc:
         log.error("%s: %s", exc.kind, exc.message, exc_info=exc.__cause__)
-        emitter.emit(protocol.Error(kind=exc.kind, message=exc.message, hint=exc.hint))
+        emitter.emit(protocol.Error(kind=exc.kind, message=exc.message, hint=exc.hint, retry=exc.retry))
     except Exception as exc:  # the run folder keeps the traceback; the client gets one clear message
         log.error("training failed:\n%s", traceback.format_exc())
         kind, message, hint = _classify(exc)
         emitter.emit(protocol.Error(kind=kind, message=message, hint=hint))
     finally:
-        _cleanup(run_dir, log_handler)
+        _cleanup(run_dir, log_handler, control)
     emitter.emit(protocol.State("failed"))
     return 1
 
@@ -110,7 +120,9 @@ def _train(config, run_dir: Path, emitter: Emitter, control: Control, *, resumin
         emitter.emit(protocol.State("finished"))
         return 0
 
+    budget = _gpu_free_bytes(device)  # before loading: what this run may use, for the out-of-memory advice
     model = _load_model(folder.path, config, device, dtype)
+    _check_disk(model, folder.path, config, run_dir, device)
     trainer, callback = _trainer(model, tokenizer, train_set, eval_set, config, run_dir, emitter, control, device,
                                  dtype)
     for extra in callbacks:
@@ -120,8 +132,21 @@ def _train(config, run_dir: Path, emitter: Emitter, control: Control, *, resumin
         result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     except Exception as exc:
         step = trainer.state.global_step
-        raise TrainingFailed(*_classify(exc, phase="at the first step" if step == 0 else f"at step {step + 1}",
-                                        config=config, device=device)) from exc
+        runs.remove_partial_checkpoints(run_dir)  # a save cut short (full disk) leaves only complete checkpoints
+        kind, message, hint = _classify(exc, phase="at the first step" if step == 0 else f"at step {step + 1}",
+                                        config=config, device=device)
+        retry = {}
+        if kind == "out_of_memory":
+            from engine import fit
+
+            peak = _gpu_peak_bytes(device)
+            fix = fit.resume_safe_fix(config, budget_bytes=budget, measured_peak=peak)
+            if fix is not None:
+                hint, retry = f"to fit: {fix[0]}; then resume from the last checkpoint", fix[1]
+        elif kind in ("disk_full", "permission"):
+            good = runs.latest_checkpoint(run_dir)
+            hint += f" (the last complete checkpoint is step {good[0]})" if good else ""
+        raise TrainingFailed(kind, message, hint, retry) from exc
     finally:
         callback.close()
 
@@ -279,11 +304,15 @@ def _publish_adapter(write, config, metrics: dict, run_dir: Path) -> Path:
     final = run_dir / "adapter"
     tmp = run_dir / "adapter.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
-    write(tmp)
-    (tmp / "llamadesk.json").write_text(json.dumps({"config": config.to_dict(), "metrics": metrics}, indent=2),
-                                        encoding="utf-8")
-    (tmp / "README.md").write_text(_model_card(config, metrics), encoding="utf-8")
-    runs.fsync_tree(tmp)
+    try:
+        write(tmp)
+        (tmp / "llamadesk.json").write_text(json.dumps({"config": config.to_dict(), "metrics": metrics}, indent=2),
+                                            encoding="utf-8")
+        (tmp / "README.md").write_text(_model_card(config, metrics), encoding="utf-8")
+        runs.fsync_tree(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # never a half-written adapter; the final checkpoint still has it
+        raise
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)
@@ -312,11 +341,43 @@ def _classify(exc: Exception, *, phase: str = "while loading the model", config=
 
     if isinstance(exc, torch.OutOfMemoryError):
         return "out_of_memory", f"the GPU ran out of memory {phase}{_memory_facts(config, device)}", _oom_hint(config)
-    if isinstance(exc, OSError) and exc.errno == 28:
-        return "disk_full", "the disk is full", "free disk space, then resume the run"
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        where = f" while writing {exc.filename}" if exc.filename else ""
+        return "disk_full", f"the disk is full{where} ({phase})", "free disk space, then resume the run"
+    if isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return ("permission", f"cannot write {exc.filename or 'to the run folder'}: {exc.strerror} ({phase})",
+                "make the LlamaDesk data folder writable (or choose another one with --home), then resume the run")
     if isinstance(exc, runs.RunFolderError):
         return "run_folder", str(exc), ""
     return "internal", f"{type(exc).__name__}: {exc}", "see engine.log in the run folder for details"
+
+
+def _gpu_free_bytes(device: str) -> int | None:
+    if device != "cuda":
+        return None
+    import torch
+
+    return torch.cuda.mem_get_info()[0]
+
+
+def _gpu_peak_bytes(device: str) -> int | None:
+    if device != "cuda":
+        return None
+    import torch
+
+    return torch.cuda.max_memory_reserved()
+
+
+def _check_disk(model, model_folder: Path, config, run_dir: Path, device: str) -> None:
+    from engine import disk
+
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    need = disk.run_needs(trainable, devices.optimizer(config.train.optimizer, device),
+                          config.train.keep_checkpoints, disk.tokenizer_bytes(model_folder))
+    problem = disk.shortfall(run_dir, need)
+    if problem:
+        raise TrainingFailed("disk_full", problem, "free disk space (delete old runs on the Runs page), or choose "
+                             "a data folder on a larger disk, then start again")
 
 
 def _memory_facts(config, device: str) -> str:
@@ -369,7 +430,8 @@ def _log_to(path: Path) -> logging.Handler:
     return handler
 
 
-def _cleanup(run_dir: Path, handler: logging.Handler) -> None:
+def _cleanup(run_dir: Path, handler: logging.Handler, control: Control) -> None:
+    control.unwatch()
     runs.release_lock(run_dir)
     logging.getLogger().removeHandler(handler)
     handler.close()

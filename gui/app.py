@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import sys
 
+from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication
 
 from engine import paths
@@ -48,4 +50,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.page:
         window.show_page(args.page)
     window.show()
-    return app.exec()
+    return leave(window, app.exec())
+
+
+def leave(window, code: int) -> int:
+    """The app's last step. Destroying a QProcess kills its process, so when the user chose to keep training in the
+    background the app exits without running destructors."""
+    if window.leave_engine_running:
+        QSettings().sync()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code

@@ -189,6 +189,11 @@ def engine_process(parent: QObject, home: str | None) -> QProcess:
     if home:
         env.insert("LLAMADESK_HOME", home)
     process.setProcessEnvironment(env)
+    if sys.platform != "win32":
+        # Its own session: a Ctrl+C or hang-up meant for the app's terminal does not reach a training engine.
+        params = QProcess.UnixProcessParameters()
+        params.flags = QProcess.UnixProcessFlag.CreateNewSession
+        process.setUnixProcessParameters(params)
     return process
 
 

@@ -52,7 +52,10 @@ class MainWindow(QMainWindow):
         self.runs_page.sig_open_run.connect(self._on_runs_open)
         self.runs_page.sig_resume_run.connect(self._on_runs_resume)
         self.runs_page.sig_chat_run.connect(self._on_runs_chat)
+        self.leave_engine_running = False  # set when the user closes the window but keeps training
         self._restore()
+        if self.train_page.attach_running():  # a run from an earlier session of the app is still training
+            self.show_page("Train")
 
     def show_page(self, name: str) -> None:
         self.sidebar.setCurrentRow(PAGES.index(name))
@@ -98,14 +101,18 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event) -> None:
         if self.train_page.client.is_running():
             box = QMessageBox(QMessageBox.Icon.Question, "Training is running",
-                              "A training run is in progress. Stop it and save a checkpoint (you can resume it "
-                              "later), or cancel it now (losing the steps since the last checkpoint)?",
+                              "A training run is in progress. Keep it training in the background (open LlamaDesk "
+                              "again to watch or stop it), stop it and save a checkpoint (you can resume it later), "
+                              "or cancel it now (losing the steps since the last checkpoint)?",
                               parent=self)
+            background = box.addButton("Keep training in the background", QMessageBox.ButtonRole.AcceptRole)
             stop = box.addButton("Stop and save", QMessageBox.ButtonRole.AcceptRole)
             cancel = box.addButton("Cancel training", QMessageBox.ButtonRole.DestructiveRole)
-            box.addButton("Keep running", QMessageBox.ButtonRole.RejectRole)
+            box.addButton("Don't close", QMessageBox.ButtonRole.RejectRole)
             box.exec()
-            if box.clickedButton() is stop:
+            if box.clickedButton() is background:
+                self.leave_engine_running = True
+            elif box.clickedButton() is stop:
                 self.train_page.stop()
                 self.train_page.client.wait_for_exit(self.train_page.client.STOP_GRACE_MS)
             elif box.clickedButton() is cancel:

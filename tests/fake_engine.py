@@ -69,6 +69,7 @@ def main() -> int:
         events_file = (run_dir / "events.jsonl").open("a")
         (run_dir / "engine.log").write_text("INFO engine.train: loading the fake model\n")
         emit(protocol.RunStarted(str(run_dir)))
+        emit(protocol.Log("info", "arguments: " + json.dumps(sys.argv[1:])))
         return train(args, commands, run_dir)
     return 2
 
@@ -105,7 +106,8 @@ def train(args, commands, run_dir: Path) -> int:
         metrics.flush()
         time.sleep(args.delay)
     if args.fail:
-        emit(protocol.Error("out_of_memory", "the GPU ran out of memory", "lower train.micro_batch"))
+        emit(protocol.Error("out_of_memory", "the GPU ran out of memory at step 3", "to fit: micro-batch 2; then "
+                            "resume", retry={"train.micro_batch": 2, "train.grad_accum": 8}))
         emit(protocol.State("failed"))
         return 1
     emit(protocol.Eval(args.steps, 1.0))

@@ -65,9 +65,9 @@ def test_closing_during_training_asks_and_stop_saves(qtbot, home, tmp_path, monk
             return
         next(b for b in box.buttons() if b.text() == button_text).click()
 
-    QTimer.singleShot(0, lambda: answer("Keep running"))
+    QTimer.singleShot(0, lambda: answer("Don't close"))
     window.close()
-    assert window.train_page.client.is_running(), "Keep running leaves the run alone"
+    assert window.train_page.client.is_running(), "Don't close leaves the run alone"
     QTimer.singleShot(0, lambda: answer("Stop and save"))
     window.close()
     assert not window.train_page.client.is_running() and states[-1] == "stopped"

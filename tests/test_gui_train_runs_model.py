@@ -70,6 +70,59 @@ def test_train_page_shows_engine_errors_with_hint(qtbot, state):
     assert "ran out of memory" in page.log.toPlainText()
 
 
+def test_out_of_memory_offers_a_one_click_retry_from_the_last_checkpoint(qtbot, state):
+    from gui.pages.train_page import TrainPage
+
+    page = TrainPage(state, engine_command=FAKE + ["--steps", "2", "--fail"])
+    qtbot.addWidget(page)
+    with qtbot.waitSignal(page.client.sig_exited, timeout=20_000):
+        page.start()
+    assert page.retry_button.isVisibleTo(page) and page.retry_button.isEnabled()
+    assert page.retry_button.text() == ("Retry from the last checkpoint with micro-batch 2, "
+                                        "gradient accumulation 8")
+    run_dir = page.run_dir
+    with qtbot.waitSignal(page.client.sig_exited, timeout=20_000):
+        page.retry_button.click()
+    arguments = next(line for line in page.log.toPlainText().splitlines() if line.startswith("arguments: "))
+    assert json.loads(arguments.removeprefix("arguments: "))[-8:] == ["train",
+        "--json", "--resume", str(run_dir), "--set", "train.micro_batch=2", "--set", "train.grad_accum=8"]
+
+
+def test_start_is_refused_without_disk_space_and_asks_before_sharing_a_busy_gpu(qtbot, state, home, monkeypatch):
+    import os
+
+    from PySide6.QtWidgets import QMessageBox
+
+    from engine import disk
+    from gui.pages.train_page import TrainPage
+
+    page = TrainPage(state, engine_command=FAKE + ["--steps", "2"])
+    qtbot.addWidget(page)
+    real_free_bytes = disk.free_bytes
+    monkeypatch.setattr(disk, "free_bytes", lambda folder: 50 * 2**20)
+    page.start()
+    assert not page.client.is_running()
+    assert "Cannot start: not enough disk space" in page.status.text() and "50 MiB is free" in page.status.text()
+    monkeypatch.setattr(disk, "free_bytes", real_free_bytes)
+
+    other = home / "runs" / "other-run"
+    other.mkdir(parents=True)
+    (other / "config.yaml").write_text("model: demo\n")
+    (other / "lock").write_text(json.dumps({"pid": os.getpid()}))
+    asked = []
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: asked.append(a[2]) or QMessageBox.StandardButton.No)
+    page.start()
+    assert not page.client.is_running() and "the LlamaDesk run other-run" in asked[-1]
+    monkeypatch.setitem(sys.modules, "pynvml", fake_nvml.module(fake_nvml.card(
+        total_gib=24.0, used_gib=6.5, processes=[(4242, "game.exe", 6 * 2**30)])))
+    (other / "lock").unlink()
+    page.start()
+    assert "other programs holding 6.0 GiB of NVIDIA GeForce RTX 4090" in asked[-1]
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
+    with qtbot.waitSignal(page.client.sig_exited, timeout=20_000):
+        page.start()
+
+
 def test_invalid_settings_are_listed_not_started(qtbot, home):
     from gui.pages.train_page import TrainPage
 

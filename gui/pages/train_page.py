@@ -1,11 +1,13 @@
 """Train page: presets and settings, the memory panel, Start / Pause / Resume / Stop, and the live run view.
 
 The training itself runs in an engine process through EngineClient; this page only sends commands and shows
-events. A run opened from the Runs page is shown from its folder (metrics.jsonl) the same way.
+events. A run opened from the Runs page is shown from its folder (metrics.jsonl) the same way, and a run whose engine
+this window did not start (the app was closed or crashed meanwhile) is followed live through RunFollower.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import yaml
@@ -15,11 +17,12 @@ from PySide6.QtWidgets import (QComboBox, QFileDialog, QGroupBox, QHBoxLayout, Q
 
 import resources
 from engine import config as run_config
-from engine import gpu, paths, protocol, settings
+from engine import disk, gpu, paths, protocol, runs, settings
 from engine.events import format_duration
 from gui import run_store
 from gui.app_state import AppState
 from gui.engine_client import EngineClient, EngineState
+from gui.run_follower import RunFollower
 from gui.widgets.config_form import ConfigForm
 from gui.widgets.loss_chart import LossChart
 from gui.widgets.memory_panel import MemoryPanel
@@ -32,6 +35,7 @@ ADVANCED_FIELDS = ["lora.dropout", "train.scheduler", "train.warmup_ratio", "tra
                    "data.train_on", "data.validation_share", "compute_dtype", "double_quant", "device"]
 TELEMETRY_MS = 1500
 LOG_LINES = 5000
+OTHER_GPU_USE_BYTES = 512 * 2**20  # other programs' GPU memory worth a warning before a start
 
 
 def presets() -> dict[str, dict]:
@@ -52,6 +56,7 @@ class TrainPage(QWidget):
         super().__init__(parent)
         self.state = state
         self.client = EngineClient(self, command=engine_command)
+        self.follower = RunFollower(self)  # a run started outside this window
         self.presets = presets()
         self.current_run: str | None = None
         self.run_dir: Path | None = None  # the folder the running engine writes
@@ -88,6 +93,10 @@ class TrainPage(QWidget):
         self.buttons["Start"].setShortcut("Ctrl+Return")
         self.buttons["Stop"].setToolTip("Save a checkpoint at the next step, then end the run (it can be resumed).")
         self.buttons["Pause"].setToolTip("Hold at the next step and free cached GPU memory.")
+        self.retry_button = QPushButton()
+        self.retry_button.setVisible(False)
+        self.retry_button.clicked.connect(self.retry)
+        self._retry: tuple[Path, dict] | None = None
 
         self.progress = QProgressBar()
         self.progress.setFormat("idle")
@@ -114,6 +123,7 @@ class TrainPage(QWidget):
         right.addLayout(controls)
         right.addWidget(self.progress)
         right.addWidget(self.status)
+        right.addWidget(self.retry_button)
         right.addWidget(self.telemetry)
         vertical = QSplitter()
         vertical.setOrientation(vertical.orientation().Vertical)
@@ -127,15 +137,19 @@ class TrainPage(QWidget):
         self.splitter.setStretchFactor(1, 1)
         QVBoxLayout(self).addWidget(self.splitter)
 
-        self.client.sig_run_started.connect(self._on_engine_run_started)
-        self.client.sig_state.connect(self._on_engine_state)
-        self.client.sig_progress.connect(self._on_engine_progress)
-        self.client.sig_eval.connect(lambda e: self.chart.add_eval(e.step, e.eval_loss))
-        self.client.sig_checkpoint.connect(lambda c: self._log(f"checkpoint saved at step {c.step}"))
-        self.client.sig_log.connect(lambda m: self._log(m.message))
-        self.client.sig_warning.connect(lambda w: self._log(f"warning: {w.message} ({w.hint})"))
-        self.client.sig_error.connect(self._on_engine_error)
-        self.client.sig_finished.connect(self._on_engine_finished)
+        # Events from the engine this window started and from a followed run take the same path.
+        self._handlers = {
+            protocol.RunStarted: self._on_engine_run_started, protocol.State: self._on_engine_state,
+            protocol.Progress: self._on_engine_progress,
+            protocol.Eval: lambda e: self.chart.add_eval(e.step, e.eval_loss),
+            protocol.CheckpointSaved: lambda c: self._log(f"checkpoint saved at step {c.step}"),
+            protocol.Log: lambda m: self._log(m.message),
+            protocol.Warning: lambda w: self._log(f"warning: {w.message} ({w.hint})"),
+            protocol.Error: self._on_engine_error, protocol.Finished: self._on_engine_finished,
+        }
+        self.client.sig_message.connect(self._dispatch)
+        self.follower.sig_message.connect(self._dispatch)
+        self.follower.sig_ended.connect(self._on_follow_ended)
         self.client.sig_stderr.connect(self.log.appendPlainText)
         self.client.sig_exited.connect(self._on_engine_exited)
         self.client.sig_engine_state.connect(lambda _: self._update_buttons())
@@ -143,6 +157,8 @@ class TrainPage(QWidget):
         self._telemetry_timer = QTimer(self, interval=TELEMETRY_MS)
         self._telemetry_timer.timeout.connect(self._on_telemetry_tick)
         self._paused = False
+        self._last_state = ""
+        self._stop_sent = False  # a stop sent to a followed run
         self._on_state_config(state.config)
         self._update_buttons()
 
@@ -222,21 +238,77 @@ class TrainPage(QWidget):
             self.status.setText("Cannot start:\n" + "\n".join(exc.problems))
             return
         self.state.set_config(config)
+        if not self._preflight(config):
+            return
         pending = paths.cache_dir("gui") / "pending-run.yaml"
         run_config.save(config, pending)
         self._begin(["train", "--json", str(pending)], f"Starting: {config.model} on {Path(config.dataset).name}")
 
     def resume_run(self, run: run_store.RunSummary) -> None:
         self.show_run(run)
-        self._begin(["train", "--json", "--resume", str(run.folder)], f"Resuming {run.name}")
+        try:
+            config = run_config.load(run.folder / "config.yaml")
+        except run_config.ConfigError as exc:
+            self.status.setText(f"Cannot resume {run.name}: " + "; ".join(exc.problems))
+            return
+        if self._preflight(config):
+            self._begin(["train", "--json", "--resume", str(run.folder)], f"Resuming {run.name}")
+
+    def retry(self) -> None:
+        """Resume the run that ran out of memory, with the settings the engine proposed."""
+        if self._retry is None or self.is_busy():
+            return
+        run_dir, overrides = self._retry
+        sets = [arg for key, value in overrides.items() for arg in ("--set", f"{key}={json.dumps(value)}")]
+        self._begin(["train", "--json", "--resume", str(run_dir), *sets],
+                    f"Retrying {run_dir.name} from its last checkpoint with " + self._retry_text(overrides))
+
+    def _preflight(self, config: run_config.RunConfig) -> bool:
+        """Refuse a start the disk cannot hold; ask before sharing the GPU with another run or program."""
+        problem = self._disk_problem(config)
+        if problem:
+            self.status.setText(f"Cannot start: {problem}.\nFree disk space (delete old runs on the Runs page) or "
+                                "choose a data folder on a larger disk.")
+            return False
+        busy = [f"the LlamaDesk run {name} (process {pid})" for name, pid in runs.busy_runs()]
+        found = gpu.probe()
+        if found.available and found.gpus[0].other_processes_bytes() > OTHER_GPU_USE_BYTES:
+            busy.append(f"other programs holding {found.gpus[0].other_processes_bytes() / 2**30:.1f} GiB of "
+                        f"{found.gpus[0].name}")
+        if not busy:
+            return True
+        answer = QMessageBox.question(
+            self, "The GPU is busy",
+            "The GPU is in use by " + " and ".join(busy) + ".\n\nTwo jobs on one GPU are each slower and either may "
+            "run out of memory. Start anyway?")
+        return answer == QMessageBox.StandardButton.Yes
+
+    @staticmethod
+    def _disk_problem(config: run_config.RunConfig) -> str | None:
+        from engine import estimator, fit
+        from engine.models.errors import ModelSourceError
+
+        try:
+            spec = fit.spec_for(config.model)
+        except ModelSourceError:
+            return None  # the engine checks again with the loaded model
+        targets = tuple(config.lora.target_modules) or estimator.TARGETS_ALL
+        folder = Path(config.model).expanduser()
+        tokenizer = disk.tokenizer_bytes(folder) if folder.is_dir() else 20 * 2**20
+        need = disk.run_needs(estimator.lora_params(spec, config.lora.rank, targets), fit.settings_for(config).optimizer,
+                              config.train.keep_checkpoints, tokenizer)
+        return disk.shortfall(paths.runs_dir(), need)
 
     def _begin(self, arguments: list[str], message: str) -> None:
-        if self.client.is_running():
+        if self.is_busy():
             return
         self.chart.clear()
         self.log.clear()
         self.run_dir = None
         self._paused = False
+        self._last_state = ""
+        self._retry = None
+        self.retry_button.setVisible(False)
         self.status.setText(message)
         self.progress.setRange(0, 0)  # busy until the first progress event
         self.client.start(arguments, home=self.state.home)
@@ -244,19 +316,67 @@ class TrainPage(QWidget):
         self.sig_running_changed.emit(True)
         self.state.sig_runs_changed.emit()
 
+    def is_busy(self) -> bool:
+        return self.client.is_running() or self.follower.is_following()
+
     def pause(self) -> None:
-        self.client.send(protocol.Pause())
+        self._send(protocol.Pause())
 
     def resume(self) -> None:
-        self.client.send(protocol.Resume())
+        self._send(protocol.Resume())
 
     def stop(self) -> None:
-        self.client.stop()
+        if self.follower.is_following():
+            self._stop_sent = self.follower.send(protocol.Stop())
+        else:
+            self.client.stop()
         self.status.setText("Stopping: saving a checkpoint at the next step…")
+        self._update_buttons()
+
+    def _send(self, msg) -> None:
+        if self.follower.is_following():
+            self.follower.send(msg)
+        else:
+            self.client.send(msg)
+
+    def attach(self, run_dir: Path) -> bool:
+        """Follow a run that an engine outside this window is training: live progress, pause, resume and stop."""
+        if self.is_busy():
+            return False
+        self.chart.clear()
+        self.log.clear()
+        self._paused, self._last_state, self._stop_sent = False, "", False
+        self.chart.set_points(*run_store.metrics(run_dir))
+        if not self.follower.follow(run_dir):
+            return False
+        self.run_dir = Path(run_dir)
+        self.current_run = self.run_dir.name
+        self._log(f"following {self.run_dir.name}: its engine (process {self.follower.pid}) was started outside "
+                  "this window and keeps running if the window closes")
+        self.sig_running_changed.emit(True)
+        self._update_buttons()
+        return True
+
+    def attach_running(self) -> str | None:
+        """At start-up: follow the newest run a live engine is training, if any. Returns its name."""
+        busy = [paths.runs_dir() / name for name, _ in runs.busy_runs()]
+        busy.sort(key=lambda folder: (folder / "config.yaml").stat().st_mtime if (folder / "config.yaml").exists()
+                  else 0)
+        return busy[-1].name if busy and self.attach(busy[-1]) else None
+
+    def _on_follow_ended(self) -> None:
+        if self._last_state not in ("finished", "stopped", "failed"):
+            self.status.setText("The engine stopped unexpectedly. The run can be resumed from its last checkpoint "
+                                "on the Runs page.")
+        self._update_buttons()
+        self.sig_running_changed.emit(False)
+        self.state.sig_runs_changed.emit()
 
     def show_run(self, run: run_store.RunSummary) -> None:
-        """Show a finished or running run's curves from its folder."""
-        if self.client.is_running():
+        """Show a finished or running run's curves from its folder; a running one is followed live."""
+        if self.is_busy():
+            return
+        if run.status == "running" and self.attach(run.folder):
             return
         self.current_run = run.name
         self.chart.set_points(*run_store.metrics(run.folder))
@@ -267,6 +387,11 @@ class TrainPage(QWidget):
             self.progress.setFormat(f"step {run.steps} / {run.total_steps}")
 
     # -- engine events ---------------------------------------------------------------------------------------
+    def _dispatch(self, msg) -> None:
+        handler = self._handlers.get(type(msg))
+        if handler is not None:
+            handler(msg)
+
     def _on_engine_run_started(self, msg: protocol.RunStarted) -> None:
         self.run_dir = Path(msg.run_dir)
         self.current_run = self.run_dir.name
@@ -274,6 +399,7 @@ class TrainPage(QWidget):
 
     def _on_engine_state(self, msg: protocol.State) -> None:
         self._paused = msg.state == "paused"
+        self._last_state = msg.state
         labels = {"loading_model": "Loading the model…", "preparing_data": "Preparing the dataset…",
                   "training": "Training", "paused": "Paused", "saving": "Saving…", "finished": "Finished",
                   "stopped": "Stopped — the run can be resumed from the Runs page", "failed": "Failed"}
@@ -294,6 +420,20 @@ class TrainPage(QWidget):
     def _on_engine_error(self, msg: protocol.Error) -> None:
         self._log(f"error: {msg.message}")
         self.status.setText(f"Error: {msg.message}" + (f"\n→ {msg.hint}" if msg.hint else ""))
+        if msg.retry and self.run_dir is not None:
+            self._retry = (self.run_dir, dict(msg.retry))
+            self.retry_button.setText("Retry from the last checkpoint with " + self._retry_text(msg.retry))
+            self.retry_button.setVisible(True)
+
+    @staticmethod
+    def _retry_text(overrides: dict) -> str:
+        labels = {"train.micro_batch": "micro-batch {}", "train.grad_accum": "gradient accumulation {}",
+                  "train.gradient_checkpointing": "gradient checkpointing {}", "data.cutoff": "cutoff {} tokens"}
+        parts = []
+        for key, value in overrides.items():
+            value = {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
+            parts.append(labels.get(key, key + " = {}").format(value))
+        return ", ".join(parts)
 
     def _on_engine_finished(self, msg: protocol.Finished) -> None:
         self.current_run = Path(msg.run_dir).name
@@ -339,8 +479,9 @@ class TrainPage(QWidget):
         self.telemetry.setText(" · ".join(parts))
 
     def _update_buttons(self) -> None:
-        running = self.client.is_running()
-        stopping = self.client.state == EngineState.STOPPING
+        running = self.is_busy()
+        stopping = self.client.state == EngineState.STOPPING or (self.follower.is_following() and self._stop_sent)
+        self.retry_button.setEnabled(not running)
         self.buttons["Start"].setEnabled(not running and bool(self.state.config.dataset))
         self.buttons["Pause"].setEnabled(running and not stopping and not self._paused)
         self.buttons["Resume"].setEnabled(running and self._paused)

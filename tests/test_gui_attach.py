@@ -1,0 +1,124 @@
+"""The app and a training engine live apart: a restarted app follows a run it did not start and controls it, and
+closing the window can leave a run training. Real engine processes on the tiny model."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import psutil
+from PySide6.QtCore import QSettings
+from PySide6.QtWidgets import QApplication
+
+from engine import runs
+from gui.app_state import AppState
+
+
+def _engine_args(tiny_model, small_dataset, name: str) -> list[str]:
+    return ["--set", f"model={tiny_model}", "--set", f"dataset={small_dataset}", "--set", "quantization=none",
+            "--set", "train.max_steps=100000", "--set", "train.save_steps=10", "--set", "data.validation_share=0",
+            "--set", f"run_name={name}"]
+
+
+def _wait_progress(run_dir, beyond: int = 0, timeout: float = 120) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        steps = [e["step"] for e in runs.read_jsonl(run_dir / "events.jsonl") if e.get("type") == "progress"]
+        if steps and steps[-1] > beyond:
+            return steps[-1]
+        time.sleep(0.1)
+    raise AssertionError("no progress")
+
+
+def test_a_restarted_app_follows_a_running_run_and_controls_it(qtbot, home, tmp_path, tiny_model, small_dataset):
+    engine = subprocess.Popen([sys.executable, "-m", "engine", "train", *_engine_args(tiny_model, small_dataset,
+                                                                                     "earlier")],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              env=dict(os.environ, LLAMADESK_HOME=str(home)))
+    run_dir = home / "runs" / "earlier"
+    try:
+        _wait_progress(run_dir)
+        QSettings.setPath(QSettings.Format.NativeFormat, QSettings.Scope.UserScope, str(tmp_path / "settings"))
+        QApplication.instance().setOrganizationName("LlamaDesk-tests")
+        from gui.main_window import MainWindow
+
+        window = MainWindow(AppState(str(home)))
+        qtbot.addWidget(window)
+        page = window.train_page
+        assert window.stack.currentWidget() is page and page.follower.is_following()
+        assert f"process {engine.pid}" in page.log.toPlainText()
+        assert not page.buttons["Start"].isEnabled() and page.buttons["Pause"].isEnabled()
+        shown = page.progress.value()
+        qtbot.waitUntil(lambda: page.progress.value() > shown + 2, timeout=30_000)  # live, from the run folder
+        qtbot.waitUntil(lambda: len(page.chart.train_points) >= page.progress.value() - 1, timeout=10_000)
+
+        page.buttons["Pause"].click()
+        qtbot.waitUntil(lambda: page.status.text().startswith("Paused"), timeout=30_000)
+        assert page.buttons["Resume"].isEnabled() and not page.buttons["Pause"].isEnabled()
+        page.buttons["Resume"].click()
+        qtbot.waitUntil(lambda: page.status.text().startswith("Training"), timeout=30_000)
+        page.buttons["Stop"].click()
+        assert not page.buttons["Stop"].isEnabled()
+        with qtbot.waitSignal(page.follower.sig_ended, timeout=60_000):
+            pass
+        assert engine.wait(timeout=30) == 0
+        assert page.status.text().startswith("Stopped") and not page.is_busy()
+        assert not page.buttons["Pause"].isEnabled() and not page.buttons["Stop"].isEnabled()
+        assert runs.checkpoints(run_dir)
+    finally:
+        engine.kill()
+
+
+# A whole app session: start training, close the window choosing to keep training, exit as the app does.
+SESSION = """
+import json, sys
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication, QMessageBox
+from engine import config as run_config
+from gui import app as app_module
+from gui.app_state import AppState
+from gui.main_window import MainWindow
+
+app = app_module._application()
+window = MainWindow(AppState())
+window.state.set_config(run_config.from_mapping(json.loads(sys.argv[1])))
+window.train_page.start()
+while window.train_page.progress.value() < 1:
+    app.processEvents()
+
+def answer():
+    box = QApplication.activeModalWidget()
+    if not isinstance(box, QMessageBox):
+        return QTimer.singleShot(20, answer)
+    next(b for b in box.buttons() if b.text() == "Keep training in the background").click()
+
+QTimer.singleShot(0, answer)
+window.close()
+print(window.train_page.client._process.processId(), flush=True)
+app_module.leave(window, 0)
+"""
+
+
+def test_closing_the_window_can_keep_the_run_training(home, tmp_path, tiny_model, small_dataset):
+    config = {"model": str(tiny_model), "dataset": str(small_dataset), "quantization": "none", "run_name": "bg",
+              "data": {"validation_share": 0}, "train": {"max_steps": 100000, "save_steps": 10}}
+    env = dict(os.environ, LLAMADESK_HOME=str(home), QT_QPA_PLATFORM="offscreen",
+               XDG_CONFIG_HOME=str(tmp_path / "config"))
+    session = subprocess.run([sys.executable, "-c", SESSION, json.dumps(config)], capture_output=True, text=True,
+                             env=env, timeout=180)
+    assert session.returncode == 0, session.stderr[-2000:]
+    engine = psutil.Process(int(session.stdout.split()[-1]))
+    try:
+        run_dir = home / "runs" / "bg"
+        step = _wait_progress(run_dir)
+        _wait_progress(run_dir, beyond=step + 3)  # still training after the app is gone
+        assert runs.lock_holder(run_dir) == engine.pid
+        runs.send_command(run_dir, __import__("engine.protocol").protocol.Stop())
+        engine.wait(timeout=60)
+        assert runs.read_jsonl(run_dir / "events.jsonl")[-1]["state"] == "stopped"
+    finally:
+        if engine.is_running():
+            engine.kill()
