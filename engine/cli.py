@@ -64,6 +64,11 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true")
     check.set_defaults(handler=_cmd_model_check)
 
+    token = commands.add_parser("token", help="store, check or remove the Hugging Face access token (gated models)")
+    token.add_argument("action", choices=("set", "status", "clear"),
+                       help="set reads the token from the terminal without echo, or from stdin")
+    token.set_defaults(handler=_cmd_token)
+
     data = commands.add_parser("data", help="check a dataset").add_subparsers(metavar="ACTION")
     data_check = data.add_parser("check", help="detect the format, validate, tokenize and preview a dataset")
     data_check.add_argument("source", help="a .json/.jsonl/.csv/.tsv/.parquet/.txt file, a save_to_disk folder, "
@@ -207,6 +212,33 @@ def _cmd_data_check(args) -> int:
     else:
         print(report_text.render(prepared, max_problems=args.problems, color=sys.stdout.isatty()))
     return 0 if prepared.usable else 1
+
+
+def _cmd_token(args) -> int:
+    from engine.models import hf_token
+
+    if args.action == "clear":
+        hf_token.delete_token()
+        print("The stored token is removed.")
+        return 0
+    if args.action == "status":
+        print("A Hugging Face token is available." if hf_token.get_token() else "No Hugging Face token is stored.")
+        return 0
+    if sys.stdin.isatty():
+        import getpass
+
+        value = getpass.getpass("Hugging Face access token: ")
+    else:
+        value = sys.stdin.readline()
+    if not value.strip():
+        print("error: no token given", file=sys.stderr)
+        return 1
+    where = hf_token.set_token(value)
+    if where == "keyring":
+        print("The token is stored in the system keyring.")
+    else:
+        print("warning: " + hf_token.fallback_warning(where), file=sys.stderr)
+    return 0
 
 
 def _load_config(args):

@@ -85,6 +85,13 @@ class DataCheckJob(QObject):
             process.finished.connect(process.deleteLater)
             process.kill()
 
+    def shutdown(self) -> None:
+        """Cancel and wait for the process to end (the app is closing)."""
+        process = self._process
+        self.cancel()
+        if process is not None:
+            process.waitForFinished(3000)
+
     def _on_process_stdout(self, process: QProcess) -> None:
         if process is self._process:
             self._stdout += bytes(process.readAllStandardOutput())

@@ -122,6 +122,7 @@ class MainWindow(QMainWindow):
                 event.ignore()
                 return
         self.chat_page.shutdown()
+        self.dataset_page.job.shutdown()  # a check still running must not report into a window being destroyed
         settings = QSettings()
         settings.setValue("window/geometry", self.saveGeometry())
         for name, splitter in self._splitters().items():

@@ -70,3 +70,33 @@ def test_missing_adapter_is_a_clear_error(home, tmp_path, tiny_model):
     assert engine.finish() == 1
     error = next(m for m in engine.messages if isinstance(m, protocol.Error))
     assert "adapter_config.json" in error.message and error.hint
+
+
+def test_two_hundred_requests_with_cancels_keep_memory_flat(home, finished_run):
+    import psutil
+
+    engine = EngineProcess(home, "chat", "--run", str(finished_run), "--device", "cpu")
+    engine.wait_for(state("ready"))
+    process = psutil.Process(engine.proc.pid)
+    history = [{"role": "user", "content": "Who keeps the lighthouse?"}, {"role": "assistant", "content": "Mara."},
+               {"role": "user", "content": "And the harbour?"}]
+    reasons, rss = [], {}
+    for n in range(1, 201):
+        cancel = n % 4 == 0
+        request = protocol.Chat(str(n), history[: 1 + 2 * (n % 2)], temperature=0.7, max_new_tokens=400 if cancel
+                                else 12, adapter="off" if n % 3 == 0 else "on")
+        engine.send(request)
+        if cancel:
+            engine.wait_for(lambda m, i=str(n): isinstance(m, protocol.ChatToken) and m.id == i)
+            engine.send(protocol.Cancel(str(n)))
+        reasons.append(engine.wait_for(lambda m, i=str(n): isinstance(m, protocol.ChatDone) and m.id == i).reason)
+        engine.messages.clear()  # the test's own memory; the engine's is what is measured
+        if n in (20, 200):
+            rss[n] = process.memory_info().rss
+    assert reasons.count("cancelled") == 50 and "error" not in reasons
+    drift = rss[200] / rss[20] - 1
+    print(f"chat endurance: RSS {rss[20] / 2**20:.1f} MiB after 20 requests, {rss[200] / 2**20:.1f} MiB after 200 "
+          f"({drift:+.1%})")
+    assert abs(drift) <= 0.10
+    engine.send(protocol.Shutdown())
+    assert engine.finish() == 0

@@ -127,15 +127,20 @@ class ModelPage(QWidget):
                                   else "The download failed.")
 
     def _set_token(self) -> None:
-        token, ok = QInputDialog.getText(self, "Hugging Face token", "Access token (stored in your system "
-                                         "keyring, never in a file):", QLineEdit.EchoMode.Password)
+        token, ok = QInputDialog.getText(self, "Hugging Face token", "Access token (kept in your system keyring, "
+                                         "never in a config or log):", QLineEdit.EchoMode.Password)
         if ok and token.strip():
             try:
-                hf_token.set_token(token)
+                where = hf_token.set_token(token)
+            except OSError as exc:
+                self.progress.setText(f"Could not store the token ({exc.strerror}); set the HF_TOKEN environment "
+                                      "variable instead.")
+                return
+            if where == "keyring":
                 self.progress.setText("Token saved in the system keyring.")
-            except Exception as exc:  # no keyring backend on this system
-                self.progress.setText(f"Could not store the token in a keyring ({type(exc).__name__}); set the "
-                                      "HF_TOKEN environment variable instead.")
+            else:
+                QMessageBox.warning(self, "Hugging Face token", hf_token.fallback_warning(where))
+                self.progress.setText(f"Token saved in {where} (owner-only file; no system keyring found).")
 
     def _show_current(self) -> None:
         self.current.setText(f"Chosen model: {self.state.config.model}")

@@ -22,6 +22,7 @@ CHUNK_BYTES = 1 << 20  # one fetchMore indexes about this much of the file
 SMALL_JSON_BYTES = 16 << 20  # a .json array must be parsed whole; above this size it is not previewed
 SAMPLE_RECORDS = 200  # records whose keys make up the columns
 CACHE_ROWS = 1000
+MAX_COLUMNS = 200  # a record with thousands of keys shows its first ones; the engine's report covers the rest
 CELL_CHARS = 300  # a cell shows the start of a long value; the table is for finding rows, not reading them
 LAZY_TYPES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".tsv": "tsv"}
 BAD_ROW = QBrush(QColor("#b91c1c"))
@@ -89,7 +90,7 @@ class RecordsModel(QAbstractTableModel):
         if self.kind == "jsonl":
             self._columns = _keys([self._record(i) for i in range(min(SAMPLE_RECORDS, len(self._starts)))])
         elif self._starts:  # the first CSV record is the header
-            self._columns = self._csv_cells(self._raw(0)) or ["(no header)"]
+            self._columns = self._csv_cells(self._raw(0))[:MAX_COLUMNS] or ["(no header)"]
             self._starts = self._starts[1:]
         if self._starts and not self._columns:
             self._columns = ["record"]
@@ -239,6 +240,9 @@ def scan_records(data: bytes, base: int, out: array, *, at_end: bool, quoted_new
             out.append(base + start)
             start, consumed = -1, newline + 1
         pos = newline + 1
+    if at_end and start >= 0:  # a quote left open to the end of the file: the rest is one (broken) record
+        out.append(base + start)
+        consumed = len(data)
     return min(consumed, len(data))
 
 
@@ -252,7 +256,7 @@ def _keys(records: list) -> list[str]:
     for record in records:
         if isinstance(record, dict):
             keys.update(dict.fromkeys(record))
-    return list(keys)
+    return list(keys)[:MAX_COLUMNS]
 
 
 def _cell(value) -> str:
