@@ -64,6 +64,11 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true")
     check.set_defaults(handler=_cmd_model_check)
 
+    selftest = commands.add_parser("selftest", help="check this engine installation: versions, device, a 4-bit "
+                                   "layer forward and backward")
+    selftest.add_argument("--json", action="store_true")
+    selftest.set_defaults(handler=_cmd_selftest)
+
     token = commands.add_parser("token", help="store, check or remove the Hugging Face access token (gated models)")
     token.add_argument("action", choices=("set", "status", "clear"),
                        help="set reads the token from the terminal without echo, or from stdin")
@@ -212,6 +217,20 @@ def _cmd_data_check(args) -> int:
     else:
         print(report_text.render(prepared, max_problems=args.problems, color=sys.stdout.isatty()))
     return 0 if prepared.usable else 1
+
+
+def _cmd_selftest(args) -> int:
+    from engine import selftest
+
+    report = selftest.run()
+    if args.json:
+        print(json.dumps(report))
+    else:
+        device = report.get("device") or {}
+        print("\n".join(f"{name} {version}" for name, version in report["versions"].items()))
+        print(f"device: {device.get('kind', 'unknown')} ({device.get('name', 'unknown')})")
+        print("self-test passed" if report["ok"] else "self-test FAILED:\n  " + "\n  ".join(report["problems"]))
+    return 0 if report["ok"] else 1
 
 
 def _cmd_token(args) -> int:

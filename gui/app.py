@@ -6,6 +6,7 @@ import argparse
 import multiprocessing
 import os
 import sys
+from pathlib import Path
 
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication
@@ -36,8 +37,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--page", choices=("Model", "Dataset", "Train", "Chat", "Runs"), help="page to open on")
     parser.add_argument("--demo", action="store_true",
                         help="open on the offline demo model and the bundled sample dataset, ready to train")
+    parser.add_argument("--self-test", nargs="?", const="", metavar="REPORT",
+                        help="check this installation without a screen: start the engine, train two QLoRA steps of "
+                        "the demo model, print a JSON report (and write it to REPORT)")
+    parser.add_argument("--setup-engine", metavar="BACKEND", nargs="?", const="auto",
+                        help="install the engine environment without the window (installed app): auto, cpu, or a "
+                        "CUDA build such as cu128")
+    parser.add_argument("--wheels", metavar="DIR", help="with --setup-engine: a folder of wheels to prefer")
+    parser.add_argument("--torch-wheels", metavar="DIR", help="with --setup-engine: take torch from this folder")
+    parser.add_argument("--offline", action="store_true", help="with --setup-engine: use --wheels only")
     args = parser.parse_args(argv)
     home = str(paths.set_home(args.home)) if args.home else None
+    if getattr(sys, "frozen", False):
+        os.environ.setdefault("HF_HOME", str(paths.home() / "huggingface"))  # hub caches in the app's data folder
+    if args.setup_engine:
+        return _setup_engine(args)
+    if args.self_test is not None:
+        from gui import self_test
+
+        return self_test.run(Path(args.self_test) if args.self_test else None)
     app = _application()
     window = build_window(home)
     if args.demo:
@@ -62,3 +80,31 @@ def leave(window, code: int) -> int:
         sys.stderr.flush()
         os._exit(code)
     return code
+
+
+def _setup_engine(args) -> int:
+    from gui import engine_env
+
+    detection = engine_env.detect()
+    choice = engine_env.choose(detection)
+    backend = choice.backend if args.setup_engine == "auto" else engine_env.ALL_BACKENDS.get(args.setup_engine)
+    if backend is None:
+        print(f"error: unknown backend {args.setup_engine!r}; one of: auto, {', '.join(engine_env.ALL_BACKENDS)}",
+              file=sys.stderr)
+        return 2
+    print(f"{choice.why}." + (f" ({choice.action})" if choice.action else ""))
+    print(f"Installing the engine for: {backend.label}")
+    sources = engine_env.Sources.bundled()
+    sources.wheels = Path(args.wheels) if args.wheels else sources.wheels
+    sources.torch_wheels = Path(args.torch_wheels) if args.torch_wheels else None
+    sources.offline = args.offline
+    env = engine_env.EngineEnv()
+    try:
+        record = engine_env.install(env, backend, sources, detection)
+    except (engine_env.SetupFailed, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    result = record["selftest"]
+    print("Engine ready." if result.get("ok") else "The engine's self-test failed:\n  " +
+          "\n  ".join(result.get("problems", [])))
+    return 0 if result.get("ok") else 1

@@ -198,9 +198,15 @@ def engine_process(parent: QObject, home: str | None) -> QProcess:
 
 
 def engine_command() -> list[str]:
+    """How to start the engine: LLAMADESK_ENGINE if set; in an installed app, its bundled engine (offline edition)
+    or the engine environment set up on first run; otherwise this Python's ``engine`` package."""
     configured = os.environ.get(ENV_ENGINE)
     if configured:
         import shlex
 
         return shlex.split(configured)
+    if getattr(sys, "frozen", False):
+        from gui import engine_env
+
+        return [sys.executable, "--engine"] if engine_env.bundled_engine() else engine_env.EngineEnv().command()
     return [sys.executable, "-m", "engine"]

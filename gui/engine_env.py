@@ -1,0 +1,273 @@
+"""The engine environment of an installed app: which build of PyTorch this machine needs, and how to set it up.
+
+The thin app bundles only the window. On first run it creates a Python environment in the data folder with the
+bundled ``uv``, from a pinned per-platform lock file (``packaging/requirements/engine-<platform>.txt``) plus the
+torch wheel of the chosen backend (CUDA for the installed driver, or CPU), installs the engine itself from the
+bundled wheel, and runs the engine's self-test. What was installed is recorded in ``engine/installed.json``.
+Development installs and the offline edition need none of this: their engine runs from the app's own Python.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from engine import paths
+
+TORCH_VERSION = "2.13.0"
+TORCH_INDEX = "https://download.pytorch.org/whl/{backend}"
+PYTHON_VERSION = "3.11"
+
+
+@dataclass(frozen=True)
+class Backend:
+    key: str
+    label: str
+    cuda: tuple[int, int] | None = None  # the CUDA version the torch build needs from the driver
+    linux_driver: str = ""  # the oldest driver that supports it
+    windows_driver: str = ""
+
+
+# torch's CUDA builds for TORCH_VERSION, newest first; each needs a driver that supports its CUDA version.
+BACKENDS = (
+    Backend("cu130", "NVIDIA GPU (CUDA 13.0)", (13, 0), "580.65.06", "580.88"),
+    Backend("cu128", "NVIDIA GPU (CUDA 12.8)", (12, 8), "570.26", "570.65"),
+    Backend("cu126", "NVIDIA GPU (CUDA 12.6)", (12, 6), "560.28.03", "560.76"),
+)
+CPU = Backend("cpu", "CPU only (slow; the demo model and small tests)")
+ALL_BACKENDS = {b.key: b for b in (*BACKENDS, CPU)}
+
+
+@dataclass
+class Detection:
+    """What this machine has, as NVML (or else nvidia-smi) reports it."""
+
+    gpu: str | None = None
+    driver: str | None = None
+    cuda: tuple[int, int] | None = None  # the newest CUDA version the driver supports
+    source: str = ""  # "nvml", "nvidia-smi" or "" (nothing found)
+    reason: str = ""  # why no GPU was found
+
+
+@dataclass
+class Choice:
+    backend: Backend
+    why: str
+    action: str = ""  # what the user can do for a better backend (update the driver), if anything
+
+
+def detect() -> Detection:
+    from engine import gpu
+
+    found = gpu.probe()
+    if found.available and found.gpus:
+        return Detection(found.gpus[0].name, found.driver, _version(found.cuda_driver), "nvml")
+    smi = shutil.which("nvidia-smi")
+    if smi:
+        try:
+            output = subprocess.run([smi], capture_output=True, text=True, timeout=20, check=False).stdout
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return Detection(reason=f"nvidia-smi did not answer ({exc})")
+        parsed = parse_nvidia_smi(output)
+        if parsed.gpu or parsed.driver:
+            return parsed
+        return Detection(reason=f"{found.reason}; nvidia-smi: {output.strip().splitlines()[0] if output.strip() else 'no output'}")
+    return Detection(reason=found.reason or "no NVIDIA GPU")
+
+
+def parse_nvidia_smi(output: str) -> Detection:
+    """The driver, its CUDA version and the first GPU's name from nvidia-smi's default table."""
+    driver = re.search(r"Driver Version:\s*([\d.]+)", output)
+    cuda = re.search(r"CUDA Version:\s*(\d+)\.(\d+)", output)
+    # A GPU row: "|   0  NVIDIA GeForce RTX 4090        On  |   00000000:01:00.0 ..."
+    name = re.search(r"^\|\s+\d+\s+(.+?)\s{2,}(?:On|Off)\s+\|", output, re.MULTILINE)
+    if not driver:
+        return Detection(reason="nvidia-smi found no driver")
+    return Detection(name.group(1).strip() if name else None, driver.group(1),
+                     (int(cuda.group(1)), int(cuda.group(2))) if cuda else None, "nvidia-smi")
+
+
+def choose(detection: Detection, platform: str = sys.platform) -> Choice:
+    """The newest backend the machine can run, and what would allow a better one."""
+    if platform == "darwin":
+        return Choice(CPU, "macOS has no NVIDIA GPUs: the engine runs on the CPU (Apple's GPU is not used for "
+                      "4-bit training)")
+    if detection.gpu is None and detection.driver is None:
+        return Choice(CPU, f"{detection.reason or 'no NVIDIA GPU found'}: the engine runs on the CPU",
+                      "with an NVIDIA GPU, install its driver and choose Reinstall")
+    name = detection.gpu or "the NVIDIA GPU"
+    if detection.cuda is None:
+        return Choice(CPU, f"{name} was found, but its driver's CUDA version could not be read",
+                      "update the NVIDIA driver, then choose Reinstall; or pick a CUDA backend by hand")
+    for backend in BACKENDS:
+        if detection.cuda >= backend.cuda:
+            return Choice(backend, f"{name}, driver {detection.driver} (CUDA {_text(detection.cuda)})")
+    oldest = BACKENDS[-1]
+    driver = oldest.windows_driver if platform == "win32" else oldest.linux_driver
+    return Choice(CPU, f"the driver of {name} ({detection.driver}) supports CUDA {_text(detection.cuda)}, and "
+                  f"LlamaDesk's GPU engine needs CUDA {_text(oldest.cuda)} or newer: until the driver is updated, "
+                  "the engine runs on the CPU",
+                  f"update the NVIDIA driver to {driver} or newer, then choose Reinstall")
+
+
+def platform_name(platform: str = sys.platform) -> str:
+    return {"win32": "windows", "darwin": "macos"}.get(platform, "linux")
+
+
+@dataclass
+class Sources:
+    """Where the installer takes things from. ``wheels``: a folder of wheels to prefer (with ``offline``, the only
+    source); ``torch_wheels``: a folder holding the torch wheel to use instead of the backend's index."""
+
+    uv: str
+    lock: Path
+    project_wheel: Path
+    wheels: Path | None = None
+    offline: bool = False
+    torch_wheels: Path | None = None
+
+    @classmethod
+    def bundled(cls) -> Sources:
+        """What the frozen app carries under engine-setup/ (next to the sources in a development checkout)."""
+        frozen = getattr(sys, "_MEIPASS", None)
+        base = Path(frozen) / "engine-setup" if frozen else Path(__file__).resolve().parent.parent / "build" / \
+            "engine-setup"
+        uv = base / ("uv.exe" if sys.platform == "win32" else "uv")
+        wheels = sorted(base.glob("llamadesk-*.whl"))
+        return cls(str(uv), base / f"engine-{platform_name()}.txt", wheels[-1] if wheels else base / "missing.whl",
+                   base / "wheels" if (base / "wheels").is_dir() else None)
+
+
+@dataclass
+class Step:
+    title: str
+    command: list[str]
+
+
+@dataclass
+class EngineEnv:
+    root: Path = field(default_factory=lambda: paths.home() / "engine")
+
+    @property
+    def venv(self) -> Path:
+        return self.root / "venv"
+
+    @property
+    def python(self) -> Path:
+        return self.venv / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python")
+
+    @property
+    def record_file(self) -> Path:
+        return self.root / "installed.json"
+
+    def record(self) -> dict | None:
+        try:
+            return json.loads(self.record_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+
+    def ready(self) -> bool:
+        record = self.record()
+        return bool(record and record.get("selftest", {}).get("ok")) and self.python.is_file()
+
+    def command(self) -> list[str]:
+        return [str(self.python), "-m", "engine"]
+
+    def steps(self, backend: Backend, sources: Sources) -> list[Step]:
+        """The install, as argument lists (never a shell line). Re-running them repairs a damaged environment."""
+        py = ["--python", str(self.python)]
+        local = ["--find-links", str(sources.wheels)] if sources.wheels else []
+        if sources.offline:
+            local.append("--no-index")
+        if sources.torch_wheels:
+            torch_source = ["--no-index", "--find-links", str(sources.torch_wheels)]
+        elif sources.wheels:
+            torch_source = local
+        else:
+            torch_source = ["--index-url", TORCH_INDEX.format(backend=backend.key)]
+        return [
+            Step("Create the Python environment",
+                 [sources.uv, "venv", "--seed", "--allow-existing", "--python", PYTHON_VERSION, str(self.venv)]),
+            Step("Install the engine's libraries",
+                 # The lock is complete but for torch, so nothing is resolved: every file is checked by hash.
+                 [sources.uv, "pip", "install", *py, "--no-deps", "--require-hashes", "-r", str(sources.lock),
+                  *local]),
+            Step(f"Install PyTorch {TORCH_VERSION} ({backend.label})",
+                 [sources.uv, "pip", "install", *py, f"torch=={TORCH_VERSION}", *torch_source]),
+            Step("Install the LlamaDesk engine",
+                 [sources.uv, "pip", "install", *py, "--no-deps", "--reinstall-package", "llamadesk",
+                  str(sources.project_wheel)]),
+            Step("Self-test", [str(self.python), "-m", "engine", "selftest", "--json"]),
+        ]
+
+    def write_record(self, backend: Backend, detection: Detection, selftest: dict) -> dict:
+        record = {"backend": backend.key, "torch": TORCH_VERSION, "detection": asdict(detection),
+                  "selftest": selftest, "installed": datetime.now().isoformat(timespec="seconds"),
+                  "python": str(self.python)}
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.record_file.write_text(json.dumps(record, indent=2), encoding="utf-8")
+        return record
+
+    def remove(self) -> None:
+        """Reinstall starts from nothing: the environment and its record go."""
+        self.record_file.unlink(missing_ok=True)
+        shutil.rmtree(self.venv, ignore_errors=True)
+
+
+def bundled_engine() -> bool:
+    """Whether this (frozen) app carries the engine itself: the offline edition."""
+    return (Path(getattr(sys, "_MEIPASS", "")) / "engine-bundled").is_file()
+
+
+def _version(text: str | None) -> tuple[int, int] | None:
+    match = re.match(r"(\d+)\.(\d+)", text or "")
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+def _text(version: tuple[int, int] | None) -> str:
+    return f"{version[0]}.{version[1]}" if version else "?"
+
+
+def install(env: EngineEnv, backend: Backend, sources: Sources, detection: Detection,
+            say=print) -> dict:
+    """Run the install steps here (the headless ``--setup-engine``); returns the record it writes."""
+    steps = env.steps(backend, sources)
+    output = ""
+    for number, step in enumerate(steps, 1):
+        say(f"[{number}/{len(steps)}] {step.title}")
+        process = subprocess.Popen(step.command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                   encoding="utf-8", errors="replace")
+        lines = []
+        for line in process.stdout:
+            lines.append(line)
+            if step.title != "Self-test":
+                say("    " + line.rstrip())
+        output = "".join(lines)
+        if process.wait() != 0 and step.title != "Self-test":
+            raise SetupFailed(step.title, output)
+    return env.write_record(backend, detection, selftest_result(output))
+
+
+def selftest_result(output: str) -> dict:
+    """The engine self-test's JSON (its last line), or a failed result holding what it printed."""
+    for line in reversed(output.strip().splitlines()):
+        try:
+            result = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(result, dict) and "ok" in result:
+            return result
+    return {"ok": False, "problems": [output.strip()[-2000:] or "the self-test printed nothing"]}
+
+
+class SetupFailed(Exception):
+    def __init__(self, step: str, output: str):
+        tail = "\n".join(output.strip().splitlines()[-15:])
+        super().__init__(f"{step} failed:\n{tail}")
+        self.step, self.output = step, output
