@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QHBoxLayout, QListWidget, QMainWindow, QMessageBox
 from gui.app_state import AppState
 from gui.pages.chat_page import ChatPage
 from gui.pages.dataset_page import DatasetPage
+from gui.pages.engine_page import EnginePage
 from gui.pages.model_page import ModelPage
 from gui.pages.runs_page import RunsPage
 from gui.pages.train_page import TrainPage
@@ -18,7 +19,7 @@ from gui.pages.train_page import TrainPage
 # QSettings keys, declared once with their defaults.
 SETTINGS = {"window/geometry": None, "window/page": 0, "choices/model": "demo",
             "choices/dataset": ""}
-PAGES = ("Model", "Dataset", "Train", "Chat", "Runs")
+PAGES = ("Model", "Dataset", "Train", "Chat", "Runs", "Engine")
 
 
 class MainWindow(QMainWindow):
@@ -31,8 +32,9 @@ class MainWindow(QMainWindow):
         self.train_page = TrainPage(self.state, engine_command=engine_command)
         self.chat_page = ChatPage(self.state, engine_command=engine_command)
         self.runs_page = RunsPage(self.state)
+        self.engine_page = EnginePage()
         self.stack = QStackedWidget()
-        for page in (self.model_page, self.dataset_page, self.train_page, self.chat_page, self.runs_page):
+        for page in self._pages():
             self.stack.addWidget(page)
         self.sidebar = QListWidget()
         self.sidebar.addItems(PAGES)
@@ -56,6 +58,12 @@ class MainWindow(QMainWindow):
         self._restore()
         if self.train_page.attach_running():  # a run from an earlier session of the app is still training
             self.show_page("Train")
+        elif self.engine_page.needs_setup():  # an installed app's first run: set up the engine first
+            self.show_page("Engine")
+
+    def _pages(self) -> tuple:
+        return (self.model_page, self.dataset_page, self.train_page, self.chat_page, self.runs_page,
+                self.engine_page)
 
     def show_page(self, name: str) -> None:
         self.sidebar.setCurrentRow(PAGES.index(name))
@@ -92,8 +100,7 @@ class MainWindow(QMainWindow):
     def _splitters(self) -> dict[str, QSplitter]:
         """Every splitter in the pages, by a stable name, so their sizes persist."""
         found = {}
-        for page_name, page in zip(PAGES, (self.model_page, self.dataset_page, self.train_page, self.chat_page,
-                                           self.runs_page)):
+        for page_name, page in zip(PAGES, self._pages()):
             for index, splitter in enumerate(page.findChildren(QSplitter)):
                 found[f"{page_name}-{index}"] = splitter
         return found
@@ -122,6 +129,7 @@ class MainWindow(QMainWindow):
                 event.ignore()
                 return
         self.chat_page.shutdown()
+        self.engine_page.job.cancel()
         self.dataset_page.job.shutdown()  # a check still running must not report into a window being destroyed
         settings = QSettings()
         settings.setValue("window/geometry", self.saveGeometry())

@@ -28,7 +28,7 @@ def _window(qtbot, home, tmp_path, monkeypatch, fake_args=()):
 def test_pages_and_shortcut_navigation(qtbot, home, tmp_path, monkeypatch):
     window = _window(qtbot, home, tmp_path, monkeypatch)
     assert [window.sidebar.item(i).text() for i in range(window.sidebar.count())] == \
-        ["Model", "Dataset", "Train", "Chat", "Runs"]
+        ["Model", "Dataset", "Train", "Chat", "Runs", "Engine"]
     window.show_page("Runs")
     assert window.stack.currentWidget() is window.runs_page
     shortcuts = {a.text(): a.shortcut().toString() for a in window.actions()}

@@ -1,0 +1,161 @@
+"""Engine page: what this machine has, which engine build fits it, and setting that engine up (first run, repair,
+reinstall, self-test). Installed thin apps open here until their engine is ready."""
+
+from __future__ import annotations
+
+import sys
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPlainTextEdit,
+                               QProgressBar, QPushButton, QVBoxLayout, QWidget)
+
+from gui import engine_env
+from gui.setup_job import SetupJob
+
+LOG_LINES = 3000
+
+
+def _label(text: str = "") -> QLabel:
+    label = QLabel(text)
+    label.setWordWrap(True)
+    label.setTextFormat(Qt.TextFormat.PlainText)
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    return label
+
+
+class EnginePage(QWidget):
+    def __init__(self, parent: QWidget | None = None, *, env: engine_env.EngineEnv | None = None,
+                 sources: engine_env.Sources | None = None, managed: bool | None = None):
+        super().__init__(parent)
+        self.env = env or engine_env.EngineEnv()
+        self.sources = sources or engine_env.Sources.bundled()
+        # A thin installed app manages its engine environment; a development install or the offline edition
+        # runs the engine from the app's own Python and has nothing to set up.
+        self.managed = managed if managed is not None else (getattr(sys, "frozen", False)
+                                                             and not engine_env.bundled_engine())
+        self.job = SetupJob(self)
+        self.detection = engine_env.Detection()
+        self.choice: engine_env.Choice | None = None
+
+        self.state_label = _label()
+        self.gpu_label = _label()
+        self.why_label = _label()
+        self.backend = QComboBox()
+        for backend in engine_env.ALL_BACKENDS.values():
+            self.backend.addItem(backend.label, backend.key)
+        self.backend.setToolTip("The PyTorch build to install. The choice made for this machine is selected; pick "
+                                "another to override it (for example CPU only).")
+        self._picked: str | None = None  # a build the user chose over the detected one
+        self.backend.activated.connect(lambda _: setattr(self, "_picked", self.backend.currentData()))
+        self.buttons: dict[str, QPushButton] = {}
+        row = QHBoxLayout()
+        for name, handler, tip in (
+                ("Install", lambda: self._run(), "Set up the engine for the selected build."),
+                ("Repair", lambda: self._run(), "Run the installation again over the existing environment: "
+                 "fixes missing or damaged files, downloads only what is missing."),
+                ("Reinstall", lambda: self._run(reinstall=True), "Delete the engine environment and set it up "
+                 "from nothing (for example after a driver update, to get a CUDA build)."),
+                ("Run self-test", lambda: self._run(selftest_only=True), "Check the installed engine: versions, "
+                 "device, a 4-bit layer forward and backward."),
+                ("Cancel", self.job.cancel, "Stop the installation; Repair continues later.")):
+            button = QPushButton(name)
+            button.setToolTip(tip)
+            button.clicked.connect(handler)
+            self.buttons[name] = button
+            row.addWidget(button)
+        row.addStretch(1)
+        self.progress = QProgressBar()
+        self.progress.setFormat("")
+        self.step_label = _label()
+        self.log = QPlainTextEdit(readOnly=True)
+        self.log.setMaximumBlockCount(LOG_LINES)
+
+        machine = QGroupBox("This machine")
+        form = QFormLayout(machine)
+        form.addRow("GPU", self.gpu_label)
+        form.addRow("Engine build", self.backend)
+        form.addRow("", self.why_label)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.state_label)
+        layout.addWidget(machine)
+        layout.addLayout(row)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.step_label)
+        layout.addWidget(self.log, 1)
+
+        self.job.sig_step.connect(self._on_step)
+        self.job.sig_line.connect(self.log.appendPlainText)
+        self.job.sig_done.connect(self._on_done)
+        self.refresh()
+
+    def needs_setup(self) -> bool:
+        return self.managed and not self.env.ready()
+
+    def refresh(self) -> None:
+        """Detect the GPU again and show the environment's state."""
+        self.detection = engine_env.detect()
+        self.choice = engine_env.choose(self.detection)
+        found = self.detection
+        if found.gpu or found.driver:
+            cuda = f" (CUDA {found.cuda[0]}.{found.cuda[1]})" if found.cuda else ""
+            self.gpu_label.setText(f"{found.gpu or 'NVIDIA GPU'}, driver {found.driver}{cuda}, found by "
+                                   f"{found.source}")
+        else:
+            self.gpu_label.setText(found.reason or "no NVIDIA GPU found")
+        self.why_label.setText(f"Chosen: {self.choice.backend.label} — {self.choice.why}."
+                               + (f"\nTo do better: {self.choice.action}." if self.choice.action else ""))
+        record = self.env.record()
+        installed = record.get("backend") if record else None
+        self.backend.setCurrentIndex(max(0, self.backend.findData(self._picked or installed
+                                                                  or self.choice.backend.key)))
+        if not self.managed:
+            self.state_label.setText("This installation runs its engine from the app itself (a development "
+                                     "install or the offline edition): there is nothing to set up.")
+        elif record and record.get("selftest", {}).get("ok") and self.env.python.is_file():
+            backend = engine_env.ALL_BACKENDS.get(installed)
+            self.state_label.setText(f"The engine is ready: {backend.label if backend else installed}, PyTorch "
+                                     f"{record.get('torch')}, installed {record.get('installed', '?')}; its "
+                                     "self-test passed.")
+        elif record:
+            self.state_label.setText("The engine is installed but its last self-test failed. Repair it, or "
+                                     "Reinstall to start from nothing.")
+        else:
+            self.state_label.setText("The engine is not set up yet. Install downloads PyTorch and the training "
+                                     "libraries for the build below (about 1 GB for CPU, 3 GB for CUDA) into "
+                                     f"{self.env.root}.")
+        self._update_buttons()
+
+    def _run(self, *, reinstall: bool = False, selftest_only: bool = False) -> None:
+        backend = engine_env.ALL_BACKENDS[self.backend.currentData()]
+        self.log.clear()
+        self.progress.setRange(0, 0)
+        self.job.start(self.env, backend, self.sources, self.detection, reinstall=reinstall,
+                       selftest_only=selftest_only)
+        self._update_buttons()
+
+    def _on_step(self, number: int, count: int, title: str) -> None:
+        self.progress.setRange(0, count)
+        self.progress.setValue(number - 1)
+        self.progress.setFormat(f"step {number} of {count}")
+        self.step_label.setText(title + "…")
+        self.log.appendPlainText(f"— {title}")
+
+    def _on_done(self, ok: bool, message: str) -> None:
+        self.progress.setRange(0, 1)
+        self.progress.setValue(1 if ok else 0)
+        self.progress.setFormat("done" if ok else "stopped")
+        self.step_label.setText(message)
+        self.refresh()
+        self.step_label.setText(message)
+
+    def _update_buttons(self) -> None:
+        running = self.job.is_running()
+        exists = self.env.python.is_file()
+        self.buttons["Install"].setVisible(not exists)
+        for name in ("Install", "Repair", "Reinstall"):
+            self.buttons[name].setEnabled(self.managed and not running)
+        self.buttons["Repair"].setVisible(exists)
+        self.buttons["Reinstall"].setVisible(exists)
+        self.buttons["Run self-test"].setEnabled(self.managed and exists and not running)
+        self.buttons["Cancel"].setEnabled(running)
+        self.backend.setEnabled(self.managed and not running)
