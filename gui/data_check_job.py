@@ -11,6 +11,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from PySide6.QtCore import QObject, QProcess, Signal
+from shiboken6 import isValid
 
 from gui.engine_client import engine_command, engine_process
 
@@ -108,7 +109,7 @@ class DataCheckJob(QObject):
                 self.sig_status.emit(line)
 
     def _on_process_finished(self, process: QProcess, exit_code: int, exit_status) -> None:
-        if process is not self._process:
+        if process is not self._process or not isValid(process):  # finished while the job itself is destroyed
             return
         self._on_process_stdout(process)
         self._on_process_stderr(process)

@@ -13,6 +13,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signal
+from shiboken6 import isValid
 
 from engine import protocol
 
@@ -122,7 +123,8 @@ class EngineClient(QObject):
         self._set_state(EngineState.STOPPING)
         self.send(protocol.Stop())
         process = self._process
-        QTimer.singleShot(self.STOP_GRACE_MS, lambda: self._escalate(process, kill=False))
+        # The timer is tied to this client: it never fires into a destroyed one.
+        QTimer.singleShot(self.STOP_GRACE_MS, self, lambda: self._escalate(process, kill=False))
 
     def kill(self) -> None:
         """Cancel: end the process now (the run can still be resumed from its last checkpoint)."""
@@ -131,13 +133,14 @@ class EngineClient(QObject):
             self._process.kill()
 
     def _escalate(self, process: QProcess, *, kill: bool) -> None:
-        if process is not self._process or process.state() == QProcess.ProcessState.NotRunning:
+        if process is not self._process or not isValid(process) or \
+                process.state() == QProcess.ProcessState.NotRunning:
             return
         if kill:
             process.kill()
         else:
             process.terminate()
-            QTimer.singleShot(self.TERMINATE_GRACE_MS, lambda: self._escalate(process, kill=True))
+            QTimer.singleShot(self.TERMINATE_GRACE_MS, self, lambda: self._escalate(process, kill=True))
 
     def wait_for_exit(self, msecs: int) -> bool:
         return self._process is None or self._process.waitForFinished(msecs)

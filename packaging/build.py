@@ -97,7 +97,7 @@ def compressed_bytes(folder: Path) -> int:
     return size
 
 
-def build_bundle(variant: str) -> Path:
+def build_bundle(variant: str, *, measure: bool = True) -> Path:
     started = time.monotonic()
     prepare_setup(variant)
     render_icons()
@@ -109,10 +109,11 @@ def build_bundle(variant: str) -> Path:
                     str(ROOT / "packaging" / "llamadesk.spec")], check=True, env=env, cwd=ROOT)
     folder = dist / "LlamaDesk"
     info = {"variant": variant, "version": version(), "seconds": round(time.monotonic() - started, 1),
-            "folder_bytes": folder_bytes(folder), "compressed_bytes": compressed_bytes(folder)}
+            "folder_bytes": folder_bytes(folder),
+            "compressed_bytes": compressed_bytes(folder) if measure else None}  # gzip -6 of the folder
     (dist / "build-info.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
-    print(f"{folder}: {info['folder_bytes'] / 2**20:.0f} MiB, {info['compressed_bytes'] / 2**20:.0f} MiB "
-          f"compressed, built in {info['seconds']:.0f} s")
+    compressed = f", {info['compressed_bytes'] / 2**20:.0f} MiB compressed" if measure else ""
+    print(f"{folder}: {info['folder_bytes'] / 2**20:.0f} MiB{compressed}, built in {info['seconds']:.0f} s")
     return folder
 
 
@@ -156,11 +157,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("what", choices=("thin", "full", "deb"))
     parser.add_argument("--variant", choices=("thin", "full"), default="full", help="the bundle a .deb packs")
+    parser.add_argument("--no-measure", action="store_true", help="skip the compressed-size measurement")
     args = parser.parse_args()
     if args.what == "deb":
         build_deb(args.variant)
     else:
-        build_bundle(args.what)
+        build_bundle(args.what, measure=not args.no_measure)
 
 
 if __name__ == "__main__":

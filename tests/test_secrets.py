@@ -40,8 +40,6 @@ def test_the_token_never_appears_in_configs_events_logs_or_output(home, tiny_mod
         _engine(home, "train", "--set", f"model={tiny_model}", "--set", f"dataset={home / 'missing.jsonl'}",
                 "--set", "run_name=bad"),
         _engine(home, "model", "fetch", "some-org/private-llama"),  # uses the token; the hub is unreachable
-        _engine(home, "chat", "--model", str(tiny_model), "--device", "cpu", stdin=(
-            '{"type": "chat", "id": "1", "messages": [{"role": "user", "content": "hi"}], "max_new_tokens": 3}\n')),
     ]
     assert outputs[0].returncode == 0 and outputs[2].returncode != 0
     assert "private-llama" in outputs[2].stderr
