@@ -52,10 +52,13 @@ def make_dataset(path: Path, tokenizer, rows: int, seq: int, seed: int = 0) -> N
                                   "output": " ".join(answer)}) + "\n")
 
 
-def model_folder(name: str, work: Path) -> Path:
+def model_folder(name: str, work: Path, tokenizer: str | None = None) -> Path:
     from engine.models import demo
 
-    demo_dir = demo.ensure_demo_model(progress=lambda message: None)
+    if tokenizer and name != "demo":
+        demo_dir = Path(tokenizer)  # the demo model's tokenizer files only (a GPU machine without the model)
+    else:
+        demo_dir = demo.ensure_demo_model(progress=lambda message: None)
     if name == "demo":
         return demo_dir
     from engine.models import catalog
@@ -212,6 +215,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=6, help="measured optimizer steps (after 2 warm-up steps)")
     parser.add_argument("--rows", type=int, default=400)
     parser.add_argument("--engine-set", action="append", default=[], metavar="FIELD=VALUE")
+    parser.add_argument("--tokenizer", help="a folder with the demo tokenizer's files, for catalog shapes where the "
+                        "demo model is not at hand")
+    parser.add_argument("--only", choices=("engine", "baseline"), help="run one side (e.g. to try engine options)")
     parser.add_argument("--side", choices=("engine", "baseline"), help=argparse.SUPPRESS)
     parser.add_argument("--model-dir", help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
@@ -223,11 +229,11 @@ def main() -> None:
     from transformers import AutoTokenizer
 
     work = Path(tempfile.mkdtemp(prefix="llamadesk-vs-baseline-"))
-    folder = model_folder(args.model, work)
+    folder = model_folder(args.model, work, args.tokenizer)
     data = work / "data.jsonl"
     make_dataset(data, AutoTokenizer.from_pretrained(folder), args.rows, args.seq)
     results = {}
-    for side in ("baseline", "engine"):
+    for side in [args.only] if args.only else ["baseline", "engine"]:
         command = [sys.executable, __file__, "--side", side, "--model-dir", str(folder), "--data", str(data),
                    "--seq", str(args.seq), "--micro-batch", str(args.micro_batch), "--steps", str(args.steps)]
         command += [arg for item in args.engine_set for arg in ("--engine-set", item)]
@@ -238,15 +244,17 @@ def main() -> None:
             raise SystemExit(f"{side} failed:\n{done.stderr[-3000:]}")
         results[side] = json.loads(line.removeprefix("RESULT "))
         results[side]["wall_s"] = time.monotonic() - started
-    base, eng = results["baseline"], results["engine"]
     print(f"model {args.model}, cutoff {args.seq}, micro-batch {args.micro_batch}, {args.steps} measured steps"
           + (f", engine options {' '.join(args.engine_set)}" if args.engine_set else ""))
-    print(f"{'':10} {'tokens/s':>10} {'s/step':>8} {'peak ' + base['peak_kind']:>18} {'tokens/step':>12}")
-    for side, r in (("baseline", base), ("engine", eng)):
+    kind = next(iter(results.values()))["peak_kind"]
+    print(f"{'':10} {'tokens/s':>10} {'s/step':>8} {'peak ' + kind:>18} {'tokens/step':>12}")
+    for side, r in results.items():
         print(f"{side:10} {r['tokens_per_s']:10,.0f} {r['s_per_step']:8.2f} {r['peak_bytes'] / 2**30:15.2f} GiB "
               f"{r['real_tokens'] / max(1, r['steps']):12,.0f}")
-    print(f"engine/baseline: tokens/s {eng['tokens_per_s'] / base['tokens_per_s']:.2f}x, "
-          f"peak memory {eng['peak_bytes'] / base['peak_bytes']:.2f}x")
+    if len(results) == 2:
+        base, eng = results["baseline"], results["engine"]
+        print(f"engine/baseline: tokens/s {eng['tokens_per_s'] / base['tokens_per_s']:.2f}x, "
+              f"peak memory {eng['peak_bytes'] / base['peak_bytes']:.2f}x")
     print("JSON " + json.dumps({"model": args.model, "seq": args.seq, "micro_batch": args.micro_batch,
                                 "engine_set": args.engine_set, **results}))
 

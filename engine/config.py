@@ -61,6 +61,9 @@ class TrainSettings:
     eval_steps: int = doc(0, "Evaluate on the validation split every N steps; 0 means at the end of each epoch.")
     save_steps: int = doc(50, "Save a checkpoint every N steps (also on stop).")
     keep_checkpoints: int = doc(3, "How many recent checkpoints to keep (older ones are deleted).")
+    loss_chunk_tokens: int = doc(0, "Compute the loss this many trained tokens at a time, never holding the scores "
+                                    "of the whole vocabulary for every position (the same loss, far less memory "
+                                    "with Llama 3's 128k vocabulary); 0 uses the model's standard loss.")
 
 
 @dataclass
@@ -99,7 +102,8 @@ class RunConfig:
                                  ("train.save_steps", self.train.save_steps, 1),
                                  ("train.keep_checkpoints", self.train.keep_checkpoints, 1),
                                  ("train.max_steps", self.train.max_steps, 0),
-                                 ("train.eval_steps", self.train.eval_steps, 0)):
+                                 ("train.eval_steps", self.train.eval_steps, 0),
+                                 ("train.loss_chunk_tokens", self.train.loss_chunk_tokens, 0)):
             if value < low:
                 found.append(f"{path}: must be at least {low}, not {value}")
         if not 0 <= self.lora.dropout <= 0.5:

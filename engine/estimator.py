@@ -39,6 +39,7 @@ class Settings:
     gradient_checkpointing: bool = True
     optimizer: str = "paged_adamw_8bit"  # or adamw_8bit, adamw_torch
     attention: str = "sdpa"  # sdpa / flash_attention_2 keep O(sequence) memory; eager keeps the score matrix
+    loss_chunk_tokens: int = 0  # 0: the model's loss over all positions; N: the chunked loss, N tokens at a time
     gpus: int = 1
     device: str = "cuda"  # "cpu" leaves out the CUDA context
 
@@ -192,9 +193,15 @@ def _activations_line(spec: ModelSpec, s: Settings) -> Line:
 
 
 def _logits_line(spec: ModelSpec, s: Settings) -> Line:
-    elements = s.tokens * spec.vocab_size
     upcast = 4 if s.compute_bytes < 4 else 0
     per = s.compute_bytes + upcast + 4 + 4  # logits, fp32 copy for the loss, log-softmax, its gradient
+    if s.loss_chunk_tokens:
+        # One chunk's scores at a time (recomputed in the backward pass), plus the trained positions' hidden states.
+        chunk = min(s.loss_chunk_tokens, s.tokens)
+        return Line("logits and loss", chunk * spec.vocab_size * per + s.tokens * spec.hidden_size * s.compute_bytes,
+                    f"the loss is computed {chunk:,} tokens at a time, so only one chunk's {spec.vocab_size:,} "
+                    "vocabulary scores (fp32, with their gradient) exist at once.")
+    elements = s.tokens * spec.vocab_size
     return Line("logits and loss", elements * per,
                 f"{s.micro_batch}×{s.seq_len} tokens × {spec.vocab_size:,} vocabulary scores, upcast to fp32 for "
                 "the loss, with the log-softmax and its gradient" + (" — large for Llama 3's 128k vocabulary."

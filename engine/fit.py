@@ -46,6 +46,7 @@ def settings_for(config: RunConfig, *, gpus: int = 1, device: str = "cuda") -> e
         target_modules=tuple(config.lora.target_modules) or estimator.TARGETS_ALL,
         micro_batch=config.train.micro_batch, seq_len=config.data.cutoff,
         gradient_checkpointing=config.train.gradient_checkpointing, optimizer=optimizer, gpus=gpus, device=device,
+        loss_chunk_tokens=config.train.loss_chunk_tokens,
     )
 
 

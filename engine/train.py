@@ -228,10 +228,11 @@ def _load_model(folder: Path, config, device: str, dtype):
 
 def _trainer(model, tokenizer, train_set, eval_set, config, run_dir, emitter, control, device, dtype):
     import torch
-    from transformers import PrinterCallback, Trainer, TrainingArguments
+    from transformers import PrinterCallback, TrainingArguments
 
     from engine.callbacks import EngineCallback
     from engine.collator import PaddingCollator
+    from engine.engine_trainer import EngineTrainer
 
     t = config.train
     has_eval = eval_set is not None and len(eval_set) > 0
@@ -267,10 +268,14 @@ def _trainer(model, tokenizer, train_set, eval_set, config, run_dir, emitter, co
         dataloader_pin_memory=device == "cuda",
     )
     collator = PaddingCollator(tokenizer.pad_token_id)
+    if t.loss_chunk_tokens:
+        args.prediction_loss_only = True  # evaluation needs the loss only, never the logits
     callback = EngineCallback(emitter=emitter, control=control, run_dir=run_dir, collator=collator, device=device,
                               config_dict=config.to_dict())
-    trainer = Trainer(model=model, args=args, train_dataset=train_set, eval_dataset=eval_set if has_eval else None,
-                      data_collator=collator, processing_class=tokenizer, callbacks=[callback])
+    trainer = EngineTrainer(model=model, args=args, train_dataset=train_set,
+                            eval_dataset=eval_set if has_eval else None, data_collator=collator,
+                            processing_class=tokenizer, callbacks=[callback])
+    trainer.loss_chunk_tokens = t.loss_chunk_tokens
     trainer.remove_callback(PrinterCallback)  # it prints raw log dicts; the engine reports progress itself
     return trainer, callback
 

@@ -158,3 +158,18 @@ def test_calibration_records_are_matched_to_similar_runs(home):
                                       "train": {"micro_batch": 2}})
     report = fit.check(config, free_bytes=24 * GIB)
     assert report.measured and "Similar run here" in report.text()
+
+
+def test_the_chunked_loss_shrinks_the_logits_line_for_llama_3():
+    from dataclasses import replace
+
+    from engine import estimator
+    from engine.models import catalog
+
+    spec = catalog.find("llama-3.1-8b")
+    standard = estimator.Settings(micro_batch=2, seq_len=2048)
+    chunked = replace(standard, loss_chunk_tokens=1024)
+    line = {x.name: x.bytes for x in estimator.estimate(spec, standard).lines}["logits and loss"]
+    small = {x.name: x.bytes for x in estimator.estimate(spec, chunked).lines}["logits and loss"]
+    assert line == 4096 * 128_256 * (2 + 4 + 4 + 4)  # 7.0 GiB of scores for 2 × 2048 tokens
+    assert small == 1024 * 128_256 * 14 + 4096 * 4096 * 2 and small < line / 3

@@ -1,0 +1,32 @@
+"""transformers' Trainer with the engine's loss: the chunked causal-LM loss (engine/loss.py) when
+``train.loss_chunk_tokens`` is set, the model's own loss otherwise (and always in evaluation)."""
+
+from __future__ import annotations
+
+from transformers import Trainer
+
+from engine.loss import chunked_loss_sum
+
+
+class EngineTrainer(Trainer):
+    loss_chunk_tokens = 0
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if return_outputs or not self.loss_chunk_tokens or not model.training:
+            self.loss_is_scaled_for_ga = None  # the Trainer's own rule for the model's loss
+            return super().compute_loss(model, inputs, return_outputs=return_outputs,
+                                        num_items_in_batch=num_items_in_batch)
+        causal_lm = self.accelerator.unwrap_model(model)
+        if hasattr(causal_lm, "get_base_model"):
+            causal_lm = causal_lm.get_base_model()  # PEFT: the LoRA layers live inside the same modules
+        hidden = causal_lm.model(input_ids=inputs["input_ids"], position_ids=inputs.get("position_ids"),
+                                 attention_mask=inputs.get("attention_mask"), use_cache=False).last_hidden_state
+        total, count = chunked_loss_sum(hidden, causal_lm.lm_head, inputs["labels"], self.loss_chunk_tokens)
+        if num_items_in_batch is None:  # a mean over this micro-batch; the Trainer divides by the accumulation
+            self.loss_is_scaled_for_ga = False
+            return total / max(count, 1)
+        self.loss_is_scaled_for_ga = True  # normalised over the whole accumulated batch, as the model's loss is
+        loss = total / num_items_in_batch
+        if self.args.average_tokens_across_devices:
+            loss = loss * self.accelerator.num_processes
+        return loss
