@@ -27,7 +27,6 @@ class EngineCallback(TrainerCallback):
         self.keep = config_dict["train"]["keep_checkpoints"]
         self.stopped_by_user = False
         self.diverged_at: int | None = None  # the step whose loss was NaN or infinite
-        self.last_good_checkpoint: int | None = None
         self.last_logs: dict = {}
         self._start = self._window_start = time.monotonic()
         self._first_step = 0
@@ -123,7 +122,6 @@ class EngineCallback(TrainerCallback):
         if final.exists():
             shutil.rmtree(final)
         os.replace(written, final)
-        self.last_good_checkpoint = state.global_step
         self.emitter.emit(protocol.CheckpointSaved(step=state.global_step, path=str(final)))
         for _, old in runs.checkpoints(self.run_dir)[: -self.keep]:
             shutil.rmtree(old, ignore_errors=True)
