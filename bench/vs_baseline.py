@@ -67,6 +67,8 @@ def model_folder(name: str, work: Path, tokenizer: str | None = None) -> Path:
     spec = catalog.find(name)
     if spec is None:
         raise SystemExit(f"unknown model {name!r}: demo or a catalog key (llama-3.2-1b, llama-3.1-8b, …)")
+    if (work / name / "config.json").is_file():  # written by an earlier script of the same session (--models-dir)
+        return work / name
     # The demo tokenizer keeps the data identical across shapes; the vocabulary size is the real model's.
     return write_model(work / name, demo_dir, dtype="bfloat16", **spec.llama_config_kwargs())
 
@@ -117,21 +119,29 @@ class Meter:
                 "steps": self.steps, "real_tokens": tokens, "peak_bytes": peak, "peak_kind": kind}
 
 
+def engine_settings(folder: Path, data: Path, *, seq: int, micro_batch: int, steps: int, overrides=()) -> dict:
+    """The engine's run settings for the comparison: the same LoRA and batch as the baseline, packing on."""
+    from engine.settings import set_path
+
+    settings = {"model": str(folder), "dataset": str(data), "quantization": "nf4", "run_name": f"engine-{os.getpid()}",
+                "data": {"cutoff": seq, "validation_share": 0.0, "packing": True},
+                "train": {"micro_batch": micro_batch, "grad_accum": 1, "max_steps": steps,
+                          "save_steps": 10**6, "logging_steps": 1, "gradient_checkpointing": True}}
+    for item in overrides:
+        key, _, value = item.partition("=")
+        set_path(settings, key, json.loads(value) if value[:1] in "[{0123456789tfn-" else value)
+    return settings
+
+
 def run_engine(args, folder: Path, data: Path) -> dict:
     from engine import config as run_config
     from engine import train
     from engine.control import Control
     from engine.events import Emitter
-    from engine.settings import set_path
 
     os.environ.setdefault("LLAMADESK_HOME", tempfile.mkdtemp(prefix="llamadesk-vs-"))
-    settings = {"model": str(folder), "dataset": str(data), "quantization": "nf4", "run_name": f"engine-{os.getpid()}",
-                "data": {"cutoff": args.seq, "validation_share": 0.0, "packing": True},
-                "train": {"micro_batch": args.micro_batch, "grad_accum": 1, "max_steps": args.steps + WARMUP_STEPS,
-                          "save_steps": 10**6, "logging_steps": 1, "gradient_checkpointing": True}}
-    for item in args.engine_set:
-        key, _, value = item.partition("=")
-        set_path(settings, key, json.loads(value) if value[:1] in "[{0123456789tfn-" else value)
+    settings = engine_settings(folder, data, seq=args.seq, micro_batch=args.micro_batch,
+                               steps=args.steps + WARMUP_STEPS, overrides=args.engine_set)
     config = run_config.from_mapping(settings)
     holder: dict = {}
 
@@ -155,12 +165,12 @@ def _collator_tokens(holder: dict) -> int:
     return collator.real_tokens if collator is not None else 0
 
 
-def run_baseline(args, folder: Path, data: Path) -> dict:
-    import datasets
+def load_baseline(folder: Path):
+    """(model, tokenizer) prepared as the tutorials do: nf4 with double quantization, prepare_model_for_kbit_training
+    (fp32 upcast of the unquantized layers), LoRA r=16 on every linear layer."""
     import torch
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
-    from transformers import (AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig,
-                              DataCollatorForLanguageModeling, Trainer, TrainingArguments)
+    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 
     cuda = torch.cuda.is_available()
     dtype = torch.bfloat16 if cuda else torch.float32
@@ -173,6 +183,29 @@ def run_baseline(args, folder: Path, data: Path) -> dict:
     model = prepare_model_for_kbit_training(model)
     model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05, target_modules="all-linear",
                                              task_type="CAUSAL_LM"))
+    return model, tokenizer
+
+
+def baseline_trainer(model, tokenizer, dataset, *, micro_batch: int, steps: int, collate=None, callbacks=()):
+    """The plain Trainer: padded batches (DataCollatorForLanguageModeling), the model's loss, checkpointing on."""
+    import torch
+    from transformers import DataCollatorForLanguageModeling, Trainer, TrainingArguments
+
+    cuda = torch.cuda.is_available()
+    return Trainer(model=model, train_dataset=dataset, callbacks=list(callbacks),
+                   data_collator=collate or DataCollatorForLanguageModeling(tokenizer, mlm=False),
+                   args=TrainingArguments(
+                       output_dir=tempfile.mkdtemp(prefix="baseline-"), per_device_train_batch_size=micro_batch,
+                       gradient_accumulation_steps=1, max_steps=steps, learning_rate=2e-4, bf16=cuda,
+                       optim="paged_adamw_8bit" if cuda else "adamw_torch", gradient_checkpointing=True,
+                       logging_steps=1, report_to=[], save_strategy="no", use_cpu=not cuda, disable_tqdm=True))
+
+
+def run_baseline(args, folder: Path, data: Path) -> dict:
+    import datasets
+    from transformers import DataCollatorForLanguageModeling
+
+    model, tokenizer = load_baseline(folder)
 
     def tokenize(row):
         messages = [{"role": "user", "content": row["instruction"] + ("\n\n" + row["input"] if row["input"] else "")},
@@ -191,13 +224,8 @@ def run_baseline(args, folder: Path, data: Path) -> dict:
         return batch
 
     meter = Meter(lambda: counted["tokens"])
-    trainer = Trainer(model=model, train_dataset=dataset, data_collator=collate, callbacks=[meter.callback],
-                      args=TrainingArguments(
-                          output_dir=tempfile.mkdtemp(prefix="baseline-"), per_device_train_batch_size=args.micro_batch,
-                          gradient_accumulation_steps=1, max_steps=args.steps + WARMUP_STEPS, learning_rate=2e-4,
-                          bf16=cuda, optim="paged_adamw_8bit" if cuda else "adamw_torch", gradient_checkpointing=True,
-                          logging_steps=1, report_to=[], save_strategy="no", use_cpu=not cuda, disable_tqdm=True))
-    trainer.train()
+    baseline_trainer(model, tokenizer, dataset, micro_batch=args.micro_batch, steps=args.steps + WARMUP_STEPS,
+                     collate=collate, callbacks=[meter.callback]).train()
     return meter.result()
 
 
@@ -218,6 +246,7 @@ def main() -> None:
     parser.add_argument("--tokenizer", help="a folder with the demo tokenizer's files, for catalog shapes where the "
                         "demo model is not at hand")
     parser.add_argument("--only", choices=("engine", "baseline"), help="run one side (e.g. to try engine options)")
+    parser.add_argument("--models-dir", help="keep the random-weight models here and reuse them across runs")
     parser.add_argument("--side", choices=("engine", "baseline"), help=argparse.SUPPRESS)
     parser.add_argument("--model-dir", help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
@@ -229,7 +258,7 @@ def main() -> None:
     from transformers import AutoTokenizer
 
     work = Path(tempfile.mkdtemp(prefix="llamadesk-vs-baseline-"))
-    folder = model_folder(args.model, work, args.tokenizer)
+    folder = model_folder(args.model, Path(args.models_dir) if args.models_dir else work, args.tokenizer)
     data = work / "data.jsonl"
     make_dataset(data, AutoTokenizer.from_pretrained(folder), args.rows, args.seq)
     results = {}

@@ -12,6 +12,7 @@ from pathlib import Path
 import yaml
 
 from engine.data.pipeline import DataSettings
+from engine.estimator import DEFAULT_LOSS_CHUNK
 from engine.settings import doc, field_docs, from_dict, to_dict
 
 QUANTIZATIONS = ("nf4", "none")
@@ -52,6 +53,18 @@ class TrainSettings:
     grad_accum: int = doc(2, "Micro-batches per optimizer step; effective batch = micro_batch × grad_accum × GPUs.")
     gradient_checkpointing: bool = doc(True, "Recompute activations in the backward pass: much less memory, "
                                              "about 30% slower.")
+    padding_free: bool = doc(True, "Lay each micro-batch's examples side by side in one sequence instead of padding "
+                                   "them to the longest: the same examples and the same loss per step, with no "
+                                   "compute or memory spent on padding.")
+    checkpoint_every: int = doc(1, "With gradient checkpointing: recompute only every Nth decoder layer; the others "
+                                   "keep their activations (faster, more memory). 1 checkpoints every layer.")
+    checkpoint_offload: bool = doc(False, "With gradient checkpointing on a CUDA GPU: keep each checkpointed layer's "
+                                          "input in pinned CPU memory instead of on the GPU, which frees most of "
+                                          "what long sequences need, for one copy each way per step.")
+    fp32_frozen_layers: bool = doc(False, "With 4-bit weights: upcast the frozen embeddings, output head and norms to "
+                                          "fp32, as PEFT's usual QLoRA preparation does. Off keeps them in the "
+                                          "compute dtype: 2 bytes less per parameter (about 2 GiB on Llama 3 8B) "
+                                          "and 16-bit activations between layers.")
     optimizer: str = doc("auto", "auto (paged 8-bit AdamW on CUDA, AdamW on CPU), paged_adamw_8bit, adamw_8bit "
                                  "or adamw_torch.")
     weight_decay: float = doc(0.0, "Weight decay of the adapter weights.")
@@ -61,9 +74,10 @@ class TrainSettings:
     eval_steps: int = doc(0, "Evaluate on the validation split every N steps; 0 means at the end of each epoch.")
     save_steps: int = doc(50, "Save a checkpoint every N steps (also on stop).")
     keep_checkpoints: int = doc(3, "How many recent checkpoints to keep (older ones are deleted).")
-    loss_chunk_tokens: int = doc(0, "Compute the loss this many trained tokens at a time, never holding the scores "
-                                    "of the whole vocabulary for every position (the same loss, far less memory "
-                                    "with Llama 3's 128k vocabulary); 0 uses the model's standard loss.")
+    loss_chunk_tokens: int = doc(DEFAULT_LOSS_CHUNK,
+                                 "Compute the loss this many trained tokens at a time, never holding the scores of the "
+                                 "whole vocabulary for every position (the same loss, far less memory with Llama 3's "
+                                 "128k vocabulary); 0 uses the model's standard loss.")
 
 
 @dataclass
@@ -103,7 +117,8 @@ class RunConfig:
                                  ("train.keep_checkpoints", self.train.keep_checkpoints, 1),
                                  ("train.max_steps", self.train.max_steps, 0),
                                  ("train.eval_steps", self.train.eval_steps, 0),
-                                 ("train.loss_chunk_tokens", self.train.loss_chunk_tokens, 0)):
+                                 ("train.loss_chunk_tokens", self.train.loss_chunk_tokens, 0),
+                                 ("train.checkpoint_every", self.train.checkpoint_every, 1)):
             if value < low:
                 found.append(f"{path}: must be at least {low}, not {value}")
         if not 0 <= self.lora.dropout <= 0.5:

@@ -21,6 +21,7 @@ NESTED_CODE_BYTES = 256 * 4  # the 8-bit dynamic code table for the nested absma
 OPTIM8_BLOCK = 256  # bitsandbytes 8-bit optimizers keep one absmax per 256 values per state
 CUDA_CONTEXT_BYTES = int(0.55 * GIB)  # CUDA context, cuBLAS/cuDNN workspaces: driver dependent, ~0.3-0.6 GiB
 HEADROOM = 0.10  # the caching allocator's fragmentation on the changing-size buffers
+DEFAULT_LOSS_CHUNK = 1024  # tokens per chunk of the chunked loss: the run config's default, and the advice's
 TARGETS_ALL = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
@@ -37,6 +38,11 @@ class Settings:
     micro_batch: int = 4
     seq_len: int = 1024
     gradient_checkpointing: bool = True
+    checkpoint_every: int = 1  # checkpoint every Nth decoder layer; the others keep their activations
+    checkpoint_offload: bool = False  # the checkpointed layer inputs wait in pinned CPU memory, not on the GPU
+    fp32_frozen: bool = False  # 4-bit runs: embeddings, head and norms upcast to fp32 (PEFT's usual preparation)
+    packing: bool = False  # several examples per sequence
+    padding_free: bool = True  # a micro-batch is one row of its examples side by side, not padded rows
     optimizer: str = "paged_adamw_8bit"  # or adamw_8bit, adamw_torch
     attention: str = "sdpa"  # sdpa / flash_attention_2 keep O(sequence) memory; eager keeps the score matrix
     loss_chunk_tokens: int = 0  # 0: the model's loss over all positions; N: the chunked loss, N tokens at a time
@@ -122,10 +128,11 @@ def estimate(spec: ModelSpec, s: Settings) -> Estimate:
                               "Linear layers in NF4 (4 bits each) with their per-64 scaling constants"
                               + (", themselves quantized to 8 bits (double quantization)." if s.double_quant
                                  else " in fp32."), exact=True))
-        # PEFT's prepare_model_for_kbit_training upcasts every non-4-bit parameter to fp32 for stable training.
-        est.lines.append(Line("16/32-bit layers", unquantized_params(spec) * 4,
-                              "Embeddings, output head and norms stay unquantized; QLoRA preparation upcasts "
-                              "them to fp32.", exact=True))
+        width = 4 if s.fp32_frozen else a
+        est.lines.append(Line("16/32-bit layers", unquantized_params(spec) * width,
+                              "Embeddings, output head and norms stay unquantized"
+                              + (", upcast to fp32." if width == 4 and a < 4 else f", at {8 * width} bits."),
+                              exact=True))
     else:
         est.lines.append(Line("base weights", spec.param_count * a,
                               f"All {spec.param_count / 1e9:.2f}B parameters at {8 * a} bits (plain LoRA).",
@@ -178,13 +185,57 @@ def layer_activation_bytes_per_token(spec: ModelSpec, s: Settings) -> int:
     return norms + attention + mlp + dropout + scores
 
 
+def checkpointed_layers(spec: ModelSpec, s: Settings) -> int:
+    """How many decoder layers are checkpointed: layer 0 and every ``checkpoint_every``-th after it."""
+    return math.ceil(spec.num_hidden_layers / max(1, s.checkpoint_every)) if s.gradient_checkpointing else 0
+
+
+def residual_bytes(s: Settings) -> int:
+    """Bytes per value of the hidden states passed between layers: fp32 norms (the upcast) make them fp32."""
+    return 4 if s.quantization == "nf4" and s.fp32_frozen else s.compute_bytes
+
+
+def offloaded_bytes(spec: ModelSpec, s: Settings) -> int:
+    """Host memory that checkpoint offloading holds instead of the GPU (0 when off)."""
+    if not (s.checkpoint_offload and s.gradient_checkpointing):
+        return 0
+    return checkpointed_layers(spec, s) * s.tokens * spec.hidden_size * residual_bytes(s)
+
+
+def attention_mask_bytes(s: Settings) -> int:
+    """The block-diagonal attention mask transformers builds when a row holds several examples (or padding): one
+    boolean per query-key pair, and SDPA's copy of it in the compute dtype. A single example per row needs none."""
+    rows, length = (1, s.tokens) if s.padding_free else (s.micro_batch, s.seq_len)
+    if not s.packing and s.micro_batch == 1:
+        return 0
+    return rows * length * length * (1 + s.compute_bytes)
+
+
 def _activations_line(spec: ModelSpec, s: Settings) -> Line:
     per_layer = layer_activation_bytes_per_token(spec, s) * s.tokens
+    mask = attention_mask_bytes(s)
+    line = _layer_activations(spec, s, per_layer)
+    if mask:
+        line.bytes += mask
+        line.explanation += f" Plus the attention mask that keeps examples apart ({mask / GIB:.2f} GiB)."
+    return line
+
+
+def _layer_activations(spec: ModelSpec, s: Settings, per_layer: int) -> Line:
     if s.gradient_checkpointing:
-        kept = spec.num_hidden_layers * s.tokens * spec.hidden_size * s.compute_bytes
-        total = kept + 2 * per_layer
+        checkpointed = checkpointed_layers(spec, s)
+        inputs = checkpointed * s.tokens * spec.hidden_size * residual_bytes(s)
+        kept = 0 if s.checkpoint_offload else inputs
+        plain = spec.num_hidden_layers - checkpointed
+        total = kept + (plain + 2) * per_layer
         text = (f"Gradient checkpointing keeps only each layer's input ({s.micro_batch}×{s.seq_len} tokens) and "
                 f"recomputes one layer at a time in the backward pass.")
+        if plain:
+            text = (f"Gradient checkpointing on {checkpointed} of {spec.num_hidden_layers} layers (every "
+                    f"{s.checkpoint_every}th): those keep only their input and are recomputed in the backward pass; "
+                    f"the other {plain} keep their activations ({per_layer / GIB:.2f} GiB each).")
+        if s.checkpoint_offload:
+            text += f" The checkpointed inputs ({inputs / GIB:.2f} GiB) wait in pinned CPU memory instead."
     else:
         total = (spec.num_hidden_layers + 1) * per_layer
         text = (f"Every layer keeps its intermediate results for the backward pass ({per_layer / GIB:.2f} GiB "
@@ -199,7 +250,7 @@ def _logits_line(spec: ModelSpec, s: Settings) -> Line:
         # One chunk's scores at a time (recomputed in the backward pass), plus the trained positions' hidden states.
         chunk = min(s.loss_chunk_tokens, s.tokens)
         return Line("logits and loss", chunk * spec.vocab_size * per + s.tokens * spec.hidden_size * s.compute_bytes,
-                    f"the loss is computed {chunk:,} tokens at a time, so only one chunk's {spec.vocab_size:,} "
+                    f"The loss is computed {chunk:,} tokens at a time, so only one chunk's {spec.vocab_size:,} "
                     "vocabulary scores (fp32, with their gradient) exist at once.")
     elements = s.tokens * spec.vocab_size
     return Line("logits and loss", elements * per,
@@ -235,32 +286,49 @@ class Suggestion:
 
 
 def suggestions(spec: ModelSpec, s: Settings, free: int) -> list[Suggestion]:
-    """Changes that make the run fit, each keeping the effective batch (micro-batch × accumulation) the same."""
+    """Changes that make the run fit, each keeping the effective batch (micro-batch × accumulation) the same.
+
+    First the fewest memory savers that leave the training itself unchanged (same batch, sequence and adapters);
+    then, on top of all of them, the changes that do alter it, gentlest first."""
     found: list[Suggestion] = []
 
-    def consider(change: str, candidate: Settings) -> None:
+    def consider(change: str, candidate: Settings) -> bool:
         need = estimate(spec, candidate).total
         if need <= 0.9 * free:
             found.append(Suggestion(change, candidate, need))
+            return True
+        return False
 
-    if not s.gradient_checkpointing:
-        consider("turn on gradient checkpointing", replace(s, gradient_checkpointing=True))
-    if s.optimizer == "adamw_torch":
-        consider("use the paged 8-bit AdamW optimizer", replace(s, optimizer="paged_adamw_8bit"))
-    batch = largest_micro_batch(spec, s, free)
-    if batch and batch < s.micro_batch:
-        consider(f"micro-batch {batch} with {s.micro_batch // batch}× the gradient accumulation",
-                 replace(s, micro_batch=batch))
-    length = longest_sequence(spec, s, free)
-    if length and length < s.seq_len:
-        consider(f"shorten the cutoff to {length} tokens", replace(s, seq_len=length))
+    savers = _free_savers(s)
+    if any(consider(change, candidate) for change, candidate in savers):
+        base, prefix = s, ""  # the alternatives below change the training instead
+    else:
+        base, prefix = (savers[-1][1], savers[-1][0] + ", ") if savers else (s, "")
+    alternatives: list[Suggestion] = []
+    kept, found = found, alternatives
+    if not base.gradient_checkpointing:
+        consider(prefix + "turn on gradient checkpointing", replace(base, gradient_checkpointing=True))
+    if base.optimizer == "adamw_torch":
+        consider(prefix + "use the paged 8-bit AdamW optimizer", replace(base, optimizer="paged_adamw_8bit"))
+    batch = largest_micro_batch(spec, base, free)
+    if batch and batch < base.micro_batch:
+        consider(prefix + f"micro-batch {batch} with {base.micro_batch // batch}× the gradient accumulation",
+                 replace(base, micro_batch=batch))
+    length = longest_sequence(spec, base, free)
+    if length and length < base.seq_len:
+        consider(prefix + f"shorten the cutoff to {length} tokens", replace(base, seq_len=length))
     for rank in (32, 16, 8):
-        if rank < s.lora_rank:
-            consider(f"LoRA rank {rank}", replace(s, lora_rank=rank))
+        if rank < base.lora_rank:
+            consider(prefix + f"LoRA rank {rank}", replace(base, lora_rank=rank))
             break
-    if not found:  # no single change is enough: combine the savers, then shrink the batch, then the sequence
-        plan = replace(s, gradient_checkpointing=True, optimizer="paged_adamw_8bit")
-        steps = ["gradient checkpointing", "the paged 8-bit optimizer"]
+    if not alternatives and not kept:  # no single change is enough: combine the savers, then batch, then sequence
+        plan = replace(base, gradient_checkpointing=True, optimizer="paged_adamw_8bit")
+        steps = ([prefix.removesuffix(", ")] if prefix else []) + ["gradient checkpointing",
+                                                                 "the paged 8-bit optimizer"]
+        more = _free_savers(plan)  # those that need checkpointing on
+        if more:
+            plan = more[-1][1]
+            steps.append(more[-1][0])
         batch = largest_micro_batch(spec, plan, free)
         if batch == 0:
             plan = replace(plan, micro_batch=1)
@@ -273,7 +341,31 @@ def suggestions(spec: ModelSpec, s: Settings, free: int) -> list[Suggestion]:
             plan = replace(plan, micro_batch=batch)
             steps.append(f"micro-batch {batch} with {s.micro_batch // batch}× the gradient accumulation")
         consider("together: " + ", ".join(steps), plan)
-    return sorted(found, key=lambda x: x.need_bytes, reverse=True)
+    return kept + sorted(alternatives, key=lambda x: x.need_bytes, reverse=True)
+
+
+def _free_savers(s: Settings) -> list[tuple[str, Settings]]:
+    """Memory savers that change nothing about what is trained on or learned, accumulated one after another:
+    each entry is (all changes so far, in words; the settings with them)."""
+    found: list[tuple[str, Settings]] = []
+    steps: list[str] = []
+    current = s
+
+    def add(change: str, **fields) -> None:
+        nonlocal current
+        current = replace(current, **fields)
+        steps.append(change)
+        found.append((", ".join(steps), current))
+
+    if s.quantization == "nf4" and s.fp32_frozen:
+        add("keep the frozen layers in 16 bits", fp32_frozen=False)
+    if not s.loss_chunk_tokens:
+        add(f"compute the loss {DEFAULT_LOSS_CHUNK:,} tokens at a time", loss_chunk_tokens=DEFAULT_LOSS_CHUNK)
+    if s.gradient_checkpointing and s.checkpoint_every > 1:
+        add("checkpoint every layer", checkpoint_every=1)
+    if s.gradient_checkpointing and not s.checkpoint_offload and s.device == "cuda":
+        add("hold the checkpointed activations in CPU memory", checkpoint_offload=True)
+    return found
 
 
 def largest_micro_batch(spec: ModelSpec, s: Settings, free: int, limit: int = 256) -> int:

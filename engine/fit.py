@@ -46,7 +46,10 @@ def settings_for(config: RunConfig, *, gpus: int = 1, device: str = "cuda") -> e
         target_modules=tuple(config.lora.target_modules) or estimator.TARGETS_ALL,
         micro_batch=config.train.micro_batch, seq_len=config.data.cutoff,
         gradient_checkpointing=config.train.gradient_checkpointing, optimizer=optimizer, gpus=gpus, device=device,
-        loss_chunk_tokens=config.train.loss_chunk_tokens,
+        loss_chunk_tokens=config.train.loss_chunk_tokens, checkpoint_every=config.train.checkpoint_every,
+        checkpoint_offload=config.train.checkpoint_offload and device == "cuda",
+        fp32_frozen=config.train.fp32_frozen_layers, packing=config.data.packing,
+        padding_free=config.train.padding_free,
     )
 
 
@@ -72,7 +75,11 @@ class FitReport:
             "suggestions": [{"change": s.change, "need_bytes": s.need_bytes,
                              "settings": {"micro_batch": s.settings.micro_batch, "seq_len": s.settings.seq_len,
                                           "gradient_checkpointing": s.settings.gradient_checkpointing,
-                                          "optimizer": s.settings.optimizer, "lora_rank": s.settings.lora_rank}}
+                                          "optimizer": s.settings.optimizer, "lora_rank": s.settings.lora_rank,
+                                          "loss_chunk_tokens": s.settings.loss_chunk_tokens,
+                                          "checkpoint_every": s.settings.checkpoint_every,
+                                          "checkpoint_offload": s.settings.checkpoint_offload,
+                                          "fp32_frozen": s.settings.fp32_frozen}}
                             for s in self.suggestions],
             "largest_micro_batch": self.largest_micro_batch,
             "longest_sequence": self.longest_sequence,
@@ -127,7 +134,10 @@ def apply(config: RunConfig, suggestion: estimator.Suggestion) -> RunConfig:
     accumulation = max(1, config.train.grad_accum * config.train.micro_batch // s.micro_batch)
     optimizer = config.train.optimizer if s.optimizer == settings_for(config).optimizer else s.optimizer
     train = replace(config.train, micro_batch=s.micro_batch, grad_accum=accumulation,
-                    gradient_checkpointing=s.gradient_checkpointing, optimizer=optimizer)
+                    gradient_checkpointing=s.gradient_checkpointing, optimizer=optimizer,
+                    loss_chunk_tokens=s.loss_chunk_tokens, checkpoint_every=s.checkpoint_every,
+                    checkpoint_offload=s.checkpoint_offload or config.train.checkpoint_offload,
+                    fp32_frozen_layers=s.fp32_frozen)
     return replace(config, train=train, data=replace(config.data, cutoff=s.seq_len),
                    lora=replace(config.lora, rank=s.lora_rank))
 

@@ -203,8 +203,10 @@ def _tokenizer(folder: Path):
 
 def _load_model(folder: Path, config, device: str, dtype):
     import torch
-    from peft import get_peft_model, prepare_model_for_kbit_training
+    from peft import get_peft_model
     from transformers import AutoModelForCausalLM
+
+    from engine import prepare
 
     quantization = run_config.quantization_config(config, dtype)
     model = AutoModelForCausalLM.from_pretrained(
@@ -215,13 +217,7 @@ def _load_model(folder: Path, config, device: str, dtype):
         attn_implementation="sdpa",
     )
     model.config.use_cache = False  # no KV cache in training; lets transformers see packed sequences
-    checkpointing = config.train.gradient_checkpointing
-    if quantization is not None:
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=checkpointing,
-                                                gradient_checkpointing_kwargs={"use_reentrant": False})
-    elif checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        model.enable_input_require_grads()
+    prepare.for_training(model, config.train, quantized=quantization is not None, device=device)
     torch.manual_seed(config.train.seed)
     return get_peft_model(model, run_config.peft_config(config))
 
@@ -267,7 +263,7 @@ def _trainer(model, tokenizer, train_set, eval_set, config, run_dir, emitter, co
         remove_unused_columns=False,  # position_ids is not in PeftModel.forward's signature but must reach it
         dataloader_pin_memory=device == "cuda",
     )
-    collator = PaddingCollator(tokenizer.pad_token_id)
+    collator = PaddingCollator(tokenizer.pad_token_id, padding_free=t.padding_free)
     if t.loss_chunk_tokens:
         args.prediction_loss_only = True  # evaluation needs the loss only, never the logits
     callback = EngineCallback(emitter=emitter, control=control, run_dir=run_dir, collator=collator, device=device,

@@ -194,19 +194,44 @@ def test_packing_chat_examples(tmp_path, tokenizer):
                 starts += 1
                 assert seq["labels"][i] == IGNORE
     assert starts == plain.num_rows
-    # Examples stay whole and in order.
-    assert [t for s in packed_train["input_ids"] for t in s] == [t for s in plain["input_ids"] for t in s]
+    # Every example is there once, whole (packing reorders them to fill each sequence).
+    whole = sorted(tuple(seq[start:end]) for seq, positions in zip(packed_train["input_ids"],
+                                                                     packed_train["position_ids"])
+                   for start, end in _segments(positions))
+    assert whole == sorted(tuple(ids) for ids in plain["input_ids"])
     # Chat examples start with an untrained token, so no trained token is lost.
     trained = lambda ds: sum(1 for labels in ds["labels"] for x in labels if x != IGNORE)  # noqa: E731
     assert trained(packed_train) == trained(plain)
+
+
+def _segments(positions: list[int]) -> list[tuple[int, int]]:
+    starts = [i for i, p in enumerate(positions) if p == 0] + [len(positions)]
+    return list(zip(starts, starts[1:]))
 
 
 def test_packing_position_ids_restart_per_example(tmp_path, tokenizer):
     rows = [chat("Hi", "Hello"), chat("Yo", "Hey there, friend"), chat("Bye", "Goodbye")]
     plain, _, packed_train = _pack_pair(tmp_path, tokenizer, write_jsonl(tmp_path / "d.jsonl", rows), 1024)
     assert packed_train.num_rows == 1
-    expected = [p for ids in plain["input_ids"] for p in range(len(ids))]
-    assert packed_train[0]["position_ids"] == expected
+    lengths = sorted((len(ids) for ids in plain["input_ids"]), reverse=True)  # longest first
+    assert packed_train[0]["position_ids"] == [p for n in lengths for p in range(n)]
+
+
+def test_packing_fills_sequences_nearly_full():
+    import random
+
+    from engine.data.tokenize import Tokenized, pack
+
+    rng = random.Random(0)
+    lengths = [int(rng.lognormvariate(5, 1)) % 1000 + 8 for _ in range(2000)]  # a wide spread, as in real sets
+    items = [Tokenized(row=i, input_ids=[i] * n, labels=[i] * n, offsets=[], full_length=n)
+             for i, n in enumerate(lengths)]
+    packed = pack(items, 1024)
+    assert all(len(p["input_ids"]) <= 1024 for p in packed)
+    assert sorted(t for p in packed for t in p["input_ids"]) == sorted(t for it in items for t in it.input_ids)
+    fill = sum(lengths) / (1024 * len(packed))
+    assert fill > 0.97, fill
+    assert len(packed) <= -(-sum(lengths) // 1024) + 3  # within a few sequences of the lower bound
 
 
 def test_packing_raw_text_loses_only_first_labels(tmp_path, tokenizer):

@@ -89,24 +89,52 @@ def split(items: list[Tokenized], validation_share: float, seed: int) -> tuple[l
 
 
 def pack(items: list[Tokenized], cutoff: int) -> list[dict]:
-    """Greedy packing into sequences of at most ``cutoff`` tokens, keeping examples whole.
+    """Best-fit-decreasing packing into sequences of at most ``cutoff`` tokens, keeping examples whole.
+
+    Longest examples first, each into the fullest sequence that still has room for it: sequences come out nearly
+    full (a first-come greedy packing leaves about a third of each sequence empty on instruction data with a wide
+    length spread, and that space is padded and computed for nothing). The order of the sequences does not matter:
+    the trainer shuffles them.
 
     ``position_ids`` restart at 0 for each example so attention implementations that support it (flash-attention's
     variable-length path, or a block-diagonal mask) keep examples from seeing each other; the first label of each
     example is ignored because nothing before it in the sequence belongs to it.
     """
-    packed: list[dict] = []
-    current = _empty_pack()
-    for item in items:
-        if current["input_ids"] and len(current["input_ids"]) + len(item.input_ids) > cutoff:
-            packed.append(current)
-            current = _empty_pack()
-        current["input_ids"] += item.input_ids
-        current["labels"] += [IGNORE] + item.labels[1:]
-        current["position_ids"] += list(range(len(item.input_ids)))
-    if current["input_ids"]:
-        packed.append(current)
-    return packed
+    import bisect
+
+    order = sorted(range(len(items)), key=lambda i: len(items[i].input_ids), reverse=True)
+    members: list[list[int]] = []  # the items of each sequence
+    with_room: dict[int, list[int]] = {}  # tokens of room left → the sequences with exactly that much
+    rooms: list[int] = []  # the keys of with_room, sorted (at most ``cutoff`` of them)
+    for i in order:
+        n = len(items[i].input_ids)
+        k = bisect.bisect_left(rooms, n)
+        if k < len(rooms):  # the tightest room that fits
+            room = rooms[k]
+            index = with_room[room].pop()
+            if not with_room[room]:
+                del with_room[room]
+                rooms.pop(k)
+            members[index].append(i)
+        else:
+            room, index = cutoff, len(members)
+            members.append([i])
+        left = room - n
+        if left > 0:
+            if left not in with_room:
+                with_room[left] = []
+                bisect.insort(rooms, left)
+            with_room[left].append(index)
+    return [_joined([items[i] for i in chosen]) for chosen in members]
+
+
+def _joined(chosen: list[Tokenized]) -> dict:
+    sequence = _empty_pack()
+    for item in chosen:
+        sequence["input_ids"] += item.input_ids
+        sequence["labels"] += [IGNORE] + item.labels[1:]
+        sequence["position_ids"] += range(len(item.input_ids))
+    return sequence
 
 
 def _empty_pack() -> dict:

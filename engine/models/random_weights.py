@@ -15,7 +15,7 @@ def write_model(out: Path, tokenizer_dir: Path, *, seed: int = 0, dtype: str = "
     the defaults make a tiny model that trains in milliseconds.
     """
     import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig
 
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     settings = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
@@ -26,7 +26,7 @@ def write_model(out: Path, tokenizer_dir: Path, *, seed: int = 0, dtype: str = "
                          pad_token_id=tokenizer.pad_token_id, **settings)
     config.architectures = ["LlamaForCausalLM"]
     torch.manual_seed(seed)
-    model = LlamaForCausalLM(config).to(getattr(torch, dtype))
+    model = AutoModelForCausalLM.from_config(config, dtype=getattr(torch, dtype))  # built in its dtype, not fp32 first
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     for name in TOKENIZER_FILES:

@@ -30,6 +30,9 @@ from gui.widgets.memory_panel import MemoryPanel
 BASIC_FIELDS = ["train.epochs", "train.max_steps", "train.learning_rate", "lora.rank", "lora.alpha",
                 "train.micro_batch", "train.grad_accum", "data.cutoff", "quantization"]
 ADVANCED_FIELDS = ["lora.dropout", "train.scheduler", "train.warmup_ratio", "train.gradient_checkpointing",
+                   "train.padding_free", "train.checkpoint_every", "train.checkpoint_offload",
+                   "train.loss_chunk_tokens",
+                   "train.fp32_frozen_layers",
                    "train.optimizer", "train.weight_decay", "train.max_grad_norm", "train.seed",
                    "train.save_steps", "train.eval_steps", "train.keep_checkpoints", "data.packing",
                    "data.train_on", "data.validation_share", "compute_dtype", "double_quant", "device"]
@@ -428,7 +431,11 @@ class TrainPage(QWidget):
     @staticmethod
     def _retry_text(overrides: dict) -> str:
         labels = {"train.micro_batch": "micro-batch {}", "train.grad_accum": "gradient accumulation {}",
-                  "train.gradient_checkpointing": "gradient checkpointing {}", "data.cutoff": "cutoff {} tokens"}
+                  "train.gradient_checkpointing": "gradient checkpointing {}", "data.cutoff": "cutoff {} tokens",
+                  "train.loss_chunk_tokens": "the loss {} tokens at a time",
+                  "train.checkpoint_every": "checkpointing every {} layers",
+                  "train.checkpoint_offload": "checkpoint offloading {}",
+                  "train.fp32_frozen_layers": "fp32 frozen layers {}"}
         parts = []
         for key, value in overrides.items():
             value = {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value

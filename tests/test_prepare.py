@@ -1,0 +1,169 @@
+"""Preparing the base model for training: what stays 16-bit, which layers are checkpointed, and that the estimator's
+lines for these choices match the real objects."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+import torch
+
+from engine import estimator, fit, prepare
+from engine import config as run_config
+from engine.models.local import spec_from_config
+
+
+def _train_settings(**changes):
+    return replace(run_config.TrainSettings(), **changes)
+
+
+def _load_4bit(folder):
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    quantization = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                                      bnb_4bit_compute_dtype=torch.bfloat16)
+    return AutoModelForCausalLM.from_pretrained(folder, dtype=torch.bfloat16, quantization_config=quantization,
+                                                device_map={"": "cpu"})
+
+
+def _unquantized_bytes(model) -> int:
+    return sum(p.numel() * p.element_size() for p in model.parameters() if p.dtype != torch.uint8)
+
+
+def _between_layers_dtype(model):
+    """The dtype of the hidden states entering the second decoder layer."""
+    seen = []
+    hook = model.model.layers[1].register_forward_pre_hook(lambda module, args: seen.append(args[0].dtype))
+    model(input_ids=torch.tensor([[5, 6, 7, 8]]))
+    hook.remove()
+    return seen[0]
+
+
+@pytest.mark.parametrize("upcast", [False, True])
+def test_frozen_layers_stay_16_bit_unless_upcast_and_the_estimator_counts_them(tiny_model, upcast):
+    model = _load_4bit(tiny_model)
+    prepare.for_training(model, _train_settings(fp32_frozen_layers=upcast, gradient_checkpointing=False),
+                         quantized=True, device="cpu")
+    spec = spec_from_config(json.loads((tiny_model / "config.json").read_text()))
+    settings = estimator.Settings(compute_bytes=2, fp32_frozen=upcast, device="cpu")
+    line = {x.name: x.bytes for x in estimator.estimate(spec, settings).lines}["16/32-bit layers"]
+    assert _unquantized_bytes(model) == line == estimator.unquantized_params(spec) * (4 if upcast else 2)
+    assert not any(p.requires_grad for p in model.parameters())
+    # The fp32 norms turn the residual stream fp32; the estimator's checkpointed inputs follow it.
+    assert _between_layers_dtype(model) == (torch.float32 if upcast else torch.bfloat16)
+    assert estimator.residual_bytes(settings) == (4 if upcast else 2)
+
+
+def test_a_16_bit_qlora_step_trains_every_adapter(tiny_model):
+    from peft import LoraConfig, get_peft_model
+
+    model = _load_4bit(tiny_model)
+    prepare.for_training(model, _train_settings(), quantized=True, device="cpu")
+    model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", lora_dropout=0.0))
+    model.train()
+    ids = torch.randint(10, 1000, (2, 12))
+    loss = model(input_ids=ids, labels=ids).loss
+    loss.backward()
+    assert torch.isfinite(loss)
+    grads = [p.grad for n, p in model.named_parameters() if "lora_A" in n]
+    assert grads and all(g is not None and torch.isfinite(g).all() for g in grads)
+
+
+def _grads(folder, settings, device="cpu"):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from transformers.utils import logging
+
+    logging.set_verbosity_error()  # layers 2 and 3 are new (seeded) to the 2-layer checkpoint: no load report
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, num_hidden_layers=4)
+    logging.set_verbosity_warning()
+    if settings is not None:
+        prepare.for_training(model, settings, quantized=False, device=device)
+    torch.manual_seed(0)
+    model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", lora_dropout=0.0,
+                                             init_lora_weights=False))  # random B too: every matrix gets a gradient
+    model.train()
+    ids = torch.randint(10, 1000, (2, 16), generator=torch.Generator().manual_seed(1))
+    model(input_ids=ids, labels=ids).loss.backward()
+    flags = [layer.gradient_checkpointing for layer in model.get_base_model().model.layers]
+    return {n: p.grad for n, p in model.named_parameters() if p.requires_grad}, flags
+
+
+def test_checkpointing_every_other_layer_gives_the_same_gradients(tiny_model):
+    plain, _ = _grads(tiny_model, None)
+    every, flags_every = _grads(tiny_model, _train_settings(checkpoint_every=1))
+    other, flags_other = _grads(tiny_model, _train_settings(checkpoint_every=2))
+    assert flags_every == [True] * 4 and flags_other == [True, False, True, False]
+    for name, grad in plain.items():
+        assert torch.allclose(every[name], grad, atol=1e-6) and torch.allclose(other[name], grad, atol=1e-6), name
+    # Offloading needs pinned memory (a GPU); on the CPU it is left out and training runs as usual.
+    offload, _ = _grads(tiny_model, _train_settings(checkpoint_offload=True))
+    assert all(torch.allclose(offload[name], grad, atol=1e-6) for name, grad in plain.items())
+
+
+def test_the_estimator_models_checkpointing_variants_and_offloading():
+    from engine.models import catalog
+
+    spec = catalog.find("llama-3.1-8b")  # 32 layers, hidden 4096
+    base = estimator.Settings(micro_batch=1, seq_len=8192, loss_chunk_tokens=1024)
+
+    def activations(**changes):
+        return {x.name: x.bytes for x in estimator.estimate(spec, replace(base, **changes)).lines}["activations"]
+
+    inputs = 32 * 8192 * 4096 * 2  # every layer's bf16 input: 2 GiB
+    per_layer = estimator.layer_activation_bytes_per_token(spec, base) * 8192
+    assert activations() == inputs + 2 * per_layer
+    assert activations(checkpoint_offload=True) == 2 * per_layer
+    assert estimator.offloaded_bytes(spec, replace(base, checkpoint_offload=True)) == inputs
+    assert activations(checkpoint_every=4) == inputs // 4 + (24 + 2) * per_layer
+    assert activations(fp32_frozen=True) == 2 * inputs + 2 * per_layer  # the fp32 residual stream
+    assert estimator.checkpointed_layers(spec, replace(base, checkpoint_every=3)) == 11  # layers 0, 3, …, 30
+
+
+def test_the_advice_offers_first_the_savers_that_keep_the_training_the_same():
+    config = run_config.from_mapping({"dataset": "x", "model": "llama-3.1-8b", "data": {"cutoff": 4096},
+                                      "train": {"micro_batch": 2, "grad_accum": 2, "loss_chunk_tokens": 0,
+                                                "checkpoint_every": 2, "fp32_frozen_layers": True}})
+    spec, settings = fit.spec_for(config.model), fit.settings_for(config)
+    savers = "keep the frozen layers in 16 bits, compute the loss 1,024 tokens at a time, checkpoint every layer"
+
+    roomy = estimator.suggestions(spec, settings, 30 * estimator.GIB)  # the three savers are enough
+    assert roomy[0].change == savers
+    applied = fit.apply(config, roomy[0])
+    t = applied.train
+    assert (t.loss_chunk_tokens, t.checkpoint_every, t.checkpoint_offload, t.fp32_frozen_layers) == (
+        estimator.DEFAULT_LOSS_CHUNK, 1, False, False)
+    assert (t.micro_batch, t.grad_accum, applied.data.cutoff, applied.lora.rank) == (2, 2, 4096, 16)
+    assert estimator.estimate(spec, fit.settings_for(applied)).total <= 0.9 * 30 * estimator.GIB
+    fix = fit.resume_safe_fix(config, budget_bytes=30 * estimator.GIB,
+                              measured_peak=estimator.estimate(spec, settings).total)
+    assert fix == (savers, {"train.checkpoint_every": 1, "train.fp32_frozen_layers": False,
+                            "train.loss_chunk_tokens": 1024})
+
+    tight = estimator.suggestions(spec, settings, 14 * estimator.GIB)  # all savers, then the batch or the sequence
+    assert tight and all(x.change.startswith(savers + ", hold the checkpointed activations in CPU memory, ")
+                         for x in tight)
+    smaller = next(x for x in tight if x.settings.micro_batch == 1)
+    applied = fit.apply(config, smaller)
+    assert (applied.train.micro_batch, applied.train.grad_accum, applied.train.checkpoint_offload) == (1, 4, True)
+    assert estimator.estimate(spec, fit.settings_for(applied)).total <= 0.9 * 14 * estimator.GIB
+
+
+def test_the_estimator_counts_the_mask_that_keeps_examples_apart():
+    from engine.models import catalog
+
+    spec = catalog.find("llama-3.2-1b")
+    one = estimator.Settings(micro_batch=1, seq_len=4096)
+    assert estimator.attention_mask_bytes(one) == 0  # one example per row: plain causal attention, no mask
+    assert estimator.attention_mask_bytes(replace(one, packing=True)) == 4096 * 4096 * 3
+    four = replace(one, micro_batch=4)
+    assert estimator.attention_mask_bytes(four) == (4 * 4096) ** 2 * 3  # one row of 16,384 tokens
+    assert estimator.attention_mask_bytes(replace(four, padding_free=False)) == 4 * 4096 * 4096 * 3
+    line = {x.name: x for x in estimator.estimate(spec, four).lines}["activations"]
+    assert "attention mask" in line.explanation
+    config = run_config.from_mapping({"dataset": "x", "data": {"packing": True}, "train": {"padding_free": False}})
+    settings = fit.settings_for(config)
+    assert (settings.packing, settings.padding_free, settings.loss_chunk_tokens) == (True, False, 1024)
