@@ -29,6 +29,10 @@ from pathlib import Path
 import vs_baseline
 
 GIB = 2**30
+# glibc hands large freed blocks back to the system only above its mmap threshold, which otherwise rises as big blocks
+# are freed. Fixed, the resident set follows what is live, so one length's peak does not carry over into the next
+# length's reading on the CPU.
+MEASURED_MALLOC = {"MALLOC_MMAP_THRESHOLD_": "131072", "MALLOC_TRIM_THRESHOLD_": "131072"}
 
 
 class Budget:
@@ -195,11 +199,8 @@ def main() -> None:
         for flag in ("budget_gib", "start", "granularity", "max_seq", "time_limit"):
             command += ["--" + flag.replace("_", "-"), str(getattr(args, flag))]
         command += [arg for item in args.engine_set for arg in ("--engine-set", item)]
-        # glibc returns large freed blocks to the system only below its mmap threshold, which otherwise rises as
-        # big blocks are freed: fixed, the resident set follows what is live, and one length's peak does not carry
-        # over into the next length's reading on the CPU.
-        env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072", "MALLOC_TRIM_THRESHOLD_": "131072"}
-        done = subprocess.run(command, stdout=subprocess.PIPE, text=True, env=env)  # progress goes to stderr
+        done = subprocess.run(command, stdout=subprocess.PIPE, text=True,  # progress goes to stderr
+                              env={**os.environ, **MEASURED_MALLOC})
         line = next((x for x in done.stdout.splitlines() if x.startswith("RESULT ")), None)
         if done.returncode != 0 or line is None:
             raise SystemExit(f"{side} failed (exit {done.returncode})")

@@ -8,7 +8,7 @@ the CPU), and the engine/baseline ratios.
 
     python bench/vs_baseline.py                                  # the demo model on this machine (CPU or GPU)
     python bench/vs_baseline.py --model llama-3.1-8b --seq 2048  # a catalog shape with random weights (GPU)
-    python bench/vs_baseline.py --engine-set data.packing=false  # an engine option switched off
+    python bench/vs_baseline.py --engine-set data.packing=true   # an engine option switched on
 
 Data: the bundled alpaca-style sample, rows joined into examples whose lengths spread from short to the cutoff
 (log-uniform), as real instruction sets do.
@@ -120,11 +120,11 @@ class Meter:
 
 
 def engine_settings(folder: Path, data: Path, *, seq: int, micro_batch: int, steps: int, overrides=()) -> dict:
-    """The engine's run settings for the comparison: the same LoRA and batch as the baseline, packing on."""
+    """The engine's run settings for the comparison: its defaults, with the baseline's LoRA, batch and cutoff."""
     from engine.settings import set_path
 
     settings = {"model": str(folder), "dataset": str(data), "quantization": "nf4", "run_name": f"engine-{os.getpid()}",
-                "data": {"cutoff": seq, "validation_share": 0.0, "packing": True},
+                "data": {"cutoff": seq, "validation_share": 0.0},
                 "train": {"micro_batch": micro_batch, "grad_accum": 1, "max_steps": steps,
                           "save_steps": 10**6, "logging_steps": 1, "gradient_checkpointing": True}}
     for item in overrides:

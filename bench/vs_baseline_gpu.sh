@@ -40,8 +40,8 @@ VS="python3 bench/vs_baseline.py --tokenizer .gpu-tokenizer --models-dir $MODELS
     step 90 $VS --model llama-3.2-1b --seq 1024
     step 120 $VS --model llama-3.1-8b --seq 1024
     echo "## 4. engine options on 8B at 2048, one at a time (engine side only)"
-    for option in train.loss_chunk_tokens=0 train.fp32_frozen_layers=true data.packing=false \
-                  train.checkpoint_offload=true train.checkpoint_every=2; do
+    for option in data.packing=true train.loss_chunk_tokens=0 train.padding_free=false \
+                  train.fp32_frozen_layers=true train.checkpoint_offload=true train.checkpoint_every=2; do
         step 80 $VS --model llama-3.1-8b --seq 2048 --only engine --engine-set "$option"
     done
 } 2>&1 | grep -v -e "it/s\]" -e "^{'loss'" | tee "$OUT"

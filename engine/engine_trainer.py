@@ -1,5 +1,6 @@
 """transformers' Trainer with the engine's loss: the chunked causal-LM loss (engine/loss.py) when
-``train.loss_chunk_tokens`` is set, the model's own loss otherwise (and always in evaluation)."""
+``train.loss_chunk_tokens`` is set, in training and in evaluation (which then reports the loss only, never the
+logits); the model's own loss otherwise."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ class EngineTrainer(Trainer):
     loss_chunk_tokens = 0
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        if return_outputs or not self.loss_chunk_tokens or not model.training:
+        chunked = self.loss_chunk_tokens and (model.training or self.args.prediction_loss_only)
+        if not chunked:
             self.loss_is_scaled_for_ga = None  # the Trainer's own rule for the model's loss
             return super().compute_loss(model, inputs, return_outputs=return_outputs,
                                         num_items_in_batch=num_items_in_batch)
@@ -21,12 +23,13 @@ class EngineTrainer(Trainer):
         total, count = chunked_loss_sum(hidden, causal_lm.lm_head, inputs["labels"], self.loss_chunk_tokens)
         if num_items_in_batch is None:  # a mean over this micro-batch; the Trainer divides by the accumulation
             self.loss_is_scaled_for_ga = False
-            return total / max(count, 1)
-        self.loss_is_scaled_for_ga = True  # normalised over the whole accumulated batch, as the model's loss is
-        loss = total / num_items_in_batch
-        if self.args.average_tokens_across_devices:
-            loss = loss * self.accelerator.num_processes
-        return loss
+            loss = total / max(count, 1)
+        else:
+            self.loss_is_scaled_for_ga = True  # normalised over the whole accumulated batch, as the model's loss is
+            loss = total / num_items_in_batch
+            if self.args.average_tokens_across_devices:
+                loss = loss * self.accelerator.num_processes
+        return (loss, {}) if return_outputs else loss  # evaluation asks for outputs but keeps only the loss
 
 
 def _causal_lm(unwrapped):
