@@ -78,7 +78,7 @@ def engine_trainer_factory(folder: Path, overrides: list[str]):
     from engine.control import Control
     from engine.events import Emitter
 
-    os.environ.setdefault("LLAMADESK_HOME", tempfile.mkdtemp(prefix="llamadesk-longest-"))
+    os.environ["LLAMADESK_HOME"] = tempfile.mkdtemp(prefix="llamadesk-longest-")  # its probe runs, then dropped
     config = run_config.from_mapping(vs_baseline.engine_settings(folder, folder / "unused.jsonl", seq=1024,
                                                                  micro_batch=1, steps=1, overrides=overrides))
     device = devices.resolve_device(config.device)

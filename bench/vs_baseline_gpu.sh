@@ -4,7 +4,8 @@
 #   2. the longest context that trains in 24 GiB at micro-batch 1, 8B shape, engine vs baseline;
 #   3. Llama 3.2 1B shape at 2048 and 1024, then 8B at 1024;
 #   4. engine options one at a time on 8B at 2048 (which of them pays), as long as time is left.
-# Random weights with the catalog shapes (no download). Writes bench/results/vs-baseline-<date>-<gpu>.txt.
+# Random weights with the catalog shapes (no download). Writes bench/results/vs-baseline-<date>-<gpu>.txt (and a copy
+# under $OUT when set).
 # Needs bitsandbytes, datasets (and this suite's transformers and peft) on the GPU machine and the demo tokenizer in
 # .gpu-tokenizer: see bench/README.md for what to carry.
 set -uo pipefail
@@ -16,7 +17,7 @@ fi
 export PYTHONUNBUFFERED=1
 BUDGET=${BUDGET_S:-540}  # the whole script's seconds
 GPU=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1 | tr ' ' '-')
-OUT="bench/results/vs-baseline-$(date +%Y-%m-%d)-${GPU}.txt"
+RESULT="bench/results/vs-baseline-$(date +%Y-%m-%d)-${GPU}.txt"
 MODELS=$(mktemp -d /tmp/llamadesk-bench-models.XXXX)  # each random-weight shape is written once
 mkdir -p bench/results
 
@@ -44,5 +45,6 @@ VS="python3 bench/vs_baseline.py --tokenizer .gpu-tokenizer --models-dir $MODELS
                   train.fp32_frozen_layers=true train.checkpoint_offload=true train.checkpoint_every=2; do
         step 80 $VS --model llama-3.1-8b --seq 2048 --only engine --engine-set "$option"
     done
-} 2>&1 | grep -v -e "it/s\]" -e "^{'loss'" | tee "$OUT"
+} 2>&1 | grep -v -e "it/s\]" -e "^{'loss'" | tee "$RESULT"
 rm -rf "$MODELS"
+if [ -n "${OUT:-}" ]; then cp "$RESULT" "$OUT/"; fi  # the device tool brings back what is under $OUT

@@ -94,14 +94,7 @@ class Control:
         self.requests.put(None)  # wakes a chat loop waiting for requests
 
     def _poll(self, path: Path, interval_s: float) -> None:
-        reader, offset = protocol.Reader(), 0
+        tail = protocol.FileTail(path)
         while not self._unwatch.wait(interval_s):
-            try:
-                with path.open("rb") as handle:
-                    handle.seek(offset)
-                    data = handle.read()
-            except OSError:
-                continue  # the folder is being moved or deleted; the engine reports its own state
-            offset += len(data)
-            for msg in reader.feed(data):
+            for msg in tail.read():
                 self.handle(msg)

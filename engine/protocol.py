@@ -276,3 +276,22 @@ class Reader:
 
 def message_types() -> dict[str, type]:
     return dict(_REGISTRY)
+
+
+class FileTail:
+    """The messages appended to a file (one another process writes) since the last ``read``."""
+
+    def __init__(self, path):
+        self.path = path
+        self.offset = 0
+        self.reader = Reader()
+
+    def read(self) -> list[Any]:
+        try:
+            with open(self.path, "rb") as handle:
+                handle.seek(self.offset)
+                data = handle.read()
+        except OSError:  # not there yet, or the folder is being moved or deleted
+            return []
+        self.offset += len(data)
+        return self.reader.feed(data)

@@ -26,8 +26,7 @@ class RunFollower(QObject):
         super().__init__(parent)
         self.run_dir: Path | None = None
         self.pid: int | None = None
-        self._offset = 0
-        self._reader = protocol.Reader()
+        self._events: protocol.FileTail | None = None
         self._timer = QTimer(self, interval=self.POLL_MS)
         self._timer.timeout.connect(self._poll)
 
@@ -40,8 +39,8 @@ class RunFollower(QObject):
         if pid is None:
             return False
         self.run_dir, self.pid = Path(run_dir), pid
-        self._offset, self._reader = 0, protocol.Reader()
-        history = self._read_new()
+        self._events = protocol.FileTail(self.run_dir / "events.jsonl")
+        history = self._events.read()
         # The chart is rebuilt from metrics.jsonl; of the past progress events only the latest matters.
         last_progress = max((i for i, m in enumerate(history) if isinstance(m, protocol.Progress)), default=-1)
         for index, msg in enumerate(history):
@@ -56,19 +55,9 @@ class RunFollower(QObject):
         runs.send_command(self.run_dir, msg)
         return True
 
-    def _read_new(self) -> list:
-        try:
-            with (self.run_dir / "events.jsonl").open("rb") as handle:
-                handle.seek(self._offset)
-                data = handle.read()
-        except OSError:
-            return []
-        self._offset += len(data)
-        return self._reader.feed(data)
-
     def _poll(self) -> None:
         alive = runs.lock_holder(self.run_dir) == self.pid
-        for msg in self._read_new():  # read after the liveness check: nothing written before the end is missed
+        for msg in self._events.read():  # read after the liveness check: nothing written before the end is missed
             self.sig_message.emit(msg)
         if not alive:
             self._timer.stop()
