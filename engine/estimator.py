@@ -231,8 +231,8 @@ def _layer_activations(spec: ModelSpec, s: Settings, per_layer: int) -> Line:
         text = (f"Gradient checkpointing keeps only each layer's input ({s.micro_batch}×{s.seq_len} tokens) and "
                 f"recomputes one layer at a time in the backward pass.")
         if plain:
-            text = (f"Gradient checkpointing on {checkpointed} of {spec.num_hidden_layers} layers (every "
-                    f"{s.checkpoint_every}th): those keep only their input and are recomputed in the backward pass; "
+            text = (f"Gradient checkpointing on {checkpointed} of {spec.num_hidden_layers} layers (one in "
+                    f"{s.checkpoint_every}): those keep only their input and are recomputed in the backward pass; "
                     f"the other {plain} keep their activations ({per_layer / GIB:.2f} GiB each).")
         if s.checkpoint_offload:
             text += f" The checkpointed inputs ({inputs / GIB:.2f} GiB) wait in pinned CPU memory instead."
@@ -290,22 +290,24 @@ def suggestions(spec: ModelSpec, s: Settings, free: int) -> list[Suggestion]:
 
     First the fewest memory savers that leave the training itself unchanged (same batch, sequence and adapters);
     then, on top of all of them, the changes that do alter it, gentlest first."""
-    found: list[Suggestion] = []
+    kept: list[Suggestion] = []  # training unchanged
+    alternatives: list[Suggestion] = []  # training changed
 
-    def consider(change: str, candidate: Settings) -> bool:
+    def fits(change: str, candidate: Settings, into: list[Suggestion]) -> bool:
         need = estimate(spec, candidate).total
         if need <= 0.9 * free:
-            found.append(Suggestion(change, candidate, need))
+            into.append(Suggestion(change, candidate, need))
             return True
         return False
 
+    def consider(change: str, candidate: Settings) -> None:
+        fits(change, candidate, alternatives)
+
     savers = _free_savers(s)
-    if any(consider(change, candidate) for change, candidate in savers):
+    if any(fits(change, candidate, kept) for change, candidate in savers):
         base, prefix = s, ""  # the alternatives below change the training instead
     else:
         base, prefix = (savers[-1][1], savers[-1][0] + ", ") if savers else (s, "")
-    alternatives: list[Suggestion] = []
-    kept, found = found, alternatives
     if not base.gradient_checkpointing:
         consider(prefix + "turn on gradient checkpointing", replace(base, gradient_checkpointing=True))
     if base.optimizer == "adamw_torch":
