@@ -74,24 +74,28 @@ def model_folder(name: str, work: Path, tokenizer: str | None = None) -> Path:
 
 
 class Meter:
-    """A TrainerCallback measuring step times, real tokens and peak memory after the warm-up steps."""
+    """A TrainerCallback measuring step times, real tokens and peak memory over ``steps`` steps after the warm-up.
 
-    def __init__(self, count_tokens):
+    Tokens are counted as batches are collated, and the data loader collates one batch ahead of training: by the
+    time a step begins, its batch is counted already. So the window runs from the end of the last warm-up step to
+    the end of the last measured step, and the run has one step more than is measured, so that the look-ahead is the
+    same at both ends (at a run's last step the loader no longer reads ahead)."""
+
+    def __init__(self, count_tokens, steps: int):
         from transformers import TrainerCallback
 
         meter = self
 
         class Callback(TrainerCallback):
-            def on_step_begin(self, args, state, control, **kwargs):
+            def on_step_end(self, args, state, control, **kwargs):
                 if state.global_step == WARMUP_STEPS:
                     meter.start = time.perf_counter()
                     meter.tokens_at_start = count_tokens()
                     meter.reset_peak()
-
-            def on_step_end(self, args, state, control, **kwargs):
-                meter.steps = state.global_step - WARMUP_STEPS
-                meter.end = time.perf_counter()
-                meter.tokens_at_end = count_tokens()
+                elif WARMUP_STEPS < state.global_step <= WARMUP_STEPS + steps:
+                    meter.steps = state.global_step - WARMUP_STEPS
+                    meter.end = time.perf_counter()
+                    meter.tokens_at_end = count_tokens()
 
         self.callback = Callback()
         self.start = self.end = 0.0
@@ -141,7 +145,7 @@ def run_engine(args, folder: Path, data: Path) -> dict:
 
     os.environ.setdefault("LLAMADESK_HOME", tempfile.mkdtemp(prefix="llamadesk-vs-"))
     settings = engine_settings(folder, data, seq=args.seq, micro_batch=args.micro_batch,
-                               steps=args.steps + WARMUP_STEPS, overrides=args.engine_set)
+                               steps=WARMUP_STEPS + args.steps + 1, overrides=args.engine_set)
     config = run_config.from_mapping(settings)
     holder: dict = {}
 
@@ -151,7 +155,7 @@ def run_engine(args, folder: Path, data: Path) -> dict:
         def on_train_begin(self, args, state, control, train_dataloader=None, **kwargs):
             holder["collator"] = train_dataloader.collate_fn if train_dataloader is not None else None
 
-    meter = Meter(lambda: _collator_tokens(holder))
+    meter = Meter(lambda: _collator_tokens(holder), args.steps)
     code = train.run(config, emitter=Emitter(None), control=Control(), callbacks=(Hook(), meter.callback))
     if code != 0:
         raise SystemExit("the engine run failed; see its run folder's engine.log")
@@ -223,8 +227,8 @@ def run_baseline(args, folder: Path, data: Path) -> dict:
         counted["tokens"] += int(batch["attention_mask"].sum())
         return batch
 
-    meter = Meter(lambda: counted["tokens"])
-    baseline_trainer(model, tokenizer, dataset, micro_batch=args.micro_batch, steps=args.steps + WARMUP_STEPS,
+    meter = Meter(lambda: counted["tokens"], args.steps)
+    baseline_trainer(model, tokenizer, dataset, micro_batch=args.micro_batch, steps=WARMUP_STEPS + args.steps + 1,
                      collate=collate, callbacks=[meter.callback]).train()
     return meter.result()
 
@@ -240,7 +244,8 @@ def main() -> None:
     parser.add_argument("--model", default="demo")
     parser.add_argument("--seq", type=int, default=512)
     parser.add_argument("--micro-batch", type=int, default=4)
-    parser.add_argument("--steps", type=int, default=6, help="measured optimizer steps (after 2 warm-up steps)")
+    parser.add_argument("--steps", type=int, default=6,
+                        help="measured optimizer steps (after 2 warm-up steps, and before one more)")
     parser.add_argument("--rows", type=int, default=400)
     parser.add_argument("--engine-set", action="append", default=[], metavar="FIELD=VALUE")
     parser.add_argument("--tokenizer", help="a folder with the demo tokenizer's files, for catalog shapes where the "
