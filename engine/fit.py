@@ -136,6 +136,7 @@ def apply(config: RunConfig, suggestion: estimator.Suggestion) -> RunConfig:
     train = replace(config.train, micro_batch=s.micro_batch, grad_accum=accumulation,
                     gradient_checkpointing=s.gradient_checkpointing, optimizer=optimizer,
                     loss_chunk_tokens=s.loss_chunk_tokens, checkpoint_every=s.checkpoint_every,
+                    # settings_for leaves offload out on the CPU; the user's own choice stays
                     checkpoint_offload=s.checkpoint_offload or config.train.checkpoint_offload,
                     fp32_frozen_layers=s.fp32_frozen)
     return replace(config, train=train, data=replace(config.data, cutoff=s.seq_len),
