@@ -18,8 +18,8 @@ class EngineTrainer(Trainer):
             self.loss_is_scaled_for_ga = None  # the Trainer's own rule for the model's loss
             return super().compute_loss(model, inputs, return_outputs=return_outputs,
                                         num_items_in_batch=num_items_in_batch)
-        hidden = _final_hidden_states(self.accelerator.unwrap_model(model), model, inputs)
         causal_lm = _causal_lm(self.accelerator.unwrap_model(model))
+        hidden = _final_hidden_states(causal_lm, model, inputs)
         total, count = chunked_loss_sum(hidden, causal_lm.lm_head, inputs["labels"], self.loss_chunk_tokens)
         if num_items_in_batch is None:  # a mean over this micro-batch; the Trainer divides by the accumulation
             self.loss_is_scaled_for_ga = False
@@ -37,11 +37,11 @@ def _causal_lm(unwrapped):
     return unwrapped.get_base_model() if hasattr(unwrapped, "get_base_model") else unwrapped
 
 
-def _final_hidden_states(unwrapped, model, inputs):
+def _final_hidden_states(causal_lm, model, inputs):
     """The decoder's output (after the final norm), by a forward through ``model`` itself, so that wrappers such as
     DistributedDataParallel see the forward pass; the output head then scores one position only."""
     captured = []
-    decoder = _causal_lm(unwrapped).model
+    decoder = causal_lm.model
     hook = decoder.register_forward_hook(lambda module, args, output: captured.append(output.last_hidden_state))
     try:
         model(input_ids=inputs["input_ids"], position_ids=inputs.get("position_ids"),
