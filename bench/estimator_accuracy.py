@@ -46,10 +46,9 @@ def main() -> None:
     parser.add_argument("--dry-run", action="store_true")
     args = parser.parse_args()
 
-    from engine import config as run_config
-    from engine import estimator, fit, gpu, protocol
-    from engine.models import catalog
-    from engine.models.random_weights import write_model
+    from engine.heavy.models.random_weights import write_model
+    from engine.light import catalog, estimator, fit, gpu, protocol
+    from engine.light import config as run_config
 
     work = Path(tempfile.mkdtemp(prefix="llamadesk-estimator-"))
     home = work / "home"

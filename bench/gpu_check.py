@@ -39,12 +39,12 @@ def main() -> None:
 
     import torch
 
-    from engine import config as run_config
-    from engine import paths, protocol, runs, train
-    from engine.control import Control
-    from engine.events import Emitter
-    from engine.models import catalog
-    from engine.models.random_weights import write_model
+    from engine.heavy import train
+    from engine.heavy.control import Control
+    from engine.heavy.events import Emitter
+    from engine.heavy.models.random_weights import write_model
+    from engine.light import catalog, paths, protocol, run_folder
+    from engine.light import config as run_config
 
     if not args.cpu_smoke and not torch.cuda.is_available():
         raise SystemExit("no CUDA GPU: run this on a machine with an NVIDIA GPU (or use --cpu-smoke)")
@@ -83,7 +83,7 @@ def main() -> None:
     code = train.run(config, emitter=recorder, control=Control())
     if code != 0:
         raise SystemExit(f"training failed: {recorder.errors}")
-    metrics = [m for m in runs.read_jsonl(paths.runs_dir() / "gpu-check" / "metrics.jsonl") if "loss" in m]
+    metrics = [m for m in run_folder.read_jsonl(paths.runs_dir() / "gpu-check" / "metrics.jsonl") if "loss" in m]
     steady = metrics[2:] or metrics
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() and not args.cpu_smoke else "cpu"
     result = {

@@ -37,9 +37,9 @@ def main() -> None:
 
     from heartbeat import Heartbeat
 
-    from gui.app import _application, build_window
+    from gui.bootstrap import application, build_window
 
-    app = _application()
+    app = application()
     window = build_window(home)
     window.show_page("Dataset")
     window.show()

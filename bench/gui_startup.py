@@ -16,8 +16,8 @@ import tempfile
 PROBE = r"""
 import time, sys
 from PySide6.QtCore import QEvent, QObject, QTimer
-from gui.app import build_window, _application
-app = _application()
+from gui.bootstrap import application, build_window
+app = application()
 window = build_window(sys.argv[1])
 
 class FirstPaint(QObject):

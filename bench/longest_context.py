@@ -72,25 +72,26 @@ def engine_trainer_factory(folder: Path, overrides: list[str]):
     """A function training one engine step on one sequence of a given length, the model loaded once."""
     import datasets
 
-    from engine import config as run_config
-    from engine import device as devices
-    from engine import runs, train
-    from engine.control import Control
-    from engine.events import Emitter
+    from engine.heavy import device as devices
+    from engine.heavy.control import Control
+    from engine.heavy.events import Emitter
+    from engine.heavy.train_setup import build_trainer, load_model, tokenizer_for
+    from engine.light import config as run_config
+    from engine.light.run_folder import RunFolder
 
     os.environ["LLAMADESK_HOME"] = tempfile.mkdtemp(prefix="llamadesk-longest-")  # its probe runs, then dropped
     config = run_config.from_mapping(vs_baseline.engine_settings(folder, folder / "unused.jsonl", seq=1024,
                                                                  micro_batch=1, steps=1, overrides=overrides))
     device = devices.resolve_device(config.device)
     dtype = devices.compute_dtype(config.compute_dtype, device)
-    tokenizer = train._tokenizer(folder)
-    model = train._load_model(folder, config, device, dtype)
+    tokenizer = tokenizer_for(folder)
+    model = load_model(folder, config, device, dtype)
 
     def run(ids: list[int]) -> None:
         n = len(ids)
         rows = datasets.Dataset.from_dict({"input_ids": [ids], "labels": [ids], "position_ids": [list(range(n))]})
-        trainer, callback = train._trainer(model, tokenizer, rows, None, config, runs.new_run_dir(f"probe-{n}"),
-                                           Emitter(None), Control(), device, dtype)
+        trainer, callback = build_trainer(model, tokenizer, rows, None, config, RunFolder.create(f"probe-{n}"),
+                                          Emitter(None), Control(), device, dtype)
         try:
             trainer.train()
         finally:

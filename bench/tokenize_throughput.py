@@ -20,8 +20,8 @@ def main() -> None:
     args = parser.parse_args()
 
     import resources
-    from engine.data import pipeline
-    from engine.models.resolve import DEMO, load_tokenizer
+    from engine.heavy.data import pipeline
+    from engine.heavy.models.resolve import DEMO, load_tokenizer
 
     sample = json.loads(resources.path("sample/harbor_lights.json").read_text(encoding="utf-8"))
     with tempfile.TemporaryDirectory() as tmp:

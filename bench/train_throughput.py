@@ -20,19 +20,20 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("LLAMADESK_HOME", tempfile.mkdtemp(prefix="llamadesk-bench-"))
 
-    from engine import demo, runs, train
-    from engine.control import Control
-    from engine.device import describe
-    from engine.events import Emitter
+    from engine.heavy import train
+    from engine.heavy.control import Control
+    from engine.heavy.device import describe
+    from engine.heavy.events import Emitter
+    from engine.light import demo_settings, run_folder
 
-    config = demo.demo_config(**{"train.max_steps": args.steps, "train.logging_steps": 1,
+    config = demo_settings.demo_config(**{"train.max_steps": args.steps, "train.logging_steps": 1,
                                  "quantization": args.quantization, "run_name": f"bench-{int(time.time())}"})
     started = time.monotonic()
     assert train.run(config, emitter=Emitter(None), control=Control()) == 0
     wall = time.monotonic() - started
-    from engine import paths
+    from engine.light import paths
 
-    metrics = [m for m in runs.read_jsonl(paths.runs_dir() / config.run_name / "metrics.jsonl") if "loss" in m]
+    metrics = [m for m in run_folder.read_jsonl(paths.runs_dir() / config.run_name / "metrics.jsonl") if "loss" in m]
     steady = metrics[2:]  # the first steps include one-time warm-up
     speed = statistics.median(m["tokens_per_s"] for m in steady)
     per_step = (steady[-1]["elapsed_s"] - metrics[1]["elapsed_s"]) / (len(steady))

@@ -20,15 +20,15 @@ def main() -> None:
     os.environ.setdefault("LLAMADESK_HOME", tempfile.mkdtemp(prefix="llamadesk-heartbeat-"))
     from heartbeat import Heartbeat
 
-    from engine import demo
-    from gui.app import _application, build_window
+    from engine.light import demo_settings
+    from gui.bootstrap import application, build_window
 
-    app = _application()
+    app = application()
     window = build_window(os.environ["LLAMADESK_HOME"])
     window.show_page("Train")
     window.show()
     page = window.train_page
-    config = demo.demo_config(**{"train.max_steps": args.steps, "train.logging_steps": 1})
+    config = demo_settings.demo_config(**{"train.max_steps": args.steps, "train.logging_steps": 1})
     window.state.set_config(config)
     heartbeat = Heartbeat(0.050)
     events = [0]

@@ -53,16 +53,16 @@ def make_dataset(path: Path, tokenizer, rows: int, seq: int, seed: int = 0) -> N
 
 
 def model_folder(name: str, work: Path, tokenizer: str | None = None) -> Path:
-    from engine.models import demo
+    from engine.heavy.models import demo_model
 
     if tokenizer and name != "demo":
         demo_dir = Path(tokenizer)  # the demo model's tokenizer files only (a GPU machine without the model)
     else:
-        demo_dir = demo.ensure_demo_model(progress=lambda message: None)
+        demo_dir = demo_model.ensure_demo_model(progress=lambda message: None)
     if name == "demo":
         return demo_dir
-    from engine.models import catalog
-    from engine.models.random_weights import write_model
+    from engine.heavy.models.random_weights import write_model
+    from engine.light import catalog
 
     spec = catalog.find(name)
     if spec is None:
@@ -125,7 +125,7 @@ class Meter:
 
 def engine_settings(folder: Path, data: Path, *, seq: int, micro_batch: int, steps: int, overrides=()) -> dict:
     """The engine's run settings for the comparison: its defaults, with the baseline's LoRA, batch and cutoff."""
-    from engine.settings import set_path
+    from engine.light.schema import set_path
 
     settings = {"model": str(folder), "dataset": str(data), "quantization": "nf4", "run_name": f"engine-{os.getpid()}",
                 "data": {"cutoff": seq, "validation_share": 0.0},
@@ -138,10 +138,10 @@ def engine_settings(folder: Path, data: Path, *, seq: int, micro_batch: int, ste
 
 
 def run_engine(args, folder: Path, data: Path) -> dict:
-    from engine import config as run_config
-    from engine import train
-    from engine.control import Control
-    from engine.events import Emitter
+    from engine.heavy import train
+    from engine.heavy.control import Control
+    from engine.heavy.events import Emitter
+    from engine.light import config as run_config
 
     os.environ.setdefault("LLAMADESK_HOME", tempfile.mkdtemp(prefix="llamadesk-vs-"))
     settings = engine_settings(folder, data, seq=args.seq, micro_batch=args.micro_batch,

@@ -11,6 +11,8 @@ import os
 import sys
 from pathlib import Path
 
+from engine.light.run_folder import list_runs
+
 OUT = Path(__file__).resolve().parent / "screenshots"
 
 
@@ -25,19 +27,19 @@ def main() -> None:
     from PySide6.QtCore import QEventLoop, QTimer
 
     import resources
-    from engine import demo, train
-    from engine.control import Control
-    from engine.events import Emitter
-    from gui import run_store
-    from gui.app import _application, build_window
+    from engine.heavy import train
+    from engine.heavy.control import Control
+    from engine.heavy.events import Emitter
+    from engine.light import demo_settings
+    from gui.bootstrap import application, build_window
 
-    if not any(r.has_adapter for r in run_store.list_runs()):
-        config = demo.demo_config(**{"train.max_steps": args.steps, "run_name": "vellmoor-demo",
+    if not any(r.has_adapter for r in list_runs()):
+        config = demo_settings.demo_config(**{"train.max_steps": args.steps, "run_name": "vellmoor-demo",
                                      "data.validation_share": 0.1, "train.eval_steps": 10,
                                      "train.logging_steps": 1})
         assert train.run(config, emitter=Emitter(sys.stderr, human=True), control=Control()) == 0
 
-    app = _application()
+    app = application()
     window = build_window(os.environ.get("LLAMADESK_HOME"))
     window.resize(1280, 820)
     window.show()
@@ -70,7 +72,7 @@ def main() -> None:
     window.runs_page.refresh()
     shot("runs")
 
-    runs = [r for r in run_store.list_runs() if r.has_adapter]
+    runs = [r for r in list_runs() if r.has_adapter]
     window.train_page.show_run(runs[0])
     window.show_page("Train")
     shot("train")

@@ -1,6 +1,8 @@
 """``llamadesk-engine``: the engine's command line. The GUI, the tests and a terminal user run the same commands.
 
-Heavy libraries are imported inside the commands, so ``--help`` and ``models`` answer instantly.
+Only ``engine.light`` is imported here; each command imports the ``engine.heavy`` modules it runs, so ``--help`` and
+``models`` answer instantly. Every command that takes run settings reads them the same way: an optional run config
+YAML, then ``--set field.path=value`` overrides by the schema's dotted names.
 """
 
 from __future__ import annotations
@@ -8,8 +10,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
-from engine import __version__, paths
+from engine import __version__
+from engine.light import config as run_config
+from engine.light import paths
+from engine.light.errors import UserError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,16 +26,12 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2
-    from engine.config import ConfigError
-    from engine.data.problems import DatasetError
-    from engine.models.errors import ModelSourceError
-
     try:
         return args.handler(args) or 0
-    except ConfigError as exc:
+    except run_config.ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    except (DatasetError, ModelSourceError) as exc:
+    except UserError as exc:
         if getattr(args, "json", False):
             print(json.dumps({"error": exc.to_dict()}))  # ASCII escapes: safe for any character in a path
         print(f"error: {exc}", file=sys.stderr)
@@ -44,7 +46,14 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--home", help=f"LlamaDesk's data folder (models, runs, caches); default: ${paths.ENV_HOME} "
                         "or the per-user data folder")
     commands = parser.add_subparsers(metavar="COMMAND")
+    _add_model_commands(commands)
+    _add_data_commands(commands)
+    _add_run_commands(commands)
+    return parser
 
+
+def _add_model_commands(commands) -> None:
+    """What this machine has and which models it can use."""
     models = commands.add_parser("models", help="list the LLaMA models you can pick")
     models.add_argument("--json", action="store_true", help="machine-readable output")
     models.set_defaults(handler=_cmd_models)
@@ -74,16 +83,24 @@ def _parser() -> argparse.ArgumentParser:
                        help="set reads the token from the terminal without echo, or from stdin")
     token.set_defaults(handler=_cmd_token)
 
+
+def _add_data_commands(commands) -> None:
     data = commands.add_parser("data", help="check a dataset").add_subparsers(metavar="ACTION")
     data_check = data.add_parser("check", help="detect the format, validate, tokenize and preview a dataset")
-    data_check.add_argument("source", help="a .json/.jsonl/.csv/.tsv/.parquet/.txt file, a save_to_disk folder, "
-                            "or a hub dataset id")
+    data_check.add_argument("inputs", nargs="*", metavar="SOURCE|CONFIG",
+                            help="the dataset (a .json/.jsonl/.csv/.tsv/.parquet/.txt file, a save_to_disk folder or a "
+                            "hub dataset id) and/or a run config .yaml whose model, dataset and data settings to use")
+    data_check.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                            help="override a run config field, e.g. --set data.cutoff=512")
     _add_data_options(data_check)
     data_check.add_argument("--preview", type=int, default=3, metavar="N", help="rendered examples to show")
     data_check.add_argument("--problems", type=int, default=20, metavar="N", help="problems to list")
     data_check.add_argument("--json", action="store_true", help="one machine-readable JSON object")
     data_check.set_defaults(handler=_cmd_data_check)
 
+
+def _add_run_commands(commands) -> None:
+    """Runs and what surrounds them: train, estimate, chat, the config, the demo."""
     train = commands.add_parser("train", help="fine-tune: start a run from a config, or resume one")
     _add_config_options(train)
     train.add_argument("--resume", metavar="RUN", help="resume this run folder (or run name) from its latest "
@@ -104,14 +121,15 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"))
     chat.set_defaults(handler=_cmd_chat)
 
-    config = commands.add_parser("config", help="print a run config with every field documented")
-    config.add_argument("--dataset", default="", help="dataset to put in the config")
+    config = commands.add_parser("config", help="print a run config with every field documented: the defaults, or a "
+                                 "config file with --set changes applied")
+    _add_config_options(config)
+    config.add_argument("--dataset", default=None, help="dataset to put in the config (same as --set dataset=FILE)")
     config.set_defaults(handler=_cmd_config)
 
     demo = commands.add_parser("demo", help="the offline demo: ask, fine-tune on the bundled sample, ask again")
     demo.add_argument("--epochs", type=float, help="passes over the sample (default 3)")
     demo.set_defaults(handler=_cmd_demo)
-    return parser
 
 
 def _add_config_options(parser: argparse.ArgumentParser) -> None:
@@ -120,35 +138,56 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
                         help="override a config field, e.g. --set model=llama-3.1-8b --set train.max_steps=20")
 
 
-def _add_data_options(parser: argparse.ArgumentParser) -> None:
-    from engine.data.formats import FORMATS
+# Shorthands of ``data check`` for the settings it uses most: each names a run config field, whose type, default,
+# bounds and documentation come from the schema.
+DATA_FLAGS = {"--model": "model", "--format": "data.format", "--cutoff": "data.cutoff", "--train-on": "data.train_on",
+              "--validation-share": "data.validation_share", "--seed": "data.seed"}
 
-    parser.add_argument("--format", choices=FORMATS, help="override the detected format")
-    parser.add_argument("--columns", nargs="*", default=[], metavar="FIELD=COLUMN",
-                        help="map your column names, e.g. instruction=question output=answer")
-    parser.add_argument("--model", default="demo", help="whose tokenizer and chat template to use (default: demo)")
-    parser.add_argument("--cutoff", type=int, default=1024, help="longest sequence in tokens")
-    parser.add_argument("--train-on", choices=("assistant", "all"), default="assistant")
-    parser.add_argument("--packing", action="store_true", help="pack short examples into full sequences")
-    parser.add_argument("--validation-share", type=float, default=0.05)
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--keep-duplicates", action="store_true")
+
+def _add_data_options(parser: argparse.ArgumentParser) -> None:
+    for flag, path in DATA_FLAGS.items():
+        setting = run_config.BY_PATH[path]
+        parser.add_argument(flag, dest=path, type=setting.base_type, choices=setting.choices,
+                            metavar=None if setting.choices else flag[2:].upper().replace("-", "_"),
+                            help=f"{setting.doc} (--set {path}=…)")
+    parser.add_argument("--columns", nargs="*", default=None, metavar="FIELD=COLUMN",
+                        help="map your column names, e.g. instruction=question output=answer (data.columns)")
+    parser.add_argument("--packing", dest="data.packing", action="store_const", const=True,
+                        help=run_config.BY_PATH["data.packing"].doc)
+    parser.add_argument("--keep-duplicates", dest="data.drop_duplicates", action="store_const", const=False,
+                        help="keep rows that repeat an earlier row exactly (data.drop_duplicates=false)")
     parser.add_argument("--no-cache", action="store_true", help="tokenize again even if a cached result exists")
 
 
-def _data_settings(args):
-    from engine.data.pipeline import DataSettings
-    from engine.data.problems import DatasetError
+def _data_check_config(args) -> run_config.RunConfig:
+    """The run config a data check uses: a config file if given, its source, ``--set`` and the shorthand flags."""
+    configs = [item for item in args.inputs if item.lower().endswith((".yaml", ".yml"))]
+    sources = [item for item in args.inputs if item not in configs]
+    if len(configs) > 1 or len(sources) > 1:
+        raise run_config.ConfigError(["give at most one dataset and one run config"])
+    overrides = {path: getattr(args, path) for path in [*DATA_FLAGS.values(), "data.packing", "data.drop_duplicates"]
+                 if getattr(args, path) is not None}
+    if args.columns is not None:
+        overrides["data.columns"] = _columns(args.columns)
+    if sources:
+        overrides["dataset"] = sources[0]
+    data = run_config.read_yaml(configs[0]) if configs else {}
+    if isinstance(data, dict):
+        data = run_config.apply_overrides(run_config.apply_overrides(data, args.set), overrides)
+    config = run_config.from_mapping(data, configs[0] if configs else "", require_dataset=False)
+    if not config.dataset:
+        raise run_config.ConfigError(["dataset: no dataset given; name the file, or a run config that has one"])
+    return config
 
+
+def _columns(items: list[str]) -> dict[str, str]:
     columns = {}
-    for item in args.columns:
+    for item in items:
         field, sep, column = item.partition("=")
         if not sep or not field or not column:
-            raise DatasetError(f"--columns: '{item}' is not FIELD=COLUMN", hint="e.g. --columns output=answer")
+            raise run_config.ConfigError([f"--columns: '{item}' is not FIELD=COLUMN, e.g. --columns output=answer"])
         columns[field] = column
-    return DataSettings(format=args.format, columns=columns, cutoff=args.cutoff, train_on=args.train_on,
-                        packing=args.packing, validation_share=args.validation_share, seed=args.seed,
-                        drop_duplicates=not args.keep_duplicates)
+    return columns
 
 
 def _status(message: str) -> None:
@@ -156,7 +195,8 @@ def _status(message: str) -> None:
 
 
 def _cmd_models(args) -> int:
-    from engine.models.catalog import human_bytes, human_count, load_catalog
+    from engine.light.catalog import load_catalog
+    from engine.light.units import human_bytes, human_count
 
     specs = load_catalog()
     if args.json:
@@ -173,7 +213,7 @@ def _cmd_models(args) -> int:
 
 
 def _cmd_gpus(args) -> int:
-    from engine import gpu
+    from engine.light import gpu
 
     result = gpu.probe()
     print(json.dumps(result.to_dict(), indent=2) if args.json else gpu.describe(result))
@@ -181,7 +221,7 @@ def _cmd_gpus(args) -> int:
 
 
 def _cmd_model_fetch(args) -> int:
-    from engine.models.resolve import model_folder
+    from engine.heavy.models.resolve import model_folder
 
     folder = model_folder(args.reference, progress=_status, instruct=not args.base)
     print(folder.path)
@@ -189,8 +229,8 @@ def _cmd_model_fetch(args) -> int:
 
 
 def _cmd_model_check(args) -> int:
-    from engine.models.catalog import human_bytes, human_count
-    from engine.models.local import inspect_folder
+    from engine.light.model_folder import inspect_folder
+    from engine.light.units import human_bytes, human_count
 
     folder = inspect_folder(args.folder, allow_pickle=args.allow_pickle)
     if args.json:
@@ -204,13 +244,13 @@ def _cmd_model_check(args) -> int:
 
 
 def _cmd_data_check(args) -> int:
-    from engine.data import pipeline, readers, report_text
-    from engine.models.resolve import load_tokenizer
+    from engine.heavy.data import pipeline, readers, report_text
+    from engine.heavy.models.resolve import load_tokenizer
 
-    settings = _data_settings(args)
-    readers.require_source(args.source)
-    tokenizer = load_tokenizer(args.model, progress=_status)
-    prepared = pipeline.prepare(args.source, tokenizer, settings, preview_rows=args.preview,
+    config = _data_check_config(args)
+    readers.require_source(config.dataset)
+    tokenizer = load_tokenizer(config.model, progress=_status)
+    prepared = pipeline.prepare(config.dataset, tokenizer, config.data, preview_rows=args.preview,
                                 use_cache=not args.no_cache)
     if args.json:
         print(json.dumps(prepared.to_dict()))
@@ -220,9 +260,9 @@ def _cmd_data_check(args) -> int:
 
 
 def _cmd_selftest(args) -> int:
-    from engine import selftest
+    from engine.heavy import install_check
 
-    report = selftest.run()
+    report = install_check.run()
     if args.json:
         print(json.dumps(report))
     else:
@@ -234,7 +274,7 @@ def _cmd_selftest(args) -> int:
 
 
 def _cmd_token(args) -> int:
-    from engine.models import hf_token
+    from engine.light import hf_token
 
     if args.action == "clear":
         hf_token.delete_token()
@@ -260,39 +300,25 @@ def _cmd_token(args) -> int:
     return 0
 
 
-def _load_config(args):
-    import yaml
+def _load_config(args, *, require_dataset: bool = True) -> run_config.RunConfig:
+    return run_config.load(args.config, args.set, require_dataset=require_dataset)
 
-    from engine import config as run_config
-    from engine.settings import set_path
 
-    data = {}
-    if args.config:
-        try:
-            data = yaml.safe_load(open(args.config, encoding="utf-8")) or {}
-        except OSError as exc:
-            raise run_config.ConfigError([f"cannot read the config: {exc.strerror}"], args.config) from None
-        except yaml.YAMLError as exc:
-            raise run_config.ConfigError([f"not valid YAML: {exc}"], args.config) from None
-    for item in args.set:
-        path, sep, value = item.partition("=")
-        if not sep:
-            raise run_config.ConfigError([f"--set {item}: expected FIELD=VALUE"])
-        set_path(data, path, yaml.safe_load(value))
-    return run_config.from_mapping(data, args.config or "")
+def _run_dir(reference: str) -> Path:
+    """A run folder given by its path or by its name in the runs folder."""
+    return Path(reference) if Path(reference).is_dir() else paths.runs_dir() / reference
 
 
 def _cmd_train(args) -> int:
-    from pathlib import Path
-
-    from engine import protocol, train
-    from engine.control import Control
-    from engine.device import describe
-    from engine.events import Emitter, claim_stdout
+    from engine.heavy import train
+    from engine.heavy.control import Control
+    from engine.heavy.device import describe
+    from engine.heavy.events import Emitter, claim_stdout
+    from engine.light import protocol
 
     human = sys.stdout.isatty() and not args.json
     if args.resume:
-        run_dir = Path(args.resume) if Path(args.resume).is_dir() else paths.runs_dir() / args.resume
+        run_dir = _run_dir(args.resume)
         if not (run_dir / "config.yaml").is_file():
             print(f"error: {args.resume}: not a run folder (no config.yaml)", file=sys.stderr)
             return 1
@@ -314,11 +340,9 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_estimate(args) -> int:
-    from engine import fit
+    from engine.light import fit
 
-    if not any(item.startswith("dataset=") for item in args.set):
-        args.set = [*args.set, "dataset=(not needed for the estimate)"]
-    config = _load_config(args)
+    config = _load_config(args, require_dataset=False)
     free = int(args.free_gib * 2**30) if args.free_gib else None
     report = fit.check(config, free_bytes=free, gpu_name="the given free memory" if free else None)
     print(json.dumps(report.to_dict(), indent=2) if args.json else report.text())
@@ -326,19 +350,17 @@ def _cmd_estimate(args) -> int:
 
 
 def _cmd_chat(args) -> int:
-    from pathlib import Path
-
-    from engine import chat, protocol
-    from engine.config import load as load_config
-    from engine.control import Control
-    from engine.device import describe
-    from engine.events import Emitter, claim_stdout
+    from engine.heavy import chat
+    from engine.heavy.control import Control
+    from engine.heavy.device import describe
+    from engine.heavy.events import Emitter, claim_stdout
+    from engine.light import protocol
 
     adapter, model = (Path(args.adapter) if args.adapter else None), args.model
     if args.run:
-        run_dir = Path(args.run) if Path(args.run).is_dir() else paths.runs_dir() / args.run
+        run_dir = _run_dir(args.run)
         adapter = run_dir / "adapter"
-        model = model or load_config(run_dir / "config.yaml").model
+        model = model or run_config.load(run_dir / "config.yaml").model
     emitter = Emitter(claim_stdout())
     emitter.emit(protocol.Hello(protocol.PROTOCOL_VERSION, __version__, describe(args.device), "chat"))
     control = Control()
@@ -347,11 +369,11 @@ def _cmd_chat(args) -> int:
 
 
 def _cmd_config(args) -> int:
-    from engine import config as run_config
-
-    config = run_config.RunConfig(dataset=args.dataset)
+    if args.dataset is not None:
+        args.set = [*args.set, f"dataset={json.dumps(args.dataset)}"]
+    config = _load_config(args, require_dataset=False)
     docs = run_config.docs()
-    lines = ["# LlamaDesk run config. Every field is optional except dataset; the values shown are the defaults."]
+    lines = ["# LlamaDesk run config. Every field is optional except dataset; fields left out take their defaults."]
     prefix: list[str] = []
     for line in config.to_yaml().splitlines():
         depth = (len(line) - len(line.lstrip())) // 2
@@ -366,10 +388,10 @@ def _cmd_config(args) -> int:
 
 
 def _cmd_demo(args) -> int:
-    from engine import demo
+    from engine.heavy import demo_job
 
     overrides = {"train.epochs": args.epochs} if args.epochs else {}
-    return demo.run(**overrides)
+    return demo_job.run(**overrides)
 
 
 def _table(rows: list[tuple]) -> None:

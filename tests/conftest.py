@@ -17,12 +17,12 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 @pytest.fixture(scope="session")
 def demo_model_dir() -> Path:
-    from engine.models import demo
+    from engine.heavy.models import demo_model
 
     previous = os.environ.get("LLAMADESK_HOME")
     os.environ["LLAMADESK_HOME"] = str(TEST_CACHE)
     try:
-        return demo.ensure_demo_model(progress=lambda message: None)
+        return demo_model.ensure_demo_model(progress=lambda message: None)
     finally:
         if previous is None:
             os.environ.pop("LLAMADESK_HOME", None)
@@ -65,7 +65,7 @@ def fresh_tokenizer(demo_model_dir):
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory, demo_model_dir) -> Path:
     """A random-weight LLaMA (2 layers, hidden 64) with the demo model's real tokenizer: trains in milliseconds."""
-    from engine.models.random_weights import write_model
+    from engine.heavy.models.random_weights import write_model
 
     return write_model(tmp_path_factory.mktemp("tiny") / "tiny-llama", demo_model_dir)
 

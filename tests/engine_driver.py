@@ -10,7 +10,7 @@ import threading
 import time
 from pathlib import Path
 
-from engine import protocol
+from engine.light import protocol
 
 TIMEOUT = 240
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine import protocol  # noqa: E402
+from engine.light import protocol  # noqa: E402
 
 out_lock = threading.Lock()
 events_file = None

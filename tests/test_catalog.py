@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from engine.models import catalog
+from engine.light import catalog
 
 SPECS = catalog.load_catalog()
 EXPECTED_KEYS = {

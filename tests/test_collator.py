@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from engine.collator import IGNORE, PaddingCollator
+from engine.heavy.collator import IGNORE, PaddingCollator
 
 
 def _examples() -> list[dict]:

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 import yaml
 
-from engine import config
+from engine.light import config
 
 
 def test_defaults_round_trip_through_yaml(tmp_path):
@@ -70,15 +70,17 @@ def test_bad_yaml_file_is_a_config_error(tmp_path):
 def test_quantization_and_peft_configs_come_from_one_place():
     import torch
 
+    from engine.heavy.model_setup import peft_config, quantization_config
+
     run = config.from_mapping({"dataset": "x", "lora": {"rank": 8, "alpha": 16, "target_modules": ["q_proj"]}})
-    bnb = config.quantization_config(run, torch.bfloat16)
+    bnb = quantization_config(run, torch.bfloat16)
     assert bnb.load_in_4bit and bnb.bnb_4bit_quant_type == "nf4" and bnb.bnb_4bit_use_double_quant
     assert bnb.bnb_4bit_compute_dtype == torch.bfloat16
-    lora = config.peft_config(run)
+    lora = peft_config(run)
     assert lora.r == 8 and lora.lora_alpha == 16 and set(lora.target_modules) == {"q_proj"}
     plain = dataclasses.replace(run, quantization="none")
-    assert config.quantization_config(plain, torch.float32) is None
-    assert config.peft_config(config.from_mapping({"dataset": "x"})).target_modules == "all-linear"
+    assert quantization_config(plain, torch.float32) is None
+    assert peft_config(config.from_mapping({"dataset": "x"})).target_modules == "all-linear"
 
 
 def test_cli_config_prints_documented_yaml():

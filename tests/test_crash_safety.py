@@ -11,8 +11,11 @@ import time
 import pytest
 import yaml
 
-from engine import protocol, runs
+from engine.light import protocol, run_folder
+from engine.light.run_folder import RunFolder
 from tests.engine_driver import EngineProcess
+
+pytestmark = pytest.mark.slow  # ten engine runs killed and resumed: minutes
 
 STEPS = 8
 CHECKPOINT_FILES = ("adapter_model.safetensors", "adapter_config.json", "optimizer.pt", "scheduler.pt",
@@ -56,10 +59,10 @@ def test_kill_then_resume(home, tiny_model, small_dataset, moment):
 
     # Consistent after the kill: config intact, metrics readable, each step-N checkpoint complete.
     assert yaml.safe_load((run_dir / "config.yaml").read_text())["train"]["max_steps"] == STEPS
-    metrics = runs.read_jsonl(run_dir / "metrics.jsonl")
+    metrics = run_folder.read_jsonl(run_dir / "metrics.jsonl")
     steps = [m["step"] for m in metrics if "loss" in m]
     assert steps == list(range(1, len(steps) + 1))
-    for _, checkpoint in runs.checkpoints(run_dir):
+    for _, checkpoint in RunFolder(run_dir).checkpoints():
         for file in CHECKPOINT_FILES:
             assert (checkpoint / file).is_file(), (checkpoint, file)
         json.loads((checkpoint / "trainer_state.json").read_text())
@@ -67,7 +70,7 @@ def test_kill_then_resume(home, tiny_model, small_dataset, moment):
     resumed = EngineProcess(home, "train", "--json", "--resume", str(run_dir))
     assert resumed.finish() == 0, resumed.stderr.decode()[-2000:]
     assert any(isinstance(m, protocol.Finished) for m in resumed.messages)
-    steps = [m["step"] for m in runs.read_jsonl(run_dir / "metrics.jsonl") if "loss" in m]
+    steps = [m["step"] for m in run_folder.read_jsonl(run_dir / "metrics.jsonl") if "loss" in m]
     assert steps == list(range(1, STEPS + 1)), "metrics continue without duplicated or missing steps"
     assert (run_dir / "adapter" / "adapter_model.safetensors").is_file()
     assert not [p for p in (run_dir / "checkpoints").iterdir() if not p.name.startswith("step-")]

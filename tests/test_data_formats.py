@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.data import formats, readers
-from engine.data.problems import DatasetError, Report
+from engine.heavy.data import formats, readers
+from engine.heavy.data.problems import Report
+from engine.light.errors import DatasetError
 
 # ---------------------------------------------------------------------------------------------------------------
 # Records of each format, and what they normalise to.
@@ -283,7 +284,7 @@ def test_single_json_object_is_one_record(tmp_path):
 
 
 def test_format_override_wins_over_detection(tmp_path, tokenizer):
-    from engine.data.pipeline import DataSettings, prepare
+    from engine.heavy.data.pipeline import DataSettings, prepare
 
     rows = [{"text": "Body one.", "prompt": "P1", "completion": "C1"},
             {"text": "Body two.", "prompt": "P2", "completion": "C2"}]
@@ -316,7 +317,7 @@ def test_unknown_forced_format(tmp_path):
 
 
 def test_column_mapping(tmp_path, tokenizer):
-    from engine.data.pipeline import DataSettings, prepare
+    from engine.heavy.data.pipeline import DataSettings, prepare
 
     rows = [{"question": "Why is the sea salty?", "answer": "Minerals from rocks."},
             {"question": "Why is grass green?", "answer": "Chlorophyll."}]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.data.pipeline import DataSettings, prepare
+from engine.heavy.data.pipeline import DataSettings, prepare
 
 IGNORE = -100
 END = "<|im_end|>"
@@ -220,7 +220,7 @@ def test_packing_position_ids_restart_per_example(tmp_path, tokenizer):
 def test_packing_fills_sequences_nearly_full():
     import random
 
-    from engine.data.tokenize import Tokenized, pack
+    from engine.heavy.data.tokenize import Tokenized, pack
 
     rng = random.Random(0)
     lengths = [int(rng.lognormvariate(5, 1)) % 1000 + 8 for _ in range(2000)]  # a wide spread, as in real sets

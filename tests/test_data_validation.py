@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.data.pipeline import DataSettings, prepare
-from engine.data.problems import ERROR, WARNING, DatasetError
+from engine.heavy.data.pipeline import DataSettings, prepare
+from engine.heavy.data.problems import ERROR, WARNING
+from engine.light.errors import DatasetError
 
 GOOD = {"instruction": "Say hello.", "output": "Hello!"}
 

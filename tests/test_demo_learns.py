@@ -7,32 +7,33 @@ import json
 import pytest
 
 import resources
-from engine import demo, train
-from engine.control import Control
-from engine.events import Emitter
+from engine.heavy import demo_job, train
+from engine.heavy.control import Control
+from engine.heavy.events import Emitter
+from engine.light import demo_settings
 
 
 @pytest.mark.slow
 def test_short_qlora_fine_tune_teaches_the_facts(demo_home, tmp_path):
-    from engine.generation import Generator
-    from engine.models.demo import demo_dir
+    from engine.heavy.generation import Generator
+    from engine.heavy.models.demo_model import demo_dir
 
-    questions = demo.questions()
-    rows = json.loads(resources.path(demo.SAMPLE).read_text(encoding="utf-8"))
+    questions = demo_settings.questions()
+    rows = json.loads(resources.path(demo_settings.SAMPLE).read_text(encoding="utf-8"))
     # The plain question rows of the four facts the demo asks about (five phrasings each).
     facts = [r for r in rows if not r.get("input") and any(q.expect.lower() in r["output"].lower() for q in questions)]
     assert 15 <= len(facts) <= 30
     data = tmp_path / "facts.json"
     data.write_text(json.dumps(facts), encoding="utf-8")
 
-    config = demo.demo_config(**{"dataset": str(data), "run_name": "facts", "train.epochs": 6.0,
+    config = demo_settings.demo_config(**{"dataset": str(data), "run_name": "facts", "train.epochs": 6.0,
                                  "train.micro_batch": 4})
     assert config.quantization == "nf4"
     assert train.run(config, emitter=Emitter(None), control=Control()) == 0
 
     tuned = Generator.load(demo_dir(), demo_home / "runs" / "facts" / "adapter")
-    before = demo.ask(tuned, questions, adapter=False)
-    after = demo.ask(tuned, questions)
+    before = demo_job.ask(tuned, questions, adapter=False)
+    after = demo_job.ask(tuned, questions)
     for question, old, new in zip(questions, before, after):
         assert question.expect.lower() not in old.lower(), (question.question, old)
         assert question.expect.lower() in new.lower(), (question.question, new)

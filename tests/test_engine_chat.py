@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from engine import config as run_config
-from engine import protocol, train
-from engine.control import Control
-from engine.events import Emitter
+from engine.heavy import train
+from engine.heavy.control import Control
+from engine.heavy.events import Emitter
+from engine.light import config as run_config
+from engine.light import protocol
 from tests.engine_driver import EngineProcess, of_type, state
 
 
@@ -72,6 +73,7 @@ def test_missing_adapter_is_a_clear_error(home, tmp_path, tiny_model):
     assert "adapter_config.json" in error.message and error.hint
 
 
+@pytest.mark.slow
 def test_two_hundred_requests_with_cancels_keep_memory_flat(home, finished_run):
     import psutil
 

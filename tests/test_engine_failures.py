@@ -7,10 +7,12 @@ import pytest
 import torch
 from transformers import TrainerCallback
 
-from engine import config as run_config
-from engine import protocol, runs, train
-from engine.control import Control
-from engine.events import Emitter
+from engine.heavy import train
+from engine.heavy.control import Control
+from engine.heavy.events import Emitter
+from engine.light import config as run_config
+from engine.light import protocol
+from engine.light.run_folder import RunFolder
 from tests.engine_driver import EngineProcess, of_type, state
 
 
@@ -66,7 +68,7 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(home, tiny_mo
     assert code == 1
     error = recorder.error()
     assert error.kind == "diverged" and "step 3" in error.message and "step 2" in error.hint
-    assert [step for step, _ in runs.checkpoints(home / "runs" / "nan")] == [1, 2]
+    assert [step for step, _ in RunFolder(home / "runs" / "nan").checkpoints()] == [1, 2]
     assert not (home / "runs" / "nan" / "adapter").exists()
     assert recorder.messages[-1] == protocol.State("failed")
 
@@ -82,7 +84,7 @@ def test_out_of_memory_is_classified_with_the_estimate_and_a_way_out(home, tiny_
     assert "estimated need" in error.message and "resume" in error.hint
     log = (home / "runs" / f"oom{step}" / "engine.log").read_text()
     assert "OutOfMemoryError" in log, "the traceback stays in engine.log"
-    assert [s for s, _ in runs.checkpoints(home / "runs" / f"oom{step}")] == list(range(1, step))
+    assert [s for s, _ in RunFolder(home / "runs" / f"oom{step}").checkpoints()] == list(range(1, step))
 
 
 def _listening(pid: int) -> list:
@@ -93,6 +95,7 @@ def _listening(pid: int) -> list:
     return found
 
 
+@pytest.mark.slow
 def test_no_listening_socket_during_training_and_chat(home, tiny_model, small_dataset):
     engine = EngineProcess(home, "train", "--json", "--set", f"model={tiny_model}", "--set",
                            f"dataset={small_dataset}", "--set", "quantization=none", "--set", "train.max_steps=40",

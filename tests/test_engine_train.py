@@ -7,10 +7,12 @@ import json
 import pytest
 import yaml
 
-from engine import config as run_config
-from engine import protocol, runs, train
-from engine.control import Control
-from engine.events import Emitter
+from engine.heavy import train
+from engine.heavy.control import Control
+from engine.heavy.events import Emitter
+from engine.light import config as run_config
+from engine.light import protocol, run_folder
+from engine.light.run_folder import RunFolder
 from tests.engine_driver import EngineProcess, of_type, state
 
 
@@ -45,11 +47,11 @@ def test_training_run_events_and_run_folder(home, tiny_model, small_dataset):
     assert yaml.safe_load((run_dir / "config.yaml").read_text())["train"]["max_steps"] == 4
     # stdout carried protocol lines only, and events.jsonl holds the same events after the handshake.
     stdout = [json.loads(line) for line in engine.stdout_lines]
-    events = runs.read_jsonl(run_dir / "events.jsonl")
+    events = run_folder.read_jsonl(run_dir / "events.jsonl")
     assert stdout[1:] == events
-    metrics = [m for m in runs.read_jsonl(run_dir / "metrics.jsonl") if "loss" in m]
+    metrics = [m for m in run_folder.read_jsonl(run_dir / "metrics.jsonl") if "loss" in m]
     assert [m["step"] for m in metrics] == [1, 2, 3, 4]
-    assert [step for step, _ in runs.checkpoints(run_dir)] == [2, 4]
+    assert [step for step, _ in RunFolder(run_dir).checkpoints()] == [2, 4]
     checkpoint = run_dir / "checkpoints" / "step-4"
     for name in ("adapter_model.safetensors", "optimizer.pt", "scheduler.pt", "trainer_state.json",
                  "llamadesk.json"):
@@ -85,6 +87,7 @@ def test_bad_config_and_dataset_give_clear_errors(home, tiny_model, tmp_path):
     assert isinstance(engine.messages[-1], protocol.State) and engine.messages[-1].state == "failed"
 
 
+@pytest.mark.slow
 def test_stop_saves_a_checkpoint_and_resume_finishes(home, tiny_model, small_dataset):
     engine = EngineProcess(home, "train", "--json", *_settings(tiny_model, small_dataset, max_steps=30,
                                                                  save_steps=100), "--set", "run_name=stopme")
@@ -94,14 +97,14 @@ def test_stop_saves_a_checkpoint_and_resume_finishes(home, tiny_model, small_dat
     stopped_at = next(m for m in engine.messages if isinstance(m, protocol.CheckpointSaved)).step
     assert engine.messages[-1] == protocol.State("stopped", engine.messages[-1].detail)
     run_dir = home / "runs" / "stopme"
-    assert runs.latest_checkpoint(run_dir)[0] == stopped_at < 30
+    assert RunFolder(run_dir).latest_checkpoint()[0] == stopped_at < 30
     assert not (run_dir / "adapter").exists()
 
     resumed = EngineProcess(home, "train", "--json", "--resume", "stopme")
     assert resumed.finish() == 0, resumed.stderr.decode()[-2000:]
     steps = [m.step for m in resumed.messages if isinstance(m, protocol.Progress)]
     assert steps[0] == stopped_at + 1 and steps[-1] == 30
-    logged = [m["step"] for m in runs.read_jsonl(run_dir / "metrics.jsonl") if "loss" in m]
+    logged = [m["step"] for m in run_folder.read_jsonl(run_dir / "metrics.jsonl") if "loss" in m]
     assert logged == list(range(1, 31)), "metrics continue without duplicated or missing steps"
     assert (run_dir / "adapter" / "adapter_model.safetensors").is_file()
 
@@ -133,7 +136,7 @@ class _StopAt(Emitter):
 
 
 def _losses(run_dir):
-    return {m["step"]: m["loss"] for m in runs.read_jsonl(run_dir / "metrics.jsonl") if "loss" in m}
+    return {m["step"]: m["loss"] for m in run_folder.read_jsonl(run_dir / "metrics.jsonl") if "loss" in m}
 
 
 def test_resume_is_equivalent_to_training_straight(home, tiny_model, small_dataset):
@@ -148,10 +151,25 @@ def test_resume_is_equivalent_to_training_straight(home, tiny_model, small_datas
     control = Control()
     assert train.run(make("split"), emitter=_StopAt(control, 4), control=control) == 0
     split_dir = home / "runs" / "split"
-    assert runs.latest_checkpoint(split_dir)[0] == 5
+    assert RunFolder(split_dir).latest_checkpoint()[0] == 5
     assert train.run(None, emitter=Emitter(None), control=Control(), resume_dir=split_dir) == 0
 
     straight, split = _losses(home / "runs" / "straight"), _losses(split_dir)
     assert sorted(split) == list(range(1, 11)) == sorted(straight)
     for step in range(1, 11):
         assert split[step] == pytest.approx(straight[step], rel=1e-4), step
+
+
+def test_the_run_config_reaches_the_trainer_arguments(home):
+    from engine.heavy.train_setup import training_arguments
+
+    config = run_config.RunConfig(dataset="x").with_values({
+        "train.learning_rate": 3e-4, "train.weight_decay": 0.01, "train.max_grad_norm": 0.5,
+        "train.scheduler": "linear", "train.micro_batch": 3, "train.grad_accum": 5, "train.save_steps": 7,
+        "train.seed": 9, "train.max_steps": 11, "train.logging_steps": 2, "train.eval_steps": 4})
+    args = training_arguments(config, RunFolder(home / "runs" / "r"), "cpu", None, has_eval=True)
+    assert (args.learning_rate, args.weight_decay, args.max_grad_norm) == (3e-4, 0.01, 0.5)
+    assert args.lr_scheduler_type.value == "linear" and args.optim.value == "adamw_torch"
+    assert (args.per_device_train_batch_size, args.gradient_accumulation_steps) == (3, 5)
+    assert (args.save_steps, args.seed, args.max_steps, args.logging_steps, args.eval_steps) == (7, 9, 11, 2, 4)
+    assert args.output_dir == str(home / "runs" / "r" / "checkpoints") and args.use_cpu

@@ -5,17 +5,20 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from dataclasses import replace
 
 import pytest
 
-from engine import config as run_config
-from engine import estimator, fit
-from engine.models import catalog
-from engine.models.local import spec_from_config
+from engine.light import catalog, estimator, fit
+from engine.light import config as run_config
+from engine.light.model_folder import spec_from_config
 from tests import fake_nvml
 
 GIB = 2**30
+
+
+def cfg(overrides: dict | None = None) -> run_config.RunConfig:
+    """The default run config with dotted-path changes (the standard loss unless a change says otherwise)."""
+    return run_config.RunConfig().with_values({"train.loss_chunk_tokens": 0, **(overrides or {})})
 
 
 def _tiny_spec(tiny_model):
@@ -74,18 +77,18 @@ def test_quantized_bytes_equal_bitsandbytes_storage(tiny_model, double_quant):
 
 def test_breakdown_lines_and_the_effect_of_each_setting():
     spec = catalog.find("llama-3.1-8b")
-    base = estimator.Settings(micro_batch=1, seq_len=2048)
-    result = estimator.estimate(spec, base)
+    base = {"train.micro_batch": 1, "data.cutoff": 2048}
+    result = estimator.estimate(spec, cfg(base))
     names = [line.name for line in result.lines]
     assert names == ["4-bit weights", "16/32-bit layers", "LoRA adapters", "LoRA gradients", "optimizer states",
                      "activations", "logits and loss", "CUDA context", "allocator headroom"]
     assert all(line.explanation.endswith((".", "vocabulary.")) for line in result.lines)
     total = result.total
-    assert estimator.estimate(spec, replace(base, gradient_checkpointing=False)).total > total + 10 * GIB
-    assert estimator.estimate(spec, replace(base, micro_batch=2)).total > total
-    assert estimator.estimate(spec, replace(base, optimizer="adamw_torch")).total > total
+    assert estimator.estimate(spec, cfg({**base, "train.gradient_checkpointing": False})).total > total + 10 * GIB
+    assert estimator.estimate(spec, cfg({**base, "train.micro_batch": 2})).total > total
+    assert estimator.estimate(spec, cfg({**base, "train.optimizer": "adamw_torch"})).total > total
     # bf16 weights (16 GB) instead of 4-bit ones plus the fp32 embeddings and head (7.3 GB).
-    assert estimator.estimate(spec, replace(base, quantization="none")).total > total + 7 * GIB
+    assert estimator.estimate(spec, cfg({**base, "quantization": "none"})).total > total + 7 * GIB
     # Llama 3's 128k vocabulary makes the loss buffers large: bigger than the 4-bit weights at 2048 tokens.
     lines = {line.name: line.bytes for line in result.lines}
     assert lines["logits and loss"] > lines["4-bit weights"]
@@ -110,13 +113,13 @@ def test_suggestions_fit_and_keep_the_effective_batch():
         assert suggestion.need_bytes <= 0.9 * free
         fixed = fit.apply(config, suggestion)
         assert fixed.train.micro_batch * fixed.train.grad_accum == 16, suggestion.change
-        assert estimator.estimate(spec, fit.settings_for(fixed)).total == suggestion.need_bytes
+        assert estimator.estimate(spec, fixed).total == suggestion.need_bytes
     assert report.largest_micro_batch == 0, "without checkpointing not even one sequence of 2048 fits in 24 GB"
-    settings = replace(fit.settings_for(config), gradient_checkpointing=True)
-    batch = estimator.largest_micro_batch(spec, settings, free)
+    checkpointed = config.with_values({"train.gradient_checkpointing": True})
+    batch = estimator.largest_micro_batch(spec, checkpointed, free)
     assert batch >= 1
-    assert estimator.estimate(spec, replace(settings, micro_batch=batch)).total <= 0.9 * free
-    assert estimator.estimate(spec, replace(settings, micro_batch=batch * 2)).total > 0.9 * free
+    assert estimator.estimate(spec, checkpointed.with_values({"train.micro_batch": batch})).total <= 0.9 * free
+    assert estimator.estimate(spec, checkpointed.with_values({"train.micro_batch": batch * 2})).total > 0.9 * free
 
 
 def test_fit_against_a_faked_rtx_4090_with_another_program(monkeypatch):
@@ -145,14 +148,15 @@ def test_cli_estimate_json():
 
 
 def test_calibration_records_are_matched_to_similar_runs(home):
-    from engine import calibration
+    from engine.light import calibration
 
-    settings = estimator.Settings(micro_batch=2, seq_len=1024)
-    calibration.record("llama-3.2-1b", settings, 5 * GIB, int(5.5 * GIB), 5 * GIB, "NVIDIA RTX 4090")
-    calibration.record("llama-3.2-1b", replace(settings, micro_batch=8), 9 * GIB, 10 * GIB, 9 * GIB, "RTX 4090")
-    calibration.record("llama-3.1-8b", settings, 12 * GIB, 13 * GIB, 12 * GIB, "RTX 4090")
-    found = calibration.similar("llama-3.2-1b", replace(settings, micro_batch=3))
-    assert [e["settings"]["micro_batch"] for e in found] == [2, 8]
+    one_b = cfg({"model": "llama-3.2-1b", "train.micro_batch": 2, "data.cutoff": 1024})
+    calibration.record(one_b, 5 * GIB, int(5.5 * GIB), 5 * GIB, "NVIDIA RTX 4090")
+    calibration.record(one_b.with_values({"train.micro_batch": 8}), 9 * GIB, 10 * GIB, 9 * GIB, "RTX 4090")
+    calibration.record(one_b.with_values({"model": "llama-3.1-8b"}), 12 * GIB, 13 * GIB, 12 * GIB, "RTX 4090")
+    (home / "calibration.jsonl").open("a").write('{"model": "llama-3.2-1b", "settings": {"micro_batch": 2}}\n')
+    found = calibration.similar(one_b.with_values({"train.micro_batch": 3}))
+    assert [e["config"]["train"]["micro_batch"] for e in found] == [2, 8], "a record of an older format is skipped"
     assert "measured 5.50 GiB vs estimated 5.00 GiB (110%)" in calibration.describe(found[0])
     config = run_config.from_mapping({"dataset": "x", "model": "llama-3.2-1b", "data": {"cutoff": 1024},
                                       "train": {"micro_batch": 2}})
@@ -161,14 +165,9 @@ def test_calibration_records_are_matched_to_similar_runs(home):
 
 
 def test_the_chunked_loss_shrinks_the_logits_line_for_llama_3():
-    from dataclasses import replace
-
-    from engine import estimator
-    from engine.models import catalog
-
     spec = catalog.find("llama-3.1-8b")
-    standard = estimator.Settings(micro_batch=2, seq_len=2048)
-    chunked = replace(standard, loss_chunk_tokens=1024)
+    standard = cfg({"train.micro_batch": 2, "data.cutoff": 2048})
+    chunked = standard.with_values({"train.loss_chunk_tokens": 1024})
     line = {x.name: x.bytes for x in estimator.estimate(spec, standard).lines}["logits and loss"]
     small = {x.name: x.bytes for x in estimator.estimate(spec, chunked).lines}["logits and loss"]
     assert line == 4096 * 128_256 * (2 + 4 + 4 + 4)  # 7.0 GiB of scores for 2 × 2048 tokens

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from engine import gpu
+from engine.light import gpu
 from tests import fake_nvml
 
 GIB = 2**30

@@ -22,9 +22,10 @@ from typing import NamedTuple
 
 import pytest
 
-from engine.data import cache
-from engine.data.pipeline import DataSettings, PreparedData, prepare
-from engine.data.problems import ERROR, WARNING, DatasetError
+from engine.heavy.data import cache
+from engine.heavy.data.pipeline import DataSettings, PreparedData, prepare
+from engine.heavy.data.problems import ERROR, WARNING
+from engine.light.errors import DatasetError
 
 REPO = Path(__file__).resolve().parent.parent
 SETTINGS = DataSettings(cutoff=256)
@@ -161,6 +162,8 @@ CASES: list = []
 def case(case_id: str, name: str, make: Callable[[], bytes], *, expect: str | None = None,
          limit: float = CASE_SECONDS, bug: Bug | None = None, rows_read: int | None = None) -> None:
     marks: list = []  # every bug found by these cases is fixed; `bug` records what each case once exposed
+    if limit == BIG_SECONDS:
+        marks.append(pytest.mark.slow)  # the very large inputs take seconds each
     CASES.append(pytest.param(name, make, expect, limit, rows_read, id=case_id, marks=marks))
 
 

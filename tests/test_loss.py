@@ -6,11 +6,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from engine import config as run_config
-from engine import runs, train
-from engine.control import Control
-from engine.events import Emitter
-from engine.loss import IGNORE, chunked_loss_sum
+from engine.heavy import train, trainer
+from engine.heavy.control import Control
+from engine.heavy.events import Emitter
+from engine.heavy.loss import IGNORE, chunked_loss_sum
+from engine.light import config as run_config
+from engine.light import run_folder
 
 
 def _lora_model(tiny_model):
@@ -54,7 +55,6 @@ def test_chunked_loss_and_gradients_equal_the_models_own(tiny_model, chunk):
 
 def test_training_with_the_chunked_loss_matches_the_standard_loss_step_by_step(home, tiny_model, small_dataset,
                                                                                monkeypatch):
-    from engine import engine_trainer
 
     calls = {"train": 0, "eval": 0}
 
@@ -62,7 +62,7 @@ def test_training_with_the_chunked_loss_matches_the_standard_loss_step_by_step(h
         calls["train" if torch.is_grad_enabled() else "eval"] += 1
         return chunked_loss_sum(*args)
 
-    monkeypatch.setattr(engine_trainer, "chunked_loss_sum", counted)
+    monkeypatch.setattr(trainer, "chunked_loss_sum", counted)
     losses, evaluations = {}, {}
     for chunk in (0, 16):
         config = run_config.from_mapping({
@@ -71,7 +71,7 @@ def test_training_with_the_chunked_loss_matches_the_standard_loss_step_by_step(h
             "train": {"max_steps": 4, "micro_batch": 2, "grad_accum": 2, "loss_chunk_tokens": chunk,
                       "learning_rate": 1e-2, "save_steps": 100, "eval_steps": 2}})
         assert train.run(config, emitter=Emitter(None), control=Control()) == 0
-        rows = runs.read_jsonl(home / "runs" / f"chunk{chunk}" / "metrics.jsonl")
+        rows = run_folder.read_jsonl(home / "runs" / f"chunk{chunk}" / "metrics.jsonl")
         losses[chunk] = [r["loss"] for r in rows if "loss" in r]
         evaluations[chunk] = [r["eval_loss"] for r in rows if "eval_loss" in r]
     assert len(losses[0]) == 4 and len(evaluations[0]) == 2

@@ -9,9 +9,9 @@ import sys
 
 import pytest
 
-from engine.models import demo, hub, resolve
-from engine.models.errors import ModelSourceError
-from engine.models.local import inspect_folder
+from engine.heavy.models import demo_model, hub, resolve
+from engine.light.errors import ModelSourceError
+from engine.light.model_folder import inspect_folder
 
 
 @pytest.fixture
@@ -24,7 +24,7 @@ def model_copy(tmp_path, demo_model_dir):
 
 def test_demo_folder_has_the_hub_layout(demo_model_dir):
     for name in ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
-                 "generation_config.json", demo.SOURCE_FILE):
+                 "generation_config.json", demo_model.SOURCE_FILE):
         assert (demo_model_dir / name).is_file(), name
     config = json.loads((demo_model_dir / "config.json").read_text())
     assert config["architectures"] == ["LlamaForCausalLM"] and "quantization_config" not in config
@@ -49,7 +49,7 @@ def test_demo_model_answers_a_question(demo_model_dir):
 
 def test_resolve_demo_uses_prepared_folder(demo_home):
     folder = resolve.model_folder("demo", progress=lambda m: None)
-    assert folder.path.name == demo.DEMO_NAME
+    assert folder.path.name == demo_model.DEMO_NAME
     assert resolve.load_tokenizer("demo").eos_token == "<|im_end|>"
 
 

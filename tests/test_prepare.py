@@ -9,9 +9,11 @@ from dataclasses import replace
 import pytest
 import torch
 
-from engine import estimator, fit, prepare
-from engine import config as run_config
-from engine.models.local import spec_from_config
+from engine.heavy import model_setup
+from engine.light import config as run_config
+from engine.light import estimator, fit
+from engine.light.model_folder import spec_from_config
+from engine.light.units import GIB
 
 
 def _train_settings(**changes):
@@ -43,23 +45,24 @@ def _between_layers_dtype(model):
 @pytest.mark.parametrize("upcast", [False, True])
 def test_frozen_layers_stay_16_bit_unless_upcast_and_the_estimator_counts_them(tiny_model, upcast):
     model = _load_4bit(tiny_model)
-    prepare.for_training(model, _train_settings(fp32_frozen_layers=upcast, gradient_checkpointing=False),
+    model_setup.for_training(model, _train_settings(fp32_frozen_layers=upcast, gradient_checkpointing=False),
                          quantized=True, device="cpu")
     spec = spec_from_config(json.loads((tiny_model / "config.json").read_text()))
-    settings = estimator.Settings(compute_bytes=2, fp32_frozen=upcast, device="cpu")
-    line = {x.name: x.bytes for x in estimator.estimate(spec, settings).lines}["16/32-bit layers"]
+    config = run_config.RunConfig(compute_dtype="bfloat16").with_values({"train.fp32_frozen_layers": upcast})
+    cpu = estimator.Target(device="cpu")
+    line = {x.name: x.bytes for x in estimator.estimate(spec, config, cpu).lines}["16/32-bit layers"]
     assert _unquantized_bytes(model) == line == estimator.unquantized_params(spec) * (4 if upcast else 2)
     assert not any(p.requires_grad for p in model.parameters())
     # The fp32 norms turn the residual stream fp32; the estimator's checkpointed inputs follow it.
     assert _between_layers_dtype(model) == (torch.float32 if upcast else torch.bfloat16)
-    assert estimator.residual_bytes(settings) == (4 if upcast else 2)
+    assert estimator.residual_bytes(config, cpu) == (4 if upcast else 2)
 
 
 def test_a_16_bit_qlora_step_trains_every_adapter(tiny_model):
     from peft import LoraConfig, get_peft_model
 
     model = _load_4bit(tiny_model)
-    prepare.for_training(model, _train_settings(), quantized=True, device="cpu")
+    model_setup.for_training(model, _train_settings(), quantized=True, device="cpu")
     model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", lora_dropout=0.0))
     model.train()
     ids = torch.randint(10, 1000, (2, 12))
@@ -73,7 +76,6 @@ def test_a_16_bit_qlora_step_trains_every_adapter(tiny_model):
 def _grads(folder, settings, device="cpu"):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
-
     from transformers.utils import logging
 
     logging.set_verbosity_error()  # layers 2 and 3 are new (seeded) to the 2-layer checkpoint: no load report
@@ -81,7 +83,7 @@ def _grads(folder, settings, device="cpu"):
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, num_hidden_layers=4)
     logging.set_verbosity_warning()
     if settings is not None:
-        prepare.for_training(model, settings, quantized=False, device=device)
+        model_setup.for_training(model, settings, quantized=False, device=device)
     torch.manual_seed(0)
     model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", lora_dropout=0.0,
                                              init_lora_weights=False))  # random B too: every matrix gets a gradient
@@ -105,65 +107,62 @@ def test_checkpointing_every_other_layer_gives_the_same_gradients(tiny_model):
 
 
 def test_the_estimator_models_checkpointing_variants_and_offloading():
-    from engine.models import catalog
+    from engine.light import catalog
 
     spec = catalog.find("llama-3.1-8b")  # 32 layers, hidden 4096
-    base = estimator.Settings(micro_batch=1, seq_len=8192, loss_chunk_tokens=1024)
+    base = run_config.RunConfig().with_values({"train.micro_batch": 1, "data.cutoff": 8192})
 
     def activations(**changes):
-        return {x.name: x.bytes for x in estimator.estimate(spec, replace(base, **changes)).lines}["activations"]
+        config = base.with_values({f"train.{k}": v for k, v in changes.items()})
+        return {x.name: x.bytes for x in estimator.estimate(spec, config).lines}["activations"]
 
     inputs = 32 * 8192 * 4096 * 2  # every layer's bf16 input: 2 GiB
     per_layer = estimator.layer_activation_bytes_per_token(spec, base) * 8192
     assert activations() == inputs + 2 * per_layer
     assert activations(checkpoint_offload=True) == 2 * per_layer
-    assert estimator.offloaded_bytes(spec, replace(base, checkpoint_offload=True)) == inputs
+    assert estimator.offloaded_bytes(spec, base.with_values({"train.checkpoint_offload": True})) == inputs
     assert activations(checkpoint_every=4) == inputs // 4 + (24 + 2) * per_layer
-    assert activations(fp32_frozen=True) == 2 * inputs + 2 * per_layer  # the fp32 residual stream
-    assert estimator.checkpointed_layers(spec, replace(base, checkpoint_every=3)) == 11  # layers 0, 3, …, 30
+    assert activations(fp32_frozen_layers=True) == 2 * inputs + 2 * per_layer  # the fp32 residual stream
+    assert estimator.checkpointed_layers(spec, base.with_values({"train.checkpoint_every": 3})) == 11  # 0, 3, …, 30
 
 
 def test_the_advice_offers_first_the_savers_that_keep_the_training_the_same():
     config = run_config.from_mapping({"dataset": "x", "model": "llama-3.1-8b", "data": {"cutoff": 4096},
                                       "train": {"micro_batch": 2, "grad_accum": 2, "loss_chunk_tokens": 0,
                                                 "checkpoint_every": 2, "fp32_frozen_layers": True}})
-    spec, settings = fit.spec_for(config.model), fit.settings_for(config)
+    spec = fit.spec_for(config.model)
     savers = "keep the frozen layers in 16 bits, compute the loss 1,024 tokens at a time, checkpoint every layer"
 
-    roomy = estimator.suggestions(spec, settings, 30 * estimator.GIB)  # the three savers are enough
+    roomy = estimator.suggestions(spec, config, 30 * GIB)  # the three savers are enough
     assert roomy[0].change == savers
     applied = fit.apply(config, roomy[0])
     t = applied.train
     assert (t.loss_chunk_tokens, t.checkpoint_every, t.checkpoint_offload, t.fp32_frozen_layers) == (
-        estimator.DEFAULT_LOSS_CHUNK, 1, False, False)
+        run_config.DEFAULT_LOSS_CHUNK, 1, False, False)
     assert (t.micro_batch, t.grad_accum, applied.data.cutoff, applied.lora.rank) == (2, 2, 4096, 16)
-    assert estimator.estimate(spec, fit.settings_for(applied)).total <= 0.9 * 30 * estimator.GIB
-    fix = fit.resume_safe_fix(config, budget_bytes=30 * estimator.GIB,
-                              measured_peak=estimator.estimate(spec, settings).total)
+    assert estimator.estimate(spec, applied).total <= 0.9 * 30 * GIB
+    fix = fit.resume_safe_fix(config, budget_bytes=30 * GIB, measured_peak=estimator.estimate(spec, config).total)
     assert fix == (savers, {"train.checkpoint_every": 1, "train.fp32_frozen_layers": False,
                             "train.loss_chunk_tokens": 1024})
 
-    tight = estimator.suggestions(spec, settings, 14 * estimator.GIB)  # all savers, then the batch or the sequence
+    tight = estimator.suggestions(spec, config, 14 * GIB)  # all savers, then the batch or the sequence
     assert tight and all(x.change.startswith(savers + ", hold the checkpointed activations in CPU memory, ")
                          for x in tight)
-    smaller = next(x for x in tight if x.settings.micro_batch == 1)
+    smaller = next(x for x in tight if x.overrides.get("train.micro_batch") == 1)
     applied = fit.apply(config, smaller)
     assert (applied.train.micro_batch, applied.train.grad_accum, applied.train.checkpoint_offload) == (1, 4, True)
-    assert estimator.estimate(spec, fit.settings_for(applied)).total <= 0.9 * 14 * estimator.GIB
+    assert estimator.estimate(spec, applied).total <= 0.9 * 14 * GIB
 
 
 def test_the_estimator_counts_the_mask_that_keeps_examples_apart():
-    from engine.models import catalog
+    from engine.light import catalog
 
     spec = catalog.find("llama-3.2-1b")
-    one = estimator.Settings(micro_batch=1, seq_len=4096)
+    one = run_config.RunConfig().with_values({"train.micro_batch": 1, "data.cutoff": 4096})
     assert estimator.attention_mask_bytes(one) == 0  # one example per row: plain causal attention, no mask
-    assert estimator.attention_mask_bytes(replace(one, packing=True)) == 4096 * 4096 * 3
-    four = replace(one, micro_batch=4)
+    assert estimator.attention_mask_bytes(one.with_values({"data.packing": True})) == 4096 * 4096 * 3
+    four = one.with_values({"train.micro_batch": 4})
     assert estimator.attention_mask_bytes(four) == (4 * 4096) ** 2 * 3  # one row of 16,384 tokens
-    assert estimator.attention_mask_bytes(replace(four, padding_free=False)) == 4 * 4096 * 4096 * 3
+    assert estimator.attention_mask_bytes(four.with_values({"train.padding_free": False})) == 4 * 4096 * 4096 * 3
     line = {x.name: x for x in estimator.estimate(spec, four).lines}["activations"]
     assert "attention mask" in line.explanation
-    config = run_config.from_mapping({"dataset": "x", "data": {"packing": True}, "train": {"padding_free": False}})
-    settings = fit.settings_for(config)
-    assert (settings.packing, settings.padding_free, settings.loss_chunk_tokens) == (True, False, 1024)

@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from engine import protocol
+from engine.light import protocol
 
 SAMPLES = {
     "hello": protocol.Hello(1, "0.1.0", {"kind": "cpu", "bf16": False}, "train"),

@@ -3,6 +3,8 @@ with a one-step retry, the app dying mid-run, and a second run on the same GPU."
 
 from __future__ import annotations
 
+import pytest
+
 import errno
 import json
 import os
@@ -14,9 +16,11 @@ import peft.peft_model
 import psutil
 import torch
 
-from engine import config as run_config
-from engine import disk, protocol, runs, train
-from engine.control import Control
+from engine.heavy import train
+from engine.heavy.control import Control
+from engine.light import config as run_config
+from engine.light import disk, protocol, run_folder
+from engine.light.run_folder import RunFolder
 from tests.engine_driver import EngineProcess
 from tests.test_engine_failures import AtStep, Recorder, _config, _out_of_memory
 
@@ -44,12 +48,12 @@ def test_disk_full_while_writing_a_checkpoint_leaves_only_complete_ones_and_resu
     assert error.kind == "disk_full" and "checkpoint-3" in error.message, error
     assert "free disk space" in error.hint and "step 2" in error.hint
     run_dir = home / "runs" / "full"
-    assert [s for s, _ in runs.checkpoints(run_dir)] == [1, 2]
+    assert [s for s, _ in RunFolder(run_dir).checkpoints()] == [1, 2]
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["step-1", "step-2"]
     monkeypatch.setattr(torch, "save", real_save)  # space was freed
     resumed = Recorder()
     assert train.run(None, emitter=resumed, control=Control(), resume_dir=run_dir) == 0
-    steps = [r["step"] for r in runs.read_jsonl(run_dir / "metrics.jsonl") if "loss" in r]
+    steps = [r["step"] for r in run_folder.read_jsonl(run_dir / "metrics.jsonl") if "loss" in r]
     assert steps == list(range(1, 7))
     assert (run_dir / "adapter" / "adapter_model.safetensors").is_file()
 
@@ -65,7 +69,7 @@ def test_permission_error_while_saving_the_adapter_leaves_no_partial_adapter(hom
     assert error.kind == "permission" and "Permission denied" in error.message and "writable" in error.hint
     run_dir = home / "runs" / "readonly"
     assert not (run_dir / "adapter").exists() and not (run_dir / "adapter.tmp").exists()
-    assert runs.latest_checkpoint(run_dir)[0] == 6
+    assert RunFolder(run_dir).latest_checkpoint()[0] == 6
     monkeypatch.setattr(peft.peft_model, "safe_save_file", real_save)
     assert train.run(None, emitter=Recorder(), control=Control(), resume_dir=run_dir) == 0
     assert (run_dir / "adapter" / "adapter_model.safetensors").is_file()
@@ -85,7 +89,7 @@ def test_too_little_disk_is_refused_before_the_first_step_and_a_busy_gpu_is_warn
     error = recorder.error()
     assert error.kind == "disk_full" and "need about" in error.message and "100 MiB is free" in error.message
     assert not any(isinstance(m, protocol.Progress) for m in recorder.messages)
-    assert runs.checkpoints(home / "runs" / "nospace") == []
+    assert RunFolder(home / "runs" / "nospace").checkpoints() == []
 
 
 def test_out_of_memory_offers_a_retry_that_resumes_with_a_smaller_micro_batch(home, tiny_model, small_dataset):
@@ -102,12 +106,12 @@ def test_out_of_memory_offers_a_retry_that_resumes_with_a_smaller_micro_batch(ho
     assert protocol.State("finished") in engine.messages
     saved = run_config.load(run_dir / "config.yaml")
     assert (saved.train.micro_batch, saved.train.grad_accum) == (2, 4)
-    steps = [r["step"] for r in runs.read_jsonl(run_dir / "metrics.jsonl") if "loss" in r]
+    steps = [r["step"] for r in run_folder.read_jsonl(run_dir / "metrics.jsonl") if "loss" in r]
     assert steps == list(range(1, 7))
 
 
 def _events(run_dir):
-    return runs.read_jsonl(run_dir / "events.jsonl")
+    return run_folder.read_jsonl(run_dir / "events.jsonl")
 
 
 def _wait_for_event(run_dir, predicate, timeout=60.0):
@@ -134,6 +138,7 @@ sys.stdin.read()
 """
 
 
+@pytest.mark.slow
 def test_the_run_outlives_its_app_and_obeys_commands_from_the_run_folder(home, tiny_model, small_dataset):
     app = subprocess.Popen(
         [sys.executable, "-c", APP, "--set", f"model={tiny_model}", "--set", f"dataset={small_dataset}",
@@ -148,18 +153,18 @@ def test_the_run_outlives_its_app_and_obeys_commands_from_the_run_folder(home, t
         _wait_for_event(run_dir, lambda e: "the app went away" in e.get("message", ""))
         step = _wait_for_event(run_dir, lambda e: e["type"] == "progress")["step"]
         _wait_for_event(run_dir, lambda e: e["type"] == "progress" and e["step"] > step + 12)  # past a checkpoint
-        assert engine.is_running() and runs.lock_holder(run_dir) == engine.pid
+        assert engine.is_running() and RunFolder(run_dir).lock_holder() == engine.pid
 
-        runs.send_command(run_dir, protocol.Pause())  # a restarted app, which holds no pipe to the engine
+        RunFolder(run_dir).send_command(protocol.Pause())  # a restarted app, which holds no pipe to the engine
         _wait_for_event(run_dir, lambda e: e.get("state") == "paused")
         held = _events(run_dir)[-1]
         time.sleep(1.5)
         assert _events(run_dir)[-1] == held, "nothing happens while paused"
-        runs.send_command(run_dir, protocol.Resume())
-        runs.send_command(run_dir, protocol.Stop())
+        RunFolder(run_dir).send_command(protocol.Resume())
+        RunFolder(run_dir).send_command(protocol.Stop())
         engine.wait(timeout=120)  # not our child: psutil cannot read its exit code, the events say how it ended
         assert _events(run_dir)[-1]["state"] == "stopped"
-        assert runs.checkpoints(run_dir) and runs.lock_holder(run_dir) is None
+        assert RunFolder(run_dir).checkpoints() and RunFolder(run_dir).lock_holder() is None
     finally:
         if engine.is_running():
             engine.kill()

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
+
 import os
 import secrets
 import stat
 import subprocess
 import sys
 
-from engine.models import hf_token
+from engine.light import hf_token
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -31,6 +33,7 @@ def test_without_a_keyring_the_token_goes_to_an_owner_only_file_with_a_warning(h
     assert _engine(home, "token", "clear").returncode == 0 and not path.exists() and hf_token.get_token() is None
 
 
+@pytest.mark.slow
 def test_the_token_never_appears_in_configs_events_logs_or_output(home, tiny_model, small_dataset):
     token = "hf_" + secrets.token_hex(16)
     hf_token.set_token(token)

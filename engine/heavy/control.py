@@ -1,0 +1,100 @@
+"""Commands from the client, read from stdin on a background thread and handed to the training or chat loop.
+
+Stop, pause and resume are commands rather than POSIX signals (Windows has none) and take effect at step boundaries.
+A training engine also watches ``commands.jsonl`` in its run folder, so a client that did not start it (a restarted
+app) can still stop or pause it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import sys
+import threading
+from pathlib import Path
+
+from engine.light import protocol
+
+log = logging.getLogger(__name__)
+
+
+class Control:
+    def __init__(self):
+        self.stop = threading.Event()
+        self.paused = threading.Event()
+        self.wake = threading.Event()  # set on resume or stop, to end a pause
+        self.requests: queue.Queue = queue.Queue()  # chat requests and shutdown
+        self.cancelled: set[str] = set()
+        self._lock = threading.Lock()
+        self.reader = protocol.Reader()
+        self.on_client_gone = None  # called when stdin reaches end of file
+        self._unwatch = threading.Event()
+
+    def listen(self, fd: int | None = None) -> threading.Thread:
+        """Read commands from file descriptor ``fd`` (stdin by default) on a daemon thread."""
+        fd = sys.stdin.fileno() if fd is None else fd
+        thread = threading.Thread(target=self._read, args=(fd,), name="control", daemon=True)
+        thread.start()
+        return thread
+
+    def watch_file(self, path: Path, interval_s: float = 0.5) -> threading.Thread:
+        """Also take commands appended to ``path``; lines already there were meant for an earlier engine."""
+        path.write_text("", encoding="utf-8")
+        self._unwatch.clear()
+        thread = threading.Thread(target=self._poll, args=(path, interval_s), name="control-file", daemon=True)
+        thread.start()
+        return thread
+
+    def unwatch(self) -> None:
+        self._unwatch.set()
+
+    def handle(self, msg) -> None:
+        if isinstance(msg, protocol.Stop):
+            self.stop.set()
+            self.wake.set()
+        elif isinstance(msg, protocol.Pause):
+            self.wake.clear()
+            self.paused.set()
+        elif isinstance(msg, protocol.Resume):
+            self.paused.clear()
+            self.wake.set()
+        elif isinstance(msg, protocol.Cancel):
+            with self._lock:
+                self.cancelled.add(msg.id)
+        elif isinstance(msg, (protocol.Chat, protocol.Shutdown)):
+            if isinstance(msg, protocol.Shutdown):
+                self.stop.set()
+            self.requests.put(msg)
+        else:
+            log.warning("ignored a %s message: not a command", msg.TYPE)
+
+    def is_cancelled(self, request_id: str) -> bool:
+        with self._lock:
+            return request_id in self.cancelled or "" in self.cancelled
+
+    def clear_cancel(self, request_id: str) -> None:
+        with self._lock:
+            self.cancelled.discard(request_id)
+            self.cancelled.discard("")
+
+    def _read(self, fd: int) -> None:
+        # os.read on the raw descriptor: a daemon thread blocked in a buffered reader aborts interpreter shutdown.
+        try:
+            while True:
+                data = os.read(fd, 65536)
+                if not data:
+                    break  # the client closed stdin (or died): training goes on; chat ends
+                for msg in self.reader.feed(data):
+                    self.handle(msg)
+        except (OSError, ValueError):
+            pass
+        if self.on_client_gone is not None:
+            self.on_client_gone()
+        self.requests.put(None)  # wakes a chat loop waiting for requests
+
+    def _poll(self, path: Path, interval_s: float) -> None:
+        tail = protocol.FileTail(path)
+        while not self._unwatch.wait(interval_s):
+            for msg in tail.read():
+                self.handle(msg)

@@ -1,0 +1,97 @@
+"""Rendering conversations with the model's chat template, and finding the character spans the model learns from.
+
+The trained spans are found by rendering each conversation prefix: the text an assistant turn adds after the
+generation prompt is exactly what the model will be asked to produce (its reply plus the end-of-turn marker). This
+works with any template, including ones without ``{% generation %}`` markers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import resources
+from engine.heavy.data.formats import Example
+from engine.heavy.data.problems import ERROR, Problem, Report
+
+DEFAULT_TEMPLATE_FILE = "default_chat_template.jinja"
+
+
+@dataclass
+class Rendered:
+    row: int
+    text: str
+    spans: list[tuple[int, int]]  # [start, end) character ranges that carry labels
+
+
+def default_template() -> str:
+    return resources.path(DEFAULT_TEMPLATE_FILE).read_text(encoding="utf-8")
+
+
+def ensure_chat_template(tokenizer) -> str:
+    """Give a tokenizer without a chat template LlamaDesk's documented default; return which one is in use."""
+    if getattr(tokenizer, "chat_template", None):
+        return "model"
+    tokenizer.chat_template = default_template()
+    return "default"
+
+
+def render_all(examples: list[Example], tokenizer, report: Report, *, train_on: str = "assistant") -> list[Rendered]:
+    out = []
+    for example in examples:
+        try:
+            rendered = render(example, tokenizer, train_on=train_on)
+        except Exception as exc:  # a template raising on unusual roles is a property of this row, not a crash
+            report.add(Problem(example.row, "", "template_error",
+                               f"the model's chat template rejected this conversation: {exc}", ERROR))
+            continue
+        out.append(rendered)
+    return out
+
+
+def render(example: Example, tokenizer, *, train_on: str = "assistant") -> Rendered:
+    if example.text is not None:
+        text = example.text + (tokenizer.eos_token or "")
+        return Rendered(example.row, text, [(0, len(text))])
+    messages = [{"role": m["role"], "content": m["content"]} for m in example.messages]
+    full = _apply(tokenizer, messages, example.tools, generation_prompt=False)
+    if train_on == "all":
+        return Rendered(example.row, full, [(0, len(full))])
+    spans = []
+    for i, message in enumerate(example.messages):
+        if message["role"] == "assistant" and message["train"]:
+            spans.append(_assistant_span(tokenizer, messages, i, example.tools, full, spans))
+    return Rendered(example.row, full, spans)
+
+
+def _assistant_span(tokenizer, messages, index, tools, full, earlier) -> tuple[int, int]:
+    prompt = _apply(tokenizer, messages[:index], tools, generation_prompt=True)
+    upto = _apply(tokenizer, messages[: index + 1], tools, generation_prompt=False)
+    if full.startswith(upto) and upto.startswith(prompt) and len(upto) > len(prompt):
+        return len(prompt), _trim(upto, len(prompt), len(upto))
+    # The template renders earlier turns differently once later turns exist: fall back to finding the reply text
+    # after the previous span, and include the end-of-turn token when it follows directly.
+    content = messages[index]["content"]
+    start = full.find(content, earlier[-1][1] if earlier else 0)
+    if start < 0:
+        raise ValueError("could not locate the assistant reply in the rendered text")
+    end = start + len(content)
+    eos = tokenizer.eos_token or ""
+    if eos and full.startswith(eos, end):
+        end += len(eos)
+    return start, end
+
+
+def _trim(text: str, start: int, end: int) -> int:
+    """Leave out the line break a template puts after the end-of-turn token: the model never has to produce it."""
+    while end > start + 1 and text[end - 1] in "\n\r ":
+        end -= 1
+    return end
+
+
+def _apply(tokenizer, messages, tools, *, generation_prompt: bool) -> str:
+    if not messages:
+        # An empty prefix renders as whatever the template emits before the first turn (e.g. a BOS token).
+        return ""
+    return tokenizer.apply_chat_template(
+        messages, tools=tools, tokenize=False, add_generation_prompt=generation_prompt
+    )

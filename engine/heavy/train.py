@@ -1,0 +1,215 @@
+"""The training recipe, top to bottom: setup → load → prepare data → train → save the adapter → clean up.
+
+transformers' Trainer runs the loop; PEFT adds the LoRA adapters; bitsandbytes holds the base model in 4-bit.
+Everything this run does is written to its run folder, and every event also goes to the client.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from pathlib import Path
+
+import torch
+import transformers
+
+from engine.heavy import adapter_files, train_failures
+from engine.heavy import device as devices
+from engine.heavy.control import Control
+from engine.heavy.data import pipeline
+from engine.heavy.events import Emitter
+from engine.heavy.models.resolve import model_folder
+from engine.heavy.train_failures import TrainingFailed
+from engine.heavy.train_setup import build_trainer, load_model, tokenizer_for
+from engine.light import calibration, disk, estimator, fit, protocol
+from engine.light import config as run_config
+from engine.light.errors import DatasetError, ModelSourceError
+from engine.light.run_folder import RunFolder, busy_runs
+
+log = logging.getLogger("engine.train")
+
+
+def run(config: run_config.RunConfig | None, *, emitter: Emitter, control: Control,
+        resume_dir: Path | None = None, callbacks: tuple = ()) -> int:
+    """Train one run (or resume ``resume_dir``); returns the process exit code.
+
+    ``callbacks`` are extra TrainerCallbacks (benchmarks, fault injection in tests)."""
+    folder, config = _open(config, resume_dir)
+    folder.acquire_lock()
+    control.watch_file(folder.commands_file)
+    emitter.attach_run(folder)
+    emitter.emit(protocol.RunStarted(str(folder.path), resumed=resume_dir is not None))
+    log_handler = _log_to(folder.log_file)
+    _warn_about_other_runs(folder, emitter)
+    try:
+        return _train(config, folder, emitter, control, resuming=resume_dir is not None, callbacks=callbacks)
+    except TrainingFailed as exc:
+        log.error("%s: %s", exc.kind, exc.message, exc_info=exc.__cause__)
+        emitter.emit(protocol.Error(kind=exc.kind, message=exc.message, hint=exc.hint, retry=exc.retry))
+    except Exception as exc:  # the run folder keeps the traceback; the client gets one clear message
+        log.error("training failed:\n%s", traceback.format_exc())
+        failed = train_failures.classify(exc)
+        emitter.emit(protocol.Error(kind=failed.kind, message=failed.message, hint=failed.hint))
+    finally:
+        _cleanup(folder, log_handler, control)
+    emitter.emit(protocol.State("failed"))
+    return 1
+
+
+def _open(config, resume_dir: Path | None) -> tuple[RunFolder, run_config.RunConfig]:
+    """The run folder, new or resumed, with the config it runs under recorded in it."""
+    if resume_dir is None:
+        folder = RunFolder.create(config.run_name)
+        folder.save_config(config)
+    else:
+        folder = RunFolder(resume_dir)
+        if config is None:
+            config = folder.load_config()
+        else:  # resumed with changed settings (a retry after out-of-memory): the folder records what ran
+            folder.save_config(config)
+    return folder, config
+
+
+def _warn_about_other_runs(folder: RunFolder, emitter: Emitter) -> None:
+    others = [other.name for other, _ in busy_runs() if other != folder]
+    if others:
+        emitter.emit(protocol.Warning(f"another training run is active ({', '.join(others)}); both share the "
+                                      "GPU, so each is slower and either may run out of memory",
+                                      "stop or pause the other run from its Train page, or wait for it"))
+
+
+def _train(config, folder: RunFolder, emitter: Emitter, control: Control, *, resuming: bool,
+           callbacks: tuple) -> int:
+    device = devices.resolve_device(config.device)
+    dtype = devices.compute_dtype(config.compute_dtype, device)
+    model_dir = _model_dir(config, emitter)
+    tokenizer = tokenizer_for(model_dir)
+    train_set, eval_set = _prepare_data(config, tokenizer, emitter)
+    checkpoint = _resume_point(folder, emitter) if resuming else None
+    if checkpoint is not None and adapter_files.training_complete(checkpoint):
+        # Killed after the last step but before the adapter was saved: publish it from the final checkpoint.
+        metrics = adapter_files.checkpoint_metrics(checkpoint)
+        return _finish(folder, config, metrics, emitter,
+                       lambda tmp: adapter_files.copy_from_checkpoint(checkpoint, tmp))
+
+    budget = torch.cuda.mem_get_info()[0] if device == "cuda" else None  # what this run may use, for OOM advice
+    model = load_model(model_dir, config, device, dtype)
+    _check_disk(model, model_dir, config, folder, device)
+    trainer, callback = build_trainer(model, tokenizer, train_set, eval_set, config, folder, emitter, control, device,
+                                      dtype)
+    for extra in callbacks:
+        trainer.add_callback(extra)
+    try:
+        result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    except Exception as exc:
+        folder.remove_partial_checkpoints()  # a save cut short (full disk) leaves only complete checkpoints
+        raise train_failures.during_training(exc, step=trainer.state.global_step, config=config, device=device,
+                                             folder=folder, budget=budget) from exc
+    finally:
+        callback.close()
+
+    if callback.diverged_at is not None:
+        raise train_failures.diverged(callback.diverged_at, folder)
+    if callback.stopped_by_user:
+        emitter.emit(protocol.State("stopped", f"checkpoint at step {trainer.state.global_step}; resume any time"))
+        return 0
+    metrics = {k: v for k, v in result.metrics.items() if isinstance(v, (int, float))}
+    metrics["global_step"] = trainer.state.global_step
+    if callback.last_logs.get("eval_loss") is not None:
+        metrics["eval_loss"] = callback.last_logs["eval_loss"]
+    code = _finish(folder, config, metrics, emitter,
+                   lambda tmp: (model.save_pretrained(tmp), tokenizer.save_pretrained(tmp)))
+    if device == "cuda":
+        _calibrate(config)
+    return code
+
+
+def _model_dir(config, emitter: Emitter) -> Path:
+    emitter.emit(protocol.State("loading_model", config.model))
+    try:
+        return model_folder(config.model, progress=lambda m: emitter.emit(protocol.Log("info", m))).path
+    except ModelSourceError as exc:
+        raise TrainingFailed("model", str(exc.message), exc.hint) from None
+
+
+def _prepare_data(config, tokenizer, emitter: Emitter):
+    """The tokenized train and validation splits (from the cache when a check or an earlier run made them)."""
+    emitter.emit(protocol.State("preparing_data", config.dataset))
+    try:
+        prepared = pipeline.prepare(config.dataset, tokenizer, config.data, preview_rows=0)
+        prepared.require_usable()
+    except DatasetError as exc:
+        raise TrainingFailed("dataset", f"{exc.where}: {exc.message}" if exc.where else exc.message,
+                             exc.hint) from None
+    report = prepared.report
+    if report.rows_skipped:
+        emitter.emit(protocol.Warning(f"{report.rows_skipped} of {report.rows_read} rows were skipped "
+                                      f"({', '.join(f'{c} ×{n}' for c, n in sorted(report.counts.items()))})",
+                                      "run 'llamadesk-engine data check' on the dataset to see each problem"))
+    source = "from the cache" if prepared.cache_hit else "tokenized"
+    emitter.emit(protocol.Log("info", f"data ({source}): {prepared.stats.summary()}"))
+    return prepared.splits()
+
+
+def _resume_point(folder: RunFolder, emitter: Emitter) -> Path | None:
+    """The latest complete checkpoint. Before the callback opens metrics.jsonl, the steps after it are dropped:
+    they run again and are logged again."""
+    found = folder.latest_checkpoint()
+    folder.remove_partial_checkpoints()
+    if not found:
+        folder.truncate_metrics(0)
+        emitter.emit(protocol.Warning("no complete checkpoint yet: starting this run from the beginning"))
+        return None
+    step, checkpoint = found
+    folder.truncate_metrics(step)
+    emitter.emit(protocol.Log("info", f"resuming from step {step}"))
+    return checkpoint
+
+
+def _finish(folder: RunFolder, config, metrics: dict, emitter: Emitter, write) -> int:
+    emitter.emit(protocol.State("saving", "adapter"))
+    adapter = adapter_files.publish(folder, write, config, metrics)
+    emitter.emit(protocol.Finished(run_dir=str(folder.path), adapter_path=str(adapter), metrics=metrics))
+    emitter.emit(protocol.State("finished"))
+    return 0
+
+
+def _check_disk(model, model_dir: Path, config, folder: RunFolder, device: str) -> None:
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    need = disk.run_needs(trainable, devices.optimizer(config.train.optimizer, device),
+                          config.train.keep_checkpoints, disk.tokenizer_bytes(model_dir))
+    problem = disk.shortfall(folder.path, need)
+    if problem:
+        raise TrainingFailed("disk_full", problem, "free disk space (delete old runs on the Runs page), or choose "
+                             "a data folder on a larger disk, then start again")
+
+
+def _calibrate(config) -> None:
+    """Keep this run's measured peak beside its estimate, so later estimates can be compared with reality."""
+    try:
+        estimated = estimator.estimate(fit.spec_for(config.model), config).total
+    except ModelSourceError as exc:  # a model without catalog or config facts: nothing to compare with
+        log.info("no calibration record: %s", exc)
+        return
+    calibration.record(config, estimated, torch.cuda.max_memory_reserved(), torch.cuda.max_memory_allocated(),
+                       torch.cuda.get_device_name())
+
+
+def _log_to(path: Path) -> logging.Handler:
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    logging.captureWarnings(True)
+    transformers.utils.logging.disable_default_handler()
+    transformers.utils.logging.enable_propagation()
+    transformers.utils.logging.set_verbosity_warning()
+    return handler
+
+
+def _cleanup(folder: RunFolder, handler: logging.Handler, control: Control) -> None:
+    control.unwatch()
+    folder.release_lock()
+    logging.getLogger().removeHandler(handler)
+    handler.close()

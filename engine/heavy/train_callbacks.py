@@ -1,0 +1,121 @@
+"""The Trainer callback that connects a training run to its client and its run folder.
+
+It turns Trainer logs into protocol events and metrics.jsonl lines, honours stop and pause at step boundaries, and
+makes checkpoints atomic: Trainer writes ``checkpoint-N``, and only once it is complete and synced is it renamed to
+``step-N`` (the only name resume looks for).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import torch
+from transformers import TrainerCallback
+
+from engine.light import protocol
+from engine.light.run_folder import RunFolder
+
+
+class EngineCallback(TrainerCallback):
+    def __init__(self, *, emitter, control, folder: RunFolder, collator, device: str, config):
+        self.emitter, self.control, self.folder = emitter, control, folder
+        self.collator, self.device, self.config = collator, device, config
+        self.metrics = folder.open_metrics()
+        self.keep = config.train.keep_checkpoints
+        self.stopped_by_user = False
+        self.diverged_at: int | None = None  # the step whose loss was NaN or infinite
+        self.last_logs: dict = {}
+        self._start = self._window_start = time.monotonic()
+        self._first_step = 0
+        self._window_tokens = 0
+        self._paused_s = 0.0
+
+    # -- progress ----------------------------------------------------------------------------------------------
+    def on_train_begin(self, args, state, control, **kwargs):
+        self._start = self._window_start = time.monotonic()
+        self._first_step = state.global_step
+        self._window_tokens = self.collator.real_tokens
+        self.emitter.emit(protocol.State("training", f"{state.max_steps} steps"))
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        logs = dict(logs or {})
+        step = state.global_step
+        loss = logs.get("loss")
+        if loss is not None and not math.isfinite(loss):
+            # Stop before this step's weights can be saved: the last checkpoint stays the last good one.
+            self.diverged_at = step
+            control.should_save = False
+            control.should_training_stop = True
+        if "loss" in logs:
+            now = time.monotonic()
+            window = now - self._window_start
+            tokens = self.collator.real_tokens - self._window_tokens
+            speed = tokens / window if window > 0 else None
+            self._window_start, self._window_tokens = now, self.collator.real_tokens
+            elapsed = now - self._start - self._paused_s
+            done = step - self._first_step
+            eta = (state.max_steps - step) * elapsed / done if done > 0 else None
+            event = protocol.Progress(step=step, total_steps=state.max_steps, epoch=round(state.epoch or 0.0, 4),
+                                      loss=logs.get("loss"), learning_rate=logs.get("learning_rate"),
+                                      grad_norm=logs.get("grad_norm"), tokens_per_s=speed, elapsed_s=elapsed,
+                                      eta_s=eta)
+            self.emitter.emit(event)
+            self.metrics.write({"step": step, "epoch": event.epoch, "loss": event.loss, "learning_rate":
+                                event.learning_rate, "grad_norm": event.grad_norm, "tokens_per_s": speed,
+                                "elapsed_s": round(elapsed, 3)})
+            self._memory(step)
+        if "eval_loss" in logs:
+            self.emitter.emit(protocol.Eval(step=step, eval_loss=logs["eval_loss"]))
+            self.metrics.write({"step": step, "epoch": round(state.epoch or 0.0, 4), "eval_loss": logs["eval_loss"]})
+        self.last_logs.update(logs)
+
+    def _memory(self, step: int) -> None:
+        if self.device != "cuda":
+            return
+        self.emitter.emit(protocol.Memory(step=step, allocated_peak_bytes=torch.cuda.max_memory_allocated(),
+                                          reserved_peak_bytes=torch.cuda.max_memory_reserved()))
+
+    # -- stop and pause at step boundaries --------------------------------------------------------------------
+    def on_step_begin(self, args, state, control, **kwargs):
+        # Pausing before a step (rather than after one) lets the last step's progress and checkpoint go out first.
+        if self.control.paused.is_set() and not self.control.stop.is_set():
+            self._pause(state)
+        return control
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.control.stop.is_set():
+            self.stopped_by_user = True
+            control.should_save = True
+            control.should_training_stop = True
+            self.emitter.emit(protocol.State("saving", f"stopping at step {state.global_step}"))
+        return control
+
+    def _pause(self, state) -> None:
+        began = time.monotonic()
+        if self.device == "cuda":
+            torch.cuda.empty_cache()  # give cached memory back to other programs while paused
+        self.emitter.emit(protocol.State("paused", f"at step {state.global_step}"))
+        self.control.wake.wait()
+        self._paused_s += time.monotonic() - began
+        self._window_start += time.monotonic() - began
+        if not self.control.stop.is_set():
+            self.emitter.emit(protocol.State("training", f"resumed at step {state.global_step}"))
+
+    # -- atomic checkpoints -----------------------------------------------------------------------------------
+    def on_save(self, args, state, control, **kwargs):
+        written = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if not written.is_dir():
+            return
+        (written / "llamadesk.json").write_text(json.dumps({
+            "step": state.global_step, "epoch": state.epoch, "config": self.config.to_dict(),
+            "metrics": {k: v for k, v in self.last_logs.items() if isinstance(v, (int, float))},
+        }, indent=2), encoding="utf-8")
+        final = self.folder.publish_checkpoint(written, state.global_step)
+        self.emitter.emit(protocol.CheckpointSaved(step=state.global_step, path=str(final)))
+        self.folder.prune_checkpoints(self.keep)
+
+    def close(self) -> None:
+        self.metrics.close()
