@@ -9,32 +9,16 @@ import sys
 from pathlib import Path
 
 from PySide6.QtCore import QSettings
-from PySide6.QtWidgets import QApplication
 
-from engine import paths
-
-
-def _application() -> QApplication:
-    app = QApplication.instance() or QApplication(sys.argv[:1])
-    app.setOrganizationName("LlamaDesk")
-    app.setApplicationName("LlamaDesk")
-    return app
-
-
-def build_window(home: str | None = None, *, engine_command: list[str] | None = None):
-    """The main window, not yet shown. Imports pages lazily so ``--help`` stays instant."""
-    _application()
-    from gui.app_state import AppState
-    from gui.main_window import MainWindow
-
-    return MainWindow(AppState(home), engine_command=engine_command)
+from engine.light import paths
+from gui.bootstrap import PAGES, application, build_window
 
 
 def main(argv: list[str] | None = None) -> int:
     multiprocessing.freeze_support()
     parser = argparse.ArgumentParser(prog="llamadesk", description="LlamaDesk: fine-tune LLaMA models on your GPU.")
     parser.add_argument("--home", help=f"LlamaDesk's data folder (default: ${paths.ENV_HOME} or the per-user folder)")
-    parser.add_argument("--page", choices=("Model", "Dataset", "Train", "Chat", "Runs"), help="page to open on")
+    parser.add_argument("--page", choices=PAGES, help="page to open on")
     parser.add_argument("--demo", action="store_true",
                         help="open on the offline demo model and the bundled sample dataset, ready to train")
     parser.add_argument("--self-test", nargs="?", const="", metavar="REPORT",
@@ -56,12 +40,12 @@ def main(argv: list[str] | None = None) -> int:
         from gui import self_test
 
         return self_test.run(Path(args.self_test) if args.self_test else None)
-    app = _application()
+    app = application()
     window = build_window(home)
     if args.demo:
-        from engine import demo
+        from engine.light import demo_settings
 
-        config = demo.demo_config()  # the settings that teach the demo model the sample's facts in minutes
+        config = demo_settings.demo_config()  # the settings that teach the demo model the sample's facts in minutes
         window.state.set_config(config)
         window.dataset_page.open_path(config.dataset)
         window.show_page("Train")

@@ -1,4 +1,4 @@
-"""EngineClient: runs one engine process (QProcess) and turns its protocol lines into typed Qt signals.
+"""EngineClient: runs one engine process and turns its protocol lines into typed Qt signals.
 
 Widgets subscribe to the signals and never touch the process. Stopping goes in stages, each with a timeout:
 the ``stop`` command (the engine saves a checkpoint) → wait → terminate → kill.
@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import enum
 import os
+import shlex
 import sys
-from collections import deque
 from dataclasses import dataclass
 
-from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signal
-from shiboken6 import isValid
+from PySide6.QtCore import QObject, Signal
 
-from engine import protocol
+from engine.light import protocol
+from gui import engine_env
+from gui.line_process import Exit, LineProcess
 
 ENV_ENGINE = "LLAMADESK_ENGINE"  # a command line to run instead of "<this python> -m engine" (tests, bundles)
 
@@ -42,23 +43,15 @@ class Outcome:
         return not self.crashed and self.exit_code == 0
 
 
-_TERMINAL_STATES = {"finished", "stopped", "failed"}
-
-
 class EngineClient(QObject):
     """Signals: sig_message(object) for every message, then the typed ones below; sig_stderr(str) per stderr line;
     sig_engine_state(EngineState); sig_exited(Outcome)."""
 
     sig_message = Signal(object)
     sig_hello = Signal(object)
-    sig_run_started = Signal(object)
     sig_state = Signal(object)
     sig_progress = Signal(object)
-    sig_eval = Signal(object)
-    sig_memory = Signal(object)
-    sig_checkpoint = Signal(object)
     sig_log = Signal(object)
-    sig_warning = Signal(object)
     sig_error = Signal(object)
     sig_finished = Signal(object)
     sig_chat_token = Signal(object)
@@ -68,22 +61,20 @@ class EngineClient(QObject):
     sig_exited = Signal(object)
 
     STOP_GRACE_MS = 120_000  # saving a checkpoint of a large adapter can take a while
-    TERMINATE_GRACE_MS = 5_000
 
     def __init__(self, parent: QObject | None = None, *, command: list[str] | None = None):
         super().__init__(parent)
         self._command = command or engine_command()
-        self._process: QProcess | None = None
+        self._process = LineProcess(self)
+        self._process.sig_stdout_line.connect(self._on_process_line)
+        self._process.sig_stderr_line.connect(self.sig_stderr)
+        self._process.sig_exited.connect(self._on_process_exited)
         self._reader = protocol.Reader()
-        self._stderr_buffer = b""
-        self._stderr_tail: deque[str] = deque(maxlen=200)
         self._last_state = ""
         self.state = EngineState.IDLE
         self._routes = {
-            protocol.Hello: self.sig_hello, protocol.RunStarted: self.sig_run_started, protocol.State: self.sig_state, protocol.Progress: self.sig_progress,
-            protocol.Eval: self.sig_eval, protocol.Memory: self.sig_memory,
-            protocol.CheckpointSaved: self.sig_checkpoint, protocol.Log: self.sig_log,
-            protocol.Warning: self.sig_warning, protocol.Error: self.sig_error, protocol.Finished: self.sig_finished,
+            protocol.Hello: self.sig_hello, protocol.State: self.sig_state, protocol.Progress: self.sig_progress,
+            protocol.Log: self.sig_log, protocol.Error: self.sig_error, protocol.Finished: self.sig_finished,
             protocol.ChatToken: self.sig_chat_token, protocol.ChatDone: self.sig_chat_done,
         }
 
@@ -98,23 +89,15 @@ class EngineClient(QObject):
         if self.is_running():
             raise RuntimeError("the engine is already running")
         self._reader = protocol.Reader()
-        self._stderr_buffer, self._last_state = b"", ""
-        self._stderr_tail.clear()
-        process = engine_process(self, home)
-        process.readyReadStandardOutput.connect(self._on_process_stdout)
-        process.readyReadStandardError.connect(self._on_process_stderr)
-        process.finished.connect(self._on_process_finished)
-        process.errorOccurred.connect(self._on_process_error)
-        self._process = process
+        self._last_state = ""
         self._set_state(EngineState.STARTING)
-        # An argument list, never a shell command line.
-        process.start(self._command[0], self._command[1:] + list(arguments))
+        self._process.start(self._command + list(arguments), env=engine_environment(home), new_session=True)
+
+    def pid(self) -> int | None:
+        return self._process.pid()
 
     def send(self, msg) -> bool:
-        if self._process is None or self._process.state() != QProcess.ProcessState.Running:
-            return False
-        self._process.write((protocol.encode(msg) + "\n").encode("utf-8"))
-        return True
+        return self._process.write_line(protocol.encode(msg))
 
     def stop(self) -> None:
         """Ask the engine to stop (it saves a checkpoint first); escalate if it does not exit in time."""
@@ -122,36 +105,23 @@ class EngineClient(QObject):
             return
         self._set_state(EngineState.STOPPING)
         self.send(protocol.Stop())
-        process = self._process
-        # The timer is tied to this client: it never fires into a destroyed one.
-        QTimer.singleShot(self.STOP_GRACE_MS, self, lambda: self._escalate(process, kill=False))
+        self._process.end(grace_ms=self.STOP_GRACE_MS)
 
     def kill(self) -> None:
         """Cancel: end the process now (the run can still be resumed from its last checkpoint)."""
-        if self._process is not None:
+        if self._process.is_running():
             self._set_state(EngineState.STOPPING)
             self._process.kill()
 
-    def _escalate(self, process: QProcess, *, kill: bool) -> None:
-        if process is not self._process or not isValid(process) or \
-                process.state() == QProcess.ProcessState.NotRunning:
-            return
-        if kill:
-            process.kill()
-        else:
-            process.terminate()
-            QTimer.singleShot(self.TERMINATE_GRACE_MS, self, lambda: self._escalate(process, kill=True))
-
     def wait_for_exit(self, msecs: int) -> bool:
-        return self._process is None or self._process.waitForFinished(msecs)
+        return self._process.wait(msecs)
 
     def _set_state(self, state: EngineState) -> None:
         self.state = state
         self.sig_engine_state.emit(state)
 
-    def _on_process_stdout(self) -> None:
-        data = bytes(self._process.readAllStandardOutput())
-        for msg in self._reader.feed(data):
+    def _on_process_line(self, line: str) -> None:
+        for msg in self._reader.feed((line + "\n").encode("utf-8")):
             if isinstance(msg, protocol.Hello) and self.state == EngineState.STARTING:
                 self._set_state(EngineState.RUNNING)
             if isinstance(msg, protocol.State):
@@ -161,43 +131,18 @@ class EngineClient(QObject):
             if signal is not None:
                 signal.emit(msg)
 
-    def _on_process_stderr(self) -> None:
-        self._stderr_buffer += bytes(self._process.readAllStandardError())
-        *lines, self._stderr_buffer = self._stderr_buffer.split(b"\n")
-        for raw in lines:
-            line = raw.decode("utf-8", errors="replace").rstrip("\r")
-            self._stderr_tail.append(line)
-            self.sig_stderr.emit(line)
-
-    def _on_process_finished(self, exit_code: int, exit_status) -> None:
-        crashed = exit_status == QProcess.ExitStatus.CrashExit or (
-            self._last_state not in _TERMINAL_STATES and exit_code != 0)
-        outcome = Outcome(None if exit_status == QProcess.ExitStatus.CrashExit else exit_code, crashed,
-                          self._last_state, "\n".join(list(self._stderr_tail)[-20:]))
+    def _on_process_exited(self, end: Exit) -> None:
+        crashed = end.crashed or (self._last_state not in protocol.TERMINAL_STATES and end.exit_code != 0)
         self._set_state(EngineState.EXITED)
-        self.sig_exited.emit(outcome)
-
-    def _on_process_error(self, error) -> None:
-        if error == QProcess.ProcessError.FailedToStart:
-            self._stderr_tail.append(f"could not start the engine: {self._process.errorString()}")
-            self._set_state(EngineState.EXITED)
-            self.sig_exited.emit(Outcome(None, True, "", "\n".join(self._stderr_tail)))
+        self.sig_exited.emit(Outcome(end.exit_code, crashed, self._last_state, end.stderr_tail))
 
 
-def engine_process(parent: QObject, home: str | None) -> QProcess:
-    """A QProcess set up for the engine: unbuffered output, and the app's data folder when one is chosen."""
-    process = QProcess(parent)
-    env = QProcessEnvironment.systemEnvironment()
-    env.insert("PYTHONUNBUFFERED", "1")
+def engine_environment(home: str | None) -> dict[str, str]:
+    """Unbuffered output, and the app's data folder when one is chosen."""
+    env = {"PYTHONUNBUFFERED": "1"}
     if home:
-        env.insert("LLAMADESK_HOME", home)
-    process.setProcessEnvironment(env)
-    if sys.platform != "win32":
-        # Its own session: a Ctrl+C or hang-up meant for the app's terminal does not reach a training engine.
-        params = QProcess.UnixProcessParameters()
-        params.flags = QProcess.UnixProcessFlag.CreateNewSession
-        process.setUnixProcessParameters(params)
-    return process
+        env["LLAMADESK_HOME"] = home
+    return env
 
 
 def engine_command() -> list[str]:
@@ -205,11 +150,7 @@ def engine_command() -> list[str]:
     or the engine environment set up on first run; otherwise this Python's ``engine`` package."""
     configured = os.environ.get(ENV_ENGINE)
     if configured:
-        import shlex
-
         return shlex.split(configured)
     if getattr(sys, "frozen", False):
-        from gui import engine_env
-
         return [sys.executable, "--engine"] if engine_env.bundled_engine() else engine_env.EngineEnv().command()
     return [sys.executable, "-m", "engine"]

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from engine import paths
+from engine.light import gpu, paths
 
 TORCH_VERSION = "2.13.0"
 TORCH_INDEX = "https://download.pytorch.org/whl/{backend}"
@@ -62,23 +62,41 @@ class Choice:
     action: str = ""  # what the user can do for a better backend (update the driver), if anything
 
 
-def detect() -> Detection:
-    from engine import gpu
+def from_probe(probe: gpu.Probe) -> Detection | None:
+    """NVML's answer, or None when NVML found nothing (then nvidia-smi may still know the driver)."""
+    if probe.available and probe.gpus:
+        return Detection(probe.gpus[0].name, probe.driver, _version(probe.cuda_driver), "nvml")
+    return None
 
-    found = gpu.probe()
-    if found.available and found.gpus:
-        return Detection(found.gpus[0].name, found.driver, _version(found.cuda_driver), "nvml")
+
+def nvidia_smi_command() -> list[str] | None:
     smi = shutil.which("nvidia-smi")
-    if smi:
-        try:
-            output = subprocess.run([smi], capture_output=True, text=True, timeout=20, check=False).stdout
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            return Detection(reason=f"nvidia-smi did not answer ({exc})")
-        parsed = parse_nvidia_smi(output)
-        if parsed.gpu or parsed.driver:
-            return parsed
-        return Detection(reason=f"{found.reason}; nvidia-smi: {output.strip().splitlines()[0] if output.strip() else 'no output'}")
-    return Detection(reason=found.reason or "no NVIDIA GPU")
+    return [smi] if smi else None
+
+
+def from_nvidia_smi(output: str, probe: gpu.Probe) -> Detection:
+    parsed = parse_nvidia_smi(output)
+    if parsed.gpu or parsed.driver:
+        return parsed
+    first = output.strip().splitlines()[0] if output.strip() else "no output"
+    return Detection(reason=f"{probe.reason}; nvidia-smi: {first}")
+
+
+def detect(probe: gpu.Probe | None = None) -> Detection:
+    """What this machine has, waiting for nvidia-smi if NVML knows nothing (the headless setup; the Engine page runs
+    nvidia-smi in the background instead)."""
+    probe = probe or gpu.probe()
+    found = from_probe(probe)
+    if found is not None:
+        return found
+    command = nvidia_smi_command()
+    if command is None:
+        return Detection(reason=probe.reason or "no NVIDIA GPU")
+    try:
+        output = subprocess.run(command, capture_output=True, text=True, timeout=20, check=False).stdout
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return Detection(reason=f"nvidia-smi did not answer ({exc})")
+    return from_nvidia_smi(output, probe)
 
 
 def parse_nvidia_smi(output: str) -> Detection:

@@ -9,6 +9,8 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QHBoxLayout, QListWidget, QMainWindow, QMessageBox, QSplitter, QStackedWidget, QWidget
 
 from gui.app_state import AppState
+from gui.bootstrap import PAGES
+from gui.engine_client import EngineClient
 from gui.pages.chat_page import ChatPage
 from gui.pages.dataset_page import DatasetPage
 from gui.pages.engine_page import EnginePage
@@ -19,7 +21,6 @@ from gui.pages.train_page import TrainPage
 # QSettings keys, declared once with their defaults.
 SETTINGS = {"window/geometry": None, "window/page": 0, "choices/model": "demo",
             "choices/dataset": ""}
-PAGES = ("Model", "Dataset", "Train", "Chat", "Runs", "Engine")
 
 
 class MainWindow(QMainWindow):
@@ -32,7 +33,7 @@ class MainWindow(QMainWindow):
         self.train_page = TrainPage(self.state, engine_command=engine_command)
         self.chat_page = ChatPage(self.state, engine_command=engine_command)
         self.runs_page = RunsPage(self.state)
-        self.engine_page = EnginePage()
+        self.engine_page = EnginePage(gpu_monitor=self.state.gpu)
         self.stack = QStackedWidget()
         for page in self._pages():
             self.stack.addWidget(page)
@@ -106,7 +107,8 @@ class MainWindow(QMainWindow):
         return found
 
     def closeEvent(self, event) -> None:
-        if self.train_page.client.is_running():
+        session = self.train_page.controller.session
+        if session is not None and session.is_active() and session.owns_engine():
             box = QMessageBox(QMessageBox.Icon.Question, "Training is running",
                               "A training run is in progress. Keep it training in the background (open LlamaDesk "
                               "again to watch or stop it), stop it and save a checkpoint (you can resume it later), "
@@ -120,11 +122,11 @@ class MainWindow(QMainWindow):
             if box.clickedButton() is background:
                 self.leave_engine_running = True
             elif box.clickedButton() is stop:
-                self.train_page.stop()
-                self.train_page.client.wait_for_exit(self.train_page.client.STOP_GRACE_MS)
+                self.train_page.controller.stop()
+                session.wait_for_exit(EngineClient.STOP_GRACE_MS)
             elif box.clickedButton() is cancel:
-                self.train_page.client.kill()
-                self.train_page.client.wait_for_exit(5000)
+                session.kill()
+                session.wait_for_exit(5000)
             else:
                 event.ignore()
                 return

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import resources
+from engine.light import demo_settings, paths, protocol
 
 SAMPLE_ROWS = 16
 
@@ -24,41 +25,36 @@ def run(report_path: Path | None, timeout_s: float = 900) -> int:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PySide6.QtCore import QTimer
 
-    from engine import demo, paths
-    from gui.app import _application, build_window
+    from gui.bootstrap import application, build_window
     from gui.engine_client import engine_command
 
     started = time.monotonic()
-    app = _application()
+    app = application()
     window = build_window(os.environ.get(paths.ENV_HOME))
     page = window.train_page
     data = Path(tempfile.mkdtemp(prefix="llamadesk-selftest-")) / "sample.jsonl"
     rows = json.loads(resources.path("sample/harbor_lights.json").read_text(encoding="utf-8"))[:SAMPLE_ROWS]
     data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    window.state.set_config(demo.demo_config(**{
+    window.state.set_config(demo_settings.demo_config(**{
         "dataset": str(data), "train.max_steps": 2, "train.logging_steps": 1, "train.save_steps": 2,
         "train.micro_batch": 2, "data.cutoff": 128,  # small steps: this checks the path, not the speed
         "run_name": f"self-test-{time.strftime('%Y%m%d-%H%M%S')}"}))
 
     report: dict = {"ok": False, "frozen": bool(getattr(sys, "frozen", False)), "engine": engine_command(),
                     "home": str(paths.home()), "losses": [], "states": []}
-    page.client.sig_hello.connect(lambda m: report.update(device=m.device, engine_version=m.engine_version))
-    page.client.sig_state.connect(lambda m: report["states"].append(m.state))
-    page.client.sig_progress.connect(lambda m: report["losses"].append(m.loss))
-    page.client.sig_error.connect(lambda m: report.update(error=f"{m.kind}: {m.message}"))
-    page.client.sig_finished.connect(lambda m: report.update(adapter=m.adapter_path, run_dir=m.run_dir))
 
-    def exited(outcome) -> None:
-        report["exit_code"] = outcome.exit_code
-        if outcome.crashed:
-            report["error"] = report.get("error") or f"the engine crashed: {outcome.stderr_tail[-1500:]}"
+    def ended(end) -> None:
+        report["exit_code"] = end.exit_code
+        if end.crashed:
+            report["error"] = report.get("error") or f"the engine crashed: {end.output_tail[-1500:]}"
         app.quit()
 
-    page.client.sig_exited.connect(exited)
-    QTimer.singleShot(int(timeout_s * 1000), lambda: (report.update(error="timed out"), page.client.kill(),
+    page.controller.sig_message.connect(lambda msg: _record(report, msg))
+    page.controller.sig_ended.connect(ended)
+    QTimer.singleShot(int(timeout_s * 1000), lambda: (report.update(error="timed out"), page.controller.kill(),
                                                       app.quit()))
     page.start()
-    if not page.client.is_running():
+    if not page.is_busy():
         report["error"] = page.status.text()
     else:
         app.exec()
@@ -74,3 +70,17 @@ def run(report_path: Path | None, timeout_s: float = 900) -> int:
         Path(report_path).write_text(text, encoding="utf-8")
     print(text)
     return 0 if report["ok"] else 1
+
+
+def _record(report: dict, msg) -> None:
+    """What the self-test's report keeps of each engine event."""
+    if isinstance(msg, protocol.Hello):
+        report.update(device=msg.device, engine_version=msg.engine_version)
+    elif isinstance(msg, protocol.State):
+        report["states"].append(msg.state)
+    elif isinstance(msg, protocol.Progress):
+        report["losses"].append(msg.loss)
+    elif isinstance(msg, protocol.Error):
+        report.update(error=f"{msg.kind}: {msg.message}")
+    elif isinstance(msg, protocol.Finished):
+        report.update(adapter=msg.adapter_path, run_dir=msg.run_dir)

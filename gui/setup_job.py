@@ -1,4 +1,4 @@
-"""SetupJob: runs the engine environment's install steps one after another in QProcesses, for the Engine page.
+"""SetupJob: runs the engine environment's install steps one after another, for the Engine page.
 
 The steps come from EngineEnv.steps (the same ones ``llamadesk --setup-engine`` runs); this only runs them without
 blocking the window, streams their output, and records the result.
@@ -6,9 +6,10 @@ blocking the window, streams their output, and records the result.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QObject, QProcess, Signal
+from PySide6.QtCore import QObject, Signal
 
 from gui import engine_env
+from gui.line_process import Exit, LineProcess
 
 
 class SetupJob(QObject):
@@ -20,10 +21,10 @@ class SetupJob(QObject):
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
-        self._process: QProcess | None = None
+        self._process: LineProcess | None = None
         self._steps: list[engine_env.Step] = []
         self._index = 0
-        self._output = b""
+        self._output: list[str] = []
         self._context: tuple | None = None
 
     def is_running(self) -> bool:
@@ -44,60 +45,49 @@ class SetupJob(QObject):
     def cancel(self) -> None:
         process, self._process = self._process, None
         if process is not None:
-            process.kill()
-            process.waitForFinished(3000)
-            process.deleteLater()
+            process.abandon()
+            process.wait(3000)
             self.sig_done.emit(False, "Cancelled. Repair continues where it stopped.")
 
     def _next(self) -> None:
         self._index += 1
         step = self._steps[self._index]
         self.sig_step.emit(self._index + 1, len(self._steps), step.title)
-        self._output = b""
-        process = QProcess(self)
-        process.setProcessChannelMode(QProcess.ProcessChannelMode.MergedChannels)
-        process.readyReadStandardOutput.connect(lambda: self._on_output(process))
-        process.finished.connect(lambda code, status: self._on_finished(process, code, status))
-        process.errorOccurred.connect(lambda error: self._on_error(process, error))
+        self._output = []
+        process = LineProcess(self, merge_output=True)
+        process.sig_stdout_line.connect(lambda line: self._on_line(process, line))
+        process.sig_exited.connect(lambda end: self._on_exited(process, end))
         self._process = process
-        process.start(step.command[0], step.command[1:])  # an argument list, never a shell line
+        process.start(step.command)  # an argument list, never a shell line
 
-    def _on_output(self, process: QProcess) -> None:
+    def _on_line(self, process: LineProcess, line: str) -> None:
         if process is not self._process:
             return
-        data = bytes(process.readAllStandardOutput())
-        self._output += data
-        if self._steps[self._index].title != "Self-test":  # its one JSON line is summarised at the end
-            for line in data.decode("utf-8", "replace").splitlines():
-                if line.strip():
-                    self.sig_line.emit(line.rstrip())
+        self._output.append(line)
+        if self._steps[self._index].title != "Self-test" and line.strip():  # its JSON line is summarised at the end
+            self.sig_line.emit(line.rstrip())
 
-    def _on_error(self, process: QProcess, error) -> None:
-        if process is self._process and error == QProcess.ProcessError.FailedToStart:
-            self._process = None
-            process.deleteLater()
-            self.sig_done.emit(False, f"{self._steps[self._index].title}: could not start "
-                               f"{self._steps[self._index].command[0]} ({process.errorString()})")
-
-    def _on_finished(self, process: QProcess, code: int, status) -> None:
+    def _on_exited(self, process: LineProcess, end: Exit) -> None:
         if process is not self._process:
             return
-        self._on_output(process)
         self._process = None
         process.deleteLater()
         step = self._steps[self._index]
+        if end.not_started:
+            self.sig_done.emit(False, f"{step.title}: could not start {step.command[0]} ({end.not_started})")
+            return
         if step.title == "Self-test":
             env, backend, detection = self._context
-            result = engine_env.selftest_result(self._output.decode("utf-8", "replace"))
+            result = engine_env.selftest_result("\n".join(self._output))
             env.write_record(backend, detection, result)
             if result.get("ok"):
                 self.sig_done.emit(True, f"The engine is ready (self-test passed in {result.get('seconds', '?')} s).")
             else:
                 self.sig_done.emit(False, "The engine's self-test failed:\n" + "\n".join(result.get("problems", [])))
             return
-        if status == QProcess.ExitStatus.CrashExit or code != 0:
-            tail = "\n".join(self._output.decode("utf-8", "replace").strip().splitlines()[-8:])
-            self.sig_done.emit(False, f"{step.title} failed (exit code {code}).\n{tail}\n→ check the internet "
+        if end.crashed or end.exit_code != 0:
+            tail = "\n".join([line for line in self._output if line.strip()][-8:])
+            self.sig_done.emit(False, f"{step.title} failed (exit code {end.exit_code}).\n{tail}\n→ check the internet "
                                "connection and choose Repair; Reinstall starts from nothing")
             return
         self._next()

@@ -15,6 +15,8 @@ import sys
 import time
 from pathlib import Path
 
+import yaml
+
 
 def fail(message: str, where: str = "", hint: str = "") -> int:
     print(json.dumps({"error": {"message": message, "where": where, "hint": hint}}))
@@ -126,15 +128,13 @@ def main(argv: list[str]) -> int:
     options = top.parse_args(argv[:split])
     parser = argparse.ArgumentParser()
     parser.add_argument("action", choices=["check"])
-    parser.add_argument("source")
+    parser.add_argument("config", help="the run config the app writes for a check")
     parser.add_argument("--json", action="store_true")
-    parser.add_argument("--format")
-    parser.add_argument("--columns", nargs="*", default=[])
-    parser.add_argument("--model", default="demo")
-    parser.add_argument("--cutoff", type=int, default=1024)
-    parser.add_argument("--train-on", default="assistant")
-    parser.add_argument("--packing", action="store_true")
-    args = parser.parse_args(argv[split + 1:])
+    config = yaml.safe_load(Path(parser.parse_args(argv[split + 1:]).config).read_text(encoding="utf-8"))
+    data = config.get("data", {})
+    args = argparse.Namespace(source=config["dataset"], format=data.get("format"), model=config.get("model", "demo"),
+                              columns=[f"{k}={v}" for k, v in (data.get("columns") or {}).items()],
+                              cutoff=data.get("cutoff", 1024))
     print(f"Loading the tokenizer of {args.model}…", file=sys.stderr, flush=True)
     time.sleep(options.delay)
     if options.crash:

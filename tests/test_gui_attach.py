@@ -3,6 +3,8 @@ closing the window can leave a run training. Real engine processes on the tiny m
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import os
 import subprocess
@@ -13,7 +15,8 @@ import psutil
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication
 
-from engine import runs
+from engine.light import protocol, run_folder
+from engine.light.run_folder import RunFolder
 from gui.app_state import AppState
 
 
@@ -26,13 +29,14 @@ def _engine_args(tiny_model, small_dataset, name: str) -> list[str]:
 def _wait_progress(run_dir, beyond: int = 0, timeout: float = 120) -> int:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        steps = [e["step"] for e in runs.read_jsonl(run_dir / "events.jsonl") if e.get("type") == "progress"]
+        steps = [e["step"] for e in run_folder.read_jsonl(run_dir / "events.jsonl") if e.get("type") == "progress"]
         if steps and steps[-1] > beyond:
             return steps[-1]
         time.sleep(0.1)
     raise AssertionError("no progress")
 
 
+@pytest.mark.slow
 def test_a_restarted_app_follows_a_running_run_and_controls_it(qtbot, home, tmp_path, tiny_model, small_dataset):
     engine = subprocess.Popen([sys.executable, "-m", "engine", "train", *_engine_args(tiny_model, small_dataset,
                                                                                      "earlier")],
@@ -48,7 +52,7 @@ def test_a_restarted_app_follows_a_running_run_and_controls_it(qtbot, home, tmp_
         window = MainWindow(AppState(str(home)))
         qtbot.addWidget(window)
         page = window.train_page
-        assert window.stack.currentWidget() is page and page.follower.is_following()
+        assert window.stack.currentWidget() is page and not page.controller.session.owns_engine()
         assert f"process {engine.pid}" in page.log.toPlainText()
         assert not page.buttons["Start"].isEnabled() and page.buttons["Pause"].isEnabled()
         shown = page.progress.value()
@@ -62,12 +66,12 @@ def test_a_restarted_app_follows_a_running_run_and_controls_it(qtbot, home, tmp_
         qtbot.waitUntil(lambda: page.status.text().startswith("Training"), timeout=30_000)
         page.buttons["Stop"].click()
         assert not page.buttons["Stop"].isEnabled()
-        with qtbot.waitSignal(page.follower.sig_ended, timeout=60_000):
+        with qtbot.waitSignal(page.controller.sig_ended, timeout=60_000):
             pass
         assert engine.wait(timeout=30) == 0
         assert page.status.text().startswith("Stopped") and not page.is_busy()
         assert not page.buttons["Pause"].isEnabled() and not page.buttons["Stop"].isEnabled()
-        assert runs.checkpoints(run_dir)
+        assert RunFolder(run_dir).checkpoints()
     finally:
         engine.kill()
 
@@ -77,12 +81,14 @@ SESSION = """
 import json, sys
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
-from engine import config as run_config
+from engine.light import config as run_config
+from engine.light.run_folder import RunFolder
 from gui import app as app_module
+from gui import bootstrap
 from gui.app_state import AppState
 from gui.main_window import MainWindow
 
-app = app_module._application()
+app = bootstrap.application()
 window = MainWindow(AppState())
 window.state.set_config(run_config.from_mapping(json.loads(sys.argv[1])))
 window.train_page.start()
@@ -97,11 +103,12 @@ def answer():
 
 QTimer.singleShot(0, answer)
 window.close()
-print(window.train_page.client._process.processId(), flush=True)
+print(window.train_page.controller.session.client.pid(), flush=True)
 app_module.leave(window, 0)
 """
 
 
+@pytest.mark.slow
 def test_closing_the_window_can_keep_the_run_training(home, tmp_path, tiny_model, small_dataset):
     config = {"model": str(tiny_model), "dataset": str(small_dataset), "quantization": "none", "run_name": "bg",
               "data": {"validation_share": 0}, "train": {"max_steps": 100000, "save_steps": 10}}
@@ -115,10 +122,10 @@ def test_closing_the_window_can_keep_the_run_training(home, tmp_path, tiny_model
         run_dir = home / "runs" / "bg"
         step = _wait_progress(run_dir)
         _wait_progress(run_dir, beyond=step + 3)  # still training after the app is gone
-        assert runs.lock_holder(run_dir) == engine.pid
-        runs.send_command(run_dir, __import__("engine.protocol").protocol.Stop())
+        assert RunFolder(run_dir).lock_holder() == engine.pid
+        RunFolder(run_dir).send_command(protocol.Stop())
         engine.wait(timeout=60)
-        assert runs.read_jsonl(run_dir / "events.jsonl")[-1]["state"] == "stopped"
+        assert run_folder.read_jsonl(run_dir / "events.jsonl")[-1]["state"] == "stopped"
     finally:
         if engine.is_running():
             engine.kill()

@@ -14,7 +14,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QFont, QGuiApplication
 from PySide6.QtWidgets import QApplication
 
-from engine import protocol
+from engine.light import protocol
 from gui.app_state import AppState
 from gui.pages.chat_page import ChatPage
 
@@ -23,7 +23,7 @@ HTML = "<b>bold</b><script>x</script>"
 REPO = Path(__file__).resolve().parent.parent
 # An engine that fails to load its model the way the real one does: error, failed state, stderr, exit 1.
 FAILING = [sys.executable, "-c", (
-    f"import sys; sys.path.insert(0, {str(REPO)!r}); from engine import protocol as p\n"
+    f"import sys; sys.path.insert(0, {str(REPO)!r}); from engine.light import protocol as p\n"
     "for m in (p.Hello(1, 'fake'), p.Error('model', 'no model <here>', 'download it first'), p.State('failed')):\n"
     "    print(p.encode(m), flush=True)\n"
     "sys.stderr.write('Traceback: model folder missing\\n'); sys.exit(1)")]

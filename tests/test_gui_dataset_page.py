@@ -18,8 +18,9 @@ from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QTableView
 
 import resources
+from engine.light import config as run_config
 from gui.app_state import AppState
-from gui.data_check_job import CheckOptions, DataCheckJob
+from gui.data_check_job import DataCheckJob
 from gui.pages.dataset_page import TRAINED_BACKGROUND, DatasetPage
 from gui.widgets.records_model import RecordsModel
 
@@ -165,8 +166,9 @@ def test_format_override_and_column_mapping_reach_the_engine(qtbot, home, tmp_pa
     result = _check(qtbot, page, path)
     assert result["detection"]["reason"] == "chosen by you (alpaca)"
     assert result["detection"]["mapping"] == {"instruction": "question", "output": "answer"}
-    assert CheckOptions(format=None, columns=["a=b"], cutoff=16).arguments("f.jsonl") == [
-        "data", "check", "f.jsonl", "--json", "--cutoff", "16", "--columns", "a=b"]
+    # They are run settings: a run started now reads the file the way the check did.
+    assert page.state.config.data.format == "alpaca"
+    assert page.state.config.data.columns == {"instruction": "question", "output": "answer"}
 
 
 def test_a_new_check_cancels_the_previous_one_and_cancel_is_silent(qtbot, home, tmp_path):
@@ -175,10 +177,11 @@ def test_a_new_check_cancels_the_previous_one_and_cancel_is_silent(qtbot, home, 
     done, failed = [], []
     job.sig_done.connect(done.append)
     job.sig_failed.connect(failed.append)
+    config = run_config.RunConfig()
     with qtbot.waitSignal(job.sig_done, timeout=10_000):
-        job.start(str(first))
-        job.start(str(second))
-    job.start(str(first))
+        job.start(config.with_values({"dataset": str(first)}))
+        job.start(config.with_values({"dataset": str(second)}))
+    job.start(config.with_values({"dataset": str(first)}))
     job.cancel()
     qtbot.wait(800)  # long enough for either cancelled check to have answered
     assert [d["source"] for d in done] == [str(second)] and failed == [] and not job.is_running()

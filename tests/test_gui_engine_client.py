@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from engine import protocol
+from engine.light import protocol
 from gui.engine_client import EngineClient, EngineState
 
 FAKE = [sys.executable, str(Path(__file__).with_name("fake_engine.py"))]

@@ -38,6 +38,7 @@ def page(qtbot, tmp_path, monkeypatch):
     sources = engine_env.Sources("uv", Path("lock.txt"), Path("llamadesk.whl"))
     widget = EnginePage(env=env, sources=sources, managed=True)
     qtbot.addWidget(widget)
+    qtbot.waitUntil(lambda: widget.detection.source == "nvml", timeout=5_000)  # read off the UI thread
     return widget
 
 

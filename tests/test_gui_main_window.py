@@ -9,7 +9,8 @@ from pathlib import Path
 from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from engine import config as run_config
+from engine.light import config as run_config
+from engine.light import protocol
 from gui.app_state import AppState
 
 FAKE = [sys.executable, str(Path(__file__).with_name("fake_engine.py"))]
@@ -53,10 +54,12 @@ def test_closing_during_training_asks_and_stop_saves(qtbot, home, tmp_path, monk
     data = tmp_path / "d.jsonl"
     data.write_text('{"instruction": "q", "output": "a"}\n')
     window.state.set_config(run_config.from_mapping({"dataset": str(data)}))
-    with qtbot.waitSignal(window.train_page.client.sig_progress, timeout=20_000):
+    with qtbot.waitSignal(window.train_page.controller.sig_message,
+                          check_params_cb=lambda m: isinstance(m, protocol.Progress), timeout=20_000):
         window.train_page.start()
     states = []
-    window.train_page.client.sig_state.connect(lambda s: states.append(s.state))
+    window.train_page.controller.sig_message.connect(
+        lambda m: states.append(m.state) if isinstance(m, protocol.State) else None)
 
     def answer(button_text: str):
         box = QApplication.activeModalWidget()
@@ -67,23 +70,23 @@ def test_closing_during_training_asks_and_stop_saves(qtbot, home, tmp_path, monk
 
     QTimer.singleShot(0, lambda: answer("Don't close"))
     window.close()
-    assert window.train_page.client.is_running(), "Don't close leaves the run alone"
+    assert window.train_page.is_busy(), "Don't close leaves the run alone"
     QTimer.singleShot(0, lambda: answer("Stop and save"))
     window.close()
-    assert not window.train_page.client.is_running() and states[-1] == "stopped"
+    assert not window.train_page.is_busy() and states[-1] == "stopped"
 
 
 def test_demo_flag_opens_on_the_demo_settings_and_sample(qtbot, home, tmp_path, monkeypatch):
     import gui.app as app_module
-    from engine import demo
+    from engine.light import demo_settings
 
     shown = []
-    monkeypatch.setattr(app_module.QApplication, "exec", lambda self: 0)
+    monkeypatch.setattr(QApplication, "exec", lambda self: 0)
     monkeypatch.setattr(app_module, "build_window",
                         lambda home=None: shown.append(_window(qtbot, home, tmp_path, monkeypatch)) or shown[-1])
     assert app_module.main(["--demo", "--home", str(home)]) == 0
     window = shown[0]
-    assert window.state.config == demo.demo_config()
+    assert window.state.config == demo_settings.demo_config()
     assert window.stack.currentWidget() is window.train_page
     assert window.train_page.buttons["Start"].isEnabled()
     window.dataset_page.job.cancel()

@@ -3,10 +3,14 @@ page lists it, and the Chat page gets a streamed reply from its adapter."""
 
 from __future__ import annotations
 
-from engine import config as run_config
+import pytest
+
+from engine.light import config as run_config
+from engine.light import protocol
 from gui.app_state import AppState
 
 
+@pytest.mark.slow
 def test_start_to_finished_run_and_a_chat_reply(qtbot, home, tiny_model, small_dataset):
     from gui.pages.chat_page import ChatPage
     from gui.pages.runs_page import RunsPage
@@ -23,10 +27,10 @@ def test_start_to_finished_run_and_a_chat_reply(qtbot, home, tiny_model, small_d
     for widget in (train, runs, chat):
         qtbot.addWidget(widget)
     finished = []
-    train.client.sig_finished.connect(finished.append)
-    with qtbot.waitSignal(train.client.sig_exited, timeout=180_000) as exited:
+    train.controller.sig_message.connect(lambda m: finished.append(m) if isinstance(m, protocol.Finished) else None)
+    with qtbot.waitSignal(train.controller.sig_ended, timeout=180_000) as ended:
         train.start()
-    assert exited.args[0].ok, exited.args[0].stderr_tail
+    assert not ended.args[0].crashed and ended.args[0].exit_code == 0, ended.args[0].output_tail
     assert finished and finished[0].run_dir.endswith("gui-run")
     assert train.progress.value() == 3 and len(train.chart.train_points) == 3
     names = [runs.table.item(r, 0).text() for r in range(runs.table.rowCount())]

@@ -8,11 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from engine import config as run_config
+from engine.light import config as run_config
+from engine.light import protocol
 from gui.app_state import AppState
 from tests import fake_nvml
 
 FAKE = [sys.executable, str(Path(__file__).with_name("fake_engine.py"))]
+
+
+def _is(kind, **fields):
+    """A check for waitSignal: a protocol message of this type with these field values."""
+    return lambda msg: isinstance(msg, kind) and all(getattr(msg, k) == v for k, v in fields.items())
 
 
 @pytest.fixture
@@ -30,14 +36,15 @@ def test_train_page_runs_pauses_and_finishes(qtbot, state, home):
     page = TrainPage(state, engine_command=FAKE + ["--steps", "30", "--delay", "0.03"])
     qtbot.addWidget(page)
     assert page.buttons["Start"].isEnabled() and not page.buttons["Pause"].isEnabled()
-    with qtbot.waitSignal(page.client.sig_progress, timeout=20_000):
+    with qtbot.waitSignal(page.controller.sig_message, check_params_cb=_is(protocol.Progress), timeout=20_000):
         page.start()
     assert page.buttons["Pause"].isEnabled() and not page.buttons["Start"].isEnabled()
-    with qtbot.waitSignal(page.client.sig_state, check_params_cb=lambda s: s.state == "paused", timeout=10_000):
-        page.pause()
+    with qtbot.waitSignal(page.controller.sig_message, check_params_cb=_is(protocol.State, state="paused"),
+                          timeout=10_000):
+        page.buttons["Pause"].click()
     assert page.buttons["Resume"].isEnabled() and not page.buttons["Pause"].isEnabled()
-    page.resume()
-    with qtbot.waitSignal(page.client.sig_exited, timeout=20_000):
+    page.buttons["Resume"].click()
+    with qtbot.waitSignal(page.controller.sig_ended, timeout=20_000):
         pass
     assert "Finished" in page.status.text() or page.progress.value() == 30
     assert page.progress.maximum() == 30 and page.progress.value() == 30
@@ -51,7 +58,7 @@ def test_train_page_reports_a_crash_with_the_log_tail(qtbot, state):
 
     page = TrainPage(state, engine_command=FAKE + ["--steps", "10", "--crash-at", "3"])
     qtbot.addWidget(page)
-    with qtbot.waitSignal(page.client.sig_exited, timeout=20_000):
+    with qtbot.waitSignal(page.controller.sig_ended, timeout=20_000):
         page.start()
     text = page.status.text()
     assert "stopped unexpectedly" in text and "exit status 137" in text
@@ -64,7 +71,7 @@ def test_train_page_shows_engine_errors_with_hint(qtbot, state):
 
     page = TrainPage(state, engine_command=FAKE + ["--steps", "2", "--fail"])
     qtbot.addWidget(page)
-    with qtbot.waitSignal(page.client.sig_exited, timeout=20_000):
+    with qtbot.waitSignal(page.controller.sig_ended, timeout=20_000):
         page.start()
     assert "ran out of memory" in page.status.text() or "Failed" in page.status.text()
     assert "ran out of memory" in page.log.toPlainText()
@@ -75,13 +82,13 @@ def test_out_of_memory_offers_a_one_click_retry_from_the_last_checkpoint(qtbot, 
 
     page = TrainPage(state, engine_command=FAKE + ["--steps", "2", "--fail"])
     qtbot.addWidget(page)
-    with qtbot.waitSignal(page.client.sig_exited, timeout=20_000):
+    with qtbot.waitSignal(page.controller.sig_ended, timeout=20_000):
         page.start()
     assert page.retry_button.isVisibleTo(page) and page.retry_button.isEnabled()
     assert page.retry_button.text() == ("Retry from the last checkpoint with micro-batch 2, "
                                         "gradient accumulation 8")
-    run_dir = page.run_dir
-    with qtbot.waitSignal(page.client.sig_exited, timeout=20_000):
+    run_dir = page.controller.run_folder.path
+    with qtbot.waitSignal(page.controller.sig_ended, timeout=20_000):
         page.retry_button.click()
     arguments = next(line for line in page.log.toPlainText().splitlines() if line.startswith("arguments: "))
     assert json.loads(arguments.removeprefix("arguments: "))[-8:] == ["train",
@@ -93,7 +100,7 @@ def test_start_is_refused_without_disk_space_and_asks_before_sharing_a_busy_gpu(
 
     from PySide6.QtWidgets import QMessageBox
 
-    from engine import disk
+    from engine.light import disk
     from gui.pages.train_page import TrainPage
 
     page = TrainPage(state, engine_command=FAKE + ["--steps", "2"])
@@ -101,7 +108,7 @@ def test_start_is_refused_without_disk_space_and_asks_before_sharing_a_busy_gpu(
     real_free_bytes = disk.free_bytes
     monkeypatch.setattr(disk, "free_bytes", lambda folder: 50 * 2**20)
     page.start()
-    assert not page.client.is_running()
+    assert not page.is_busy()
     assert "Cannot start: not enough disk space" in page.status.text() and "50 MiB is free" in page.status.text()
     monkeypatch.setattr(disk, "free_bytes", real_free_bytes)
 
@@ -112,14 +119,14 @@ def test_start_is_refused_without_disk_space_and_asks_before_sharing_a_busy_gpu(
     asked = []
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: asked.append(a[2]) or QMessageBox.StandardButton.No)
     page.start()
-    assert not page.client.is_running() and "the LlamaDesk run other-run" in asked[-1]
+    assert not page.is_busy() and "the LlamaDesk run other-run" in asked[-1]
     monkeypatch.setitem(sys.modules, "pynvml", fake_nvml.module(fake_nvml.card(
         total_gib=24.0, used_gib=6.5, processes=[(4242, "game.exe", 6 * 2**30)])))
     (other / "lock").unlink()
     page.start()
     assert "other programs holding 6.0 GiB of NVIDIA GeForce RTX 4090" in asked[-1]
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
-    with qtbot.waitSignal(page.client.sig_exited, timeout=20_000):
+    with qtbot.waitSignal(page.controller.sig_ended, timeout=20_000):
         page.start()
 
 
@@ -128,9 +135,12 @@ def test_invalid_settings_are_listed_not_started(qtbot, home):
 
     page = TrainPage(AppState(str(home)), engine_command=FAKE)
     qtbot.addWidget(page)
-    page.basic.widgets["lora.rank"].setValue(0)
+    page.advanced.widgets["device"].setCurrentText("cpu")
+    page.advanced.widgets["compute_dtype"].setCurrentText("bfloat16")
+    assert "compute_dtype: bfloat16 training on the CPU" in page.problems.text()
     page.start()
-    assert "lora.rank" in page.status.text() and not page.client.is_running()
+    text = page.status.text()
+    assert "dataset: no dataset chosen" in text and "compute_dtype" in text and not page.is_busy()
 
 
 def test_presets_fill_the_form_and_tooltips_document_fields(qtbot, state):
@@ -146,7 +156,6 @@ def test_presets_fill_the_form_and_tooltips_document_fields(qtbot, state):
 
 
 def test_runs_page_lists_cli_runs_and_opens_curves(qtbot, state, home):
-    from gui import run_store
     from gui.pages.runs_page import RunsPage
 
     run_dir = home / "runs" / "from-cli"
@@ -166,21 +175,24 @@ def test_runs_page_lists_cli_runs_and_opens_curves(qtbot, state, home):
     assert page.buttons["Resume"].isEnabled() and not page.buttons["Chat"].isEnabled()
     with qtbot.waitSignal(page.sig_open_run) as opened:
         page.buttons["Open"].click()
-    assert run_store.metrics(opened.args[0].folder)[0] == [(1, 2.0), (2, 1.5)]
+    assert opened.args[0].folder.loss_points()[0] == [(1, 2.0), (2, 1.5)]
 
 
 def test_model_page_fit_badges_against_a_faked_rtx_4090(qtbot, state, monkeypatch):
     from gui.pages.model_page import ModelPage
 
     monkeypatch.setitem(sys.modules, "pynvml", fake_nvml.module(fake_nvml.card(total_gib=24.0, used_gib=4.0)))
+    state.gpu.refresh()
     page = ModelPage(state)
     qtbot.addWidget(page)
-    assert "RTX 4090" in page.gpu.text()
+    qtbot.waitUntil(lambda: "RTX 4090" in page.gpu.text(), timeout=5_000)
     from gui.pages.train_page import TrainPage
 
     train = TrainPage(state, engine_command=FAKE)
     qtbot.addWidget(train)
-    assert "RTX 4090: 20.0 GiB free of 24.0 GiB (driver 560.35.03, compute capability 8.9)" in train.memory.text()
+    state.gpu.refresh()
+    qtbot.waitUntil(lambda: "RTX 4090: 20.0 GiB free of 24.0 GiB (driver 560.35.03, compute capability 8.9)"
+                    in train.gpu_label.text(), timeout=5_000)
     badges = {page.table.item(r, 0).text(): page.table.item(r, 7).text() for r in range(page.table.rowCount())}
     assert badges["Llama 3.2 1B"] == "fits" and badges["Llama 3.1 70B"] == "won't fit"
     page.table.selectRow(3)
@@ -192,9 +204,10 @@ def test_model_page_without_a_gpu(qtbot, state, monkeypatch):
 
     broken = fake_nvml.module(init_error=fake_nvml.NVMLError_LibraryNotFound("NVML Shared Library Not Found"))
     monkeypatch.setitem(sys.modules, "pynvml", broken)
+    state.gpu.refresh()
     page = ModelPage(state)
     qtbot.addWidget(page)
-    assert "No NVIDIA GPU found" in page.gpu.text()
+    qtbot.waitUntil(lambda: "No NVIDIA GPU found" in page.gpu.text(), timeout=5_000)
     assert page.table.item(1, 7).text() == "no GPU"
 
 
@@ -209,7 +222,8 @@ def test_memory_panel_breakdown_and_one_click_fix(qtbot, home, monkeypatch):
     page = TrainPage(state, engine_command=FAKE)
     qtbot.addWidget(page)
     panel = page.memory_panel
-    assert "won't fit" in panel.verdict.text() and "RTX 4090" in panel.verdict.text()
+    state.gpu.refresh()
+    qtbot.waitUntil(lambda: "won't fit" in panel.verdict.text() and "RTX 4090" in panel.verdict.text(), timeout=5_000)
     names = [panel.table.item(r, 0).text() for r in range(panel.table.rowCount())]
     assert "4-bit weights" in names and "logits and loss (est.)" in names and names[-1] == "total"
     buttons = panel.fix_buttons()

@@ -13,13 +13,28 @@ from pathlib import Path
 
 from PySide6.QtCore import QModelIndex, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QFontDatabase, QTextCharFormat, QTextCursor
-from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFileDialog, QHBoxLayout, QHeaderView, QLabel,
-                               QLineEdit, QPlainTextEdit, QPushButton, QSplitter, QTableView, QTableWidget,
-                               QTableWidgetItem, QTabWidget, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QSplitter,
+    QTableView,
+    QTableWidget,
+    QTableWidgetItem,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
-from engine.data.formats import FORMAT_DESCRIPTIONS, FORMATS
+from engine.light.dataset_formats import FORMAT_DESCRIPTIONS, FORMATS
 from gui.app_state import AppState
-from gui.data_check_job import CheckOptions, DataCheckJob
+from gui.data_check_job import DataCheckJob
 from gui.widgets.lazy_plot import LazyPlot
 from gui.widgets.records_model import RecordsModel
 
@@ -54,7 +69,21 @@ class DatasetPage(QWidget):
         self.job = DataCheckJob(self, command=engine_command)
         self.records = RecordsModel(parent=self)
         self.setAcceptDrops(True)
+        self._checked: dict = {}  # the run settings of the check under way, applied when its rows are usable
+        self._build_bar()
+        self._build_results()
+        self._layout()
+        self.button_open.clicked.connect(self._on_open_clicked)
+        self.button_check.clicked.connect(self.run_check)
+        self.button_cancel.clicked.connect(self._on_cancel_clicked)
+        self.columns_edit.returnPressed.connect(self.run_check)
+        self.problems.activated.connect(self._on_problems_activated)
+        self.job.sig_status.connect(self.status.setText)
+        self.job.sig_done.connect(self._on_job_done)
+        self.job.sig_failed.connect(self._on_job_failed)
+        state.sig_config_changed.connect(self._on_state_config_changed)
 
+    def _build_bar(self) -> None:
         self.button_open = QPushButton("Open…")
         self.path_label = _plain_label("Drop a dataset file here, or open one.")
         self.format_combo = QComboBox()
@@ -73,6 +102,7 @@ class DatasetPage(QWidget):
         self.detection_label = _plain_label()
         self.summary_label = _plain_label()
 
+    def _build_results(self) -> None:
         self.data_table = QTableView()
         self.data_table.setModel(self.records)
         self.data_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -96,16 +126,6 @@ class DatasetPage(QWidget):
         self.histogram_bars = None  # pyqtgraph BarGraphItem, once a check has run
         self.cutoff_line = None  # pyqtgraph InfiniteLine at the cutoff
         self.truncated_label = _plain_label()
-
-        self._layout()
-        self.button_open.clicked.connect(self._on_open_clicked)
-        self.button_check.clicked.connect(self.run_check)
-        self.button_cancel.clicked.connect(self._on_cancel_clicked)
-        self.columns_edit.returnPressed.connect(self.run_check)
-        self.problems.activated.connect(self._on_problems_activated)
-        self.job.sig_status.connect(self.status.setText)
-        self.job.sig_done.connect(self._on_job_done)
-        self.job.sig_failed.connect(self._on_job_failed)
 
     def _layout(self) -> None:
         bar = QHBoxLayout()
@@ -154,18 +174,34 @@ class DatasetPage(QWidget):
             self._show_message("Open a dataset file first (or drop one onto this page).", "info")
             return
         try:
-            columns = shlex.split(self.columns_edit.text())
+            choices = self._choices()
         except ValueError as exc:
             self._show_message(f"Column mapping: {exc}\n→ write FIELD=COLUMN items, e.g. output=answer", "error")
             return
-        config = self.state.config
-        options = CheckOptions(format=self.format_combo.currentData(), columns=columns, model=config.model,
-                               cutoff=config.data.cutoff, train_on=config.data.train_on, packing=config.data.packing)
         self._clear_results()
         self.message.hide()
         self.status.setText("Checking…")
         self.button_cancel.setEnabled(True)
-        self.job.start(self.path, options, home=self.state.home)
+        # The whole run config goes to the check, so a run with these settings finds the dataset in the cache.
+        self._checked = choices
+        self.job.start(self.state.config.with_values(choices), home=self.state.home)
+
+    def _choices(self) -> dict:
+        """What this page sets in the run config: the dataset, its format and its column mapping."""
+        columns = {}
+        for item in shlex.split(self.columns_edit.text()):
+            field, sep, column = item.partition("=")
+            if not sep or not field or not column:
+                raise ValueError(f"'{item}' is not FIELD=COLUMN")
+            columns[field] = column
+        return {"dataset": self.path, "data.format": self.format_combo.currentData(), "data.columns": columns}
+
+    def _on_state_config_changed(self, config, origin) -> None:
+        """The format and the column mapping are run settings: show them as set elsewhere (a loaded config)."""
+        if origin is self:
+            return
+        self.format_combo.setCurrentIndex(max(0, self.format_combo.findData(config.data.format)))
+        self.columns_edit.setText(" ".join(f"{k}={v}" for k, v in config.data.columns.items()))
 
     def _on_open_clicked(self) -> None:
         start = str(Path(self.path).parent) if self.path else ""
@@ -210,7 +246,7 @@ class DatasetPage(QWidget):
         self._show_preview(result.get("preview", []))
         self._show_histogram(stats)
         if report.get("rows_usable", 0) > 0:
-            self.state.set_dataset(self.path)
+            self.state.update(self._checked, origin=self)
         else:
             self._show_message("No usable rows: every row has a problem.\n→ fix the problems listed below, or "
                                "choose the right format and map your columns", "error")

@@ -6,10 +6,22 @@ from __future__ import annotations
 import sys
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPlainTextEdit,
-                               QProgressBar, QPushButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from gui import engine_env
+from gui.gpu_monitor import GpuMonitor
+from gui.line_process import LineProcess
 from gui.setup_job import SetupJob
 
 LOG_LINES = 3000
@@ -25,7 +37,8 @@ def _label(text: str = "") -> QLabel:
 
 class EnginePage(QWidget):
     def __init__(self, parent: QWidget | None = None, *, env: engine_env.EngineEnv | None = None,
-                 sources: engine_env.Sources | None = None, managed: bool | None = None):
+                 sources: engine_env.Sources | None = None, managed: bool | None = None,
+                 gpu_monitor: GpuMonitor | None = None):
         super().__init__(parent)
         self.env = env or engine_env.EngineEnv()
         self.sources = sources or engine_env.Sources.bundled()
@@ -34,9 +47,24 @@ class EnginePage(QWidget):
         self.managed = managed if managed is not None else (getattr(sys, "frozen", False)
                                                              and not engine_env.bundled_engine())
         self.job = SetupJob(self)
-        self.detection = engine_env.Detection()
+        self.detection = engine_env.Detection(reason="looking for an NVIDIA GPU…")
         self.choice: engine_env.Choice | None = None
+        self.gpu_monitor = gpu_monitor or GpuMonitor(self)
+        self._smi = LineProcess(self)  # nvidia-smi, asked in the background when NVML knows nothing
+        self._smi_output: list[str] = []
+        self._build()
+        self.job.sig_step.connect(self._on_step)
+        self.job.sig_line.connect(self.log.appendPlainText)
+        self.job.sig_done.connect(self._on_done)
+        self._smi.sig_stdout_line.connect(self._smi_output.append)
+        self._smi.sig_exited.connect(self._on_smi_exited)
+        self._smi_probe = None
+        self.gpu_monitor.sig_probe.connect(self._on_gpu_probe)
+        if self.gpu_monitor.latest is not None:
+            self._on_gpu_probe(self.gpu_monitor.latest)
+        self.refresh()
 
+    def _build(self) -> None:
         self.state_label = _label()
         self.gpu_label = _label()
         self.why_label = _label()
@@ -83,17 +111,32 @@ class EnginePage(QWidget):
         layout.addWidget(self.step_label)
         layout.addWidget(self.log, 1)
 
-        self.job.sig_step.connect(self._on_step)
-        self.job.sig_line.connect(self.log.appendPlainText)
-        self.job.sig_done.connect(self._on_done)
-        self.refresh()
-
     def needs_setup(self) -> bool:
         return self.managed and not self.env.ready()
 
+    def _on_gpu_probe(self, probe) -> None:
+        found = engine_env.from_probe(probe)
+        if found is not None:
+            self._set_detection(found)
+        elif self.detection.source != "nvidia-smi" and not self._smi.is_running():
+            command = engine_env.nvidia_smi_command()
+            if command is None:
+                self._set_detection(engine_env.Detection(reason=probe.reason or "no NVIDIA GPU"))
+            else:
+                self._smi_output.clear()
+                self._smi_probe = probe
+                self._smi.start(command)
+
+    def _on_smi_exited(self, _end) -> None:
+        self._set_detection(engine_env.from_nvidia_smi("\n".join(self._smi_output), self._smi_probe))
+
+    def _set_detection(self, detection: engine_env.Detection) -> None:
+        if detection != self.detection:
+            self.detection = detection
+            self.refresh()
+
     def refresh(self) -> None:
-        """Detect the GPU again and show the environment's state."""
-        self.detection = engine_env.detect()
+        """Show what was detected, the build chosen for it, and the environment's state."""
         self.choice = engine_env.choose(self.detection)
         found = self.detection
         if found.gpu or found.driver:

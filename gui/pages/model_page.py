@@ -3,15 +3,25 @@ Hugging Face id, downloads with progress and cancel, and the Hugging Face token 
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QInputDialog, QLabel, QLineEdit, QMessageBox, QPushButton,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QHBoxLayout,
+    QInputDialog,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
-from engine import estimator, fit, gpu
-from engine.models import catalog, hf_token
-from engine.models.errors import ModelSourceError
-from engine.models.local import inspect_folder
+from engine.light import catalog, estimator, gpu, hf_token, units
+from engine.light.errors import ModelSourceError
+from engine.light.model_folder import inspect_folder
+from engine.light.units import gib
 from gui.app_state import AppState
 from gui.engine_client import EngineClient
+from gui.widgets import memory_panel
 from gui.widgets.row_table import RowTable
 
 COLUMNS = ("Model", "Parameters", "Context", "License", "Gated", "Download", "Est. memory", "Fit")
@@ -54,27 +64,37 @@ class ModelPage(QWidget):
         self.download.sig_stderr.connect(self._on_download_stderr)
         self.download.sig_exited.connect(self._on_download_exited)
         state.sig_model_changed.connect(lambda _: self._show_current())
-        state.sig_config_changed.connect(lambda _: self.refresh())
+        state.sig_config_changed.connect(lambda *_: self.refresh())
+        state.gpu.sig_probe.connect(self._on_gpu_probe)
+        state.gpu.watch(self)
+        self._reading: gpu.Probe | None = None  # the GPU reading the badges were made against
+        self._free: int | None = None
+        self.gpu.setText("Looking for an NVIDIA GPU…")
         self.refresh()
 
+    def _on_gpu_probe(self, probe: gpu.Probe) -> None:
+        reading = probe.gpus[0] if probe.available and probe.gpus else None
+        self.gpu.setText(f"{reading.name}: {gib(reading.free_bytes)} free of {gib(reading.total_bytes)}" if reading
+                         else "No NVIDIA GPU found — the demo model can train on the CPU, slowly.")
+        if memory_panel.changed(self._reading, probe):
+            self._reading = probe
+            self._free = reading.free_bytes if reading else None
+            self.refresh()
+
     def refresh(self) -> None:
-        found = gpu.probe()
-        reading = found.gpus[0] if found.available else None
-        free = reading.free_bytes if reading else None
-        self.gpu.setText(f"{reading.name}: {reading.free_bytes / 2**30:.1f} GiB free of "
-                         f"{reading.total_bytes / 2**30:.1f} GiB" if reading else
-                         "No NVIDIA GPU found — the demo model can train on the CPU, slowly.")
+        """The estimate and fit badge of every catalog model for the current settings."""
+        free = self._free
         self.table.set_row(0, (DEMO[1], "135M", "8,192", "apache-2.0", "no", "93 MB (once)", "", "CPU ok"))
-        settings = fit.settings_for(self.state.config)
+        config = self.state.config
         self.table.horizontalHeaderItem(6).setToolTip(
-            f"GPU memory for the current training settings ({settings.quantization}, micro-batch "
-            f"{settings.micro_batch} × {settings.seq_len} tokens, LoRA rank {settings.lora_rank}); "
+            f"GPU memory for the current training settings ({config.quantization}, micro-batch "
+            f"{config.train.micro_batch} × {config.data.cutoff} tokens, LoRA rank {config.lora.rank}); "
             "the Train page shows the breakdown")
         for i, spec in enumerate(self.specs, start=1):
-            need = estimator.estimate(spec, settings).total
-            self.table.set_row(i, (spec.name, catalog.human_count(spec.param_count), f"{spec.max_position_embeddings:,}",
-                          spec.license, "yes" if spec.gated else "no", catalog.human_bytes(spec.download_bytes),
-                          f"{need / 2**30:.1f} GiB", fit_badge(need, free)))
+            need = estimator.estimate(spec, config).total
+            self.table.set_row(i, (spec.name, units.human_count(spec.param_count), f"{spec.max_position_embeddings:,}",
+                          spec.license, "yes" if spec.gated else "no", units.human_bytes(spec.download_bytes),
+                          gib(need), fit_badge(need, free)))
         self._show_current()
 
     def selected_reference(self) -> str | None:

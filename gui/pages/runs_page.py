@@ -6,7 +6,7 @@ from PySide6.QtCore import QUrl, Signal
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QMessageBox, QPushButton, QVBoxLayout, QWidget
 
-from gui import run_store
+from engine.light.run_folder import RunSummary, list_runs
 from gui.app_state import AppState
 from gui.widgets.row_table import RowTable
 
@@ -23,7 +23,7 @@ class RunsPage(QWidget):
     def __init__(self, state: AppState, parent: QWidget | None = None):
         super().__init__(parent)
         self.state = state
-        self.runs: list[run_store.RunSummary] = []
+        self.runs: list[RunSummary] = []
         self.table = RowTable(COLUMNS)
         self.table.itemSelectionChanged.connect(self._on_table_selection)
         self.table.itemDoubleClicked.connect(lambda _: self._emit(self.sig_open_run))
@@ -48,7 +48,7 @@ class RunsPage(QWidget):
         self.refresh()
 
     def refresh(self) -> None:
-        self.runs = run_store.list_runs()
+        self.runs = list_runs()
         self.table.setRowCount(len(self.runs))
         for i, run in enumerate(self.runs):
             loss = f"{run.final_loss:.4f}" if run.final_loss is not None else "—"
@@ -58,7 +58,7 @@ class RunsPage(QWidget):
             self.table.set_row(i, (run.name, run.status, run.model, run.dataset, steps, loss, duration, started))
         self._on_table_selection()
 
-    def selected(self) -> run_store.RunSummary | None:
+    def selected(self) -> RunSummary | None:
         row = self.table.selected_row()
         return None if row is None else self.runs[row]
 
@@ -69,7 +69,7 @@ class RunsPage(QWidget):
         self.buttons["Chat"].setEnabled(run is not None and run.has_adapter)
         self.buttons["Open folder"].setEnabled(run is not None)
         self.buttons["Delete…"].setEnabled(run is not None and run.status != "running")
-        self.detail.setText(f"{run.folder}" + (f"\nError: {run.error}" if run and run.error else "") if run else "")
+        self.detail.setText(f"{run.folder.path}" + (f"\nError: {run.error}" if run and run.error else "") if run else "")
 
     def _emit(self, signal) -> None:
         run = self.selected()
@@ -79,7 +79,7 @@ class RunsPage(QWidget):
     def _open_folder(self) -> None:
         run = self.selected()
         if run is not None:
-            QDesktopServices.openUrl(QUrl.fromLocalFile(str(run.folder)))
+            QDesktopServices.openUrl(QUrl.fromLocalFile(str(run.folder.path)))
 
     def _delete(self) -> None:
         run = self.selected()
@@ -89,7 +89,7 @@ class RunsPage(QWidget):
                                       "and adapter? This cannot be undone.")
         if answer == QMessageBox.StandardButton.Yes:
             try:
-                run_store.delete_run(run)
+                run.folder.delete()
             except (OSError, RuntimeError) as exc:
                 QMessageBox.warning(self, "Delete run", str(exc))
             self.state.sig_runs_changed.emit()

@@ -1,109 +1,139 @@
-"""A form over chosen fields of the run config: one widget per field, the field's documentation as its tooltip."""
+"""A form over the run config's settings, built from the schema: one widget per setting, chosen by its type and
+choices, bounded by its bounds, labelled by its label, with its documentation as the tooltip."""
 
 from __future__ import annotations
 
-
-import typing
+import shlex
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QLineEdit, QSpinBox, QWidget
 
-from engine import config as run_config
-from engine.settings import set_path
+from engine.light import config as run_config
+from engine.light import schema
+from engine.light.schema import Setting
 
-# Fields with a fixed set of values get a combo box.
-CHOICES = {
-    "quantization": run_config.QUANTIZATIONS,
-    "compute_dtype": run_config.DTYPES,
-    "device": run_config.DEVICES,
-    "train.optimizer": run_config.OPTIMIZERS,
-    "train.scheduler": run_config.SCHEDULERS,
-    "data.train_on": ("assistant", "all"),
-}
-LABELS = {"lora.rank": "LoRA rank", "lora.alpha": "LoRA alpha", "train.learning_rate": "Learning rate",
-          "train.micro_batch": "Micro-batch", "train.grad_accum": "Gradient accumulation", "data.cutoff": "Cutoff"}
+AUTO = "(auto)"  # the combo entry for an optional setting left empty (data.format: detect it)
+INT_MAX = 2**31 - 1  # QSpinBox holds a C int
+FLOAT_MAX = 1e9
 
 
 class ConfigForm(QWidget):
-    """Signals: sig_changed() whenever the user edits a field."""
+    """Signals: sig_changed() whenever the user edits a field (a text field when editing is finished)."""
 
     sig_changed = Signal()
 
-    def __init__(self, fields: list[str], parent: QWidget | None = None):
+    def __init__(self, settings: list[Setting], parent: QWidget | None = None):
         super().__init__(parent)
-        self.fields = fields
+        self.settings = {s.path: s for s in settings}
         self.widgets: dict[str, QWidget] = {}
-        docs = run_config.docs()
         layout = QFormLayout(self)
-        for path in fields:
-            widget = self._widget_for(path, _field_type(path))
-            widget.setToolTip(docs.get(path, ""))
-            self.widgets[path] = widget
-            layout.addRow(LABELS.get(path, path.split(".")[-1].replace("_", " ").capitalize()), widget)
+        for setting in settings:
+            widget = self._widget_for(setting)
+            widget.setToolTip(setting.doc)
+            widget.setAccessibleName(setting.label)
+            self.widgets[setting.path] = widget
+            layout.addRow(setting.label, widget)
 
-    def _widget_for(self, path: str, kind) -> QWidget:
-        if path in CHOICES:
+    @classmethod
+    def for_group(cls, group: str, parent: QWidget | None = None) -> ConfigForm:
+        return cls([s for s in run_config.SETTINGS if s.group == group], parent)
+
+    def _widget_for(self, s: Setting) -> QWidget:
+        kind = s.base_type
+        if s.choices is not None:
             widget = QComboBox()
-            widget.addItems(list(CHOICES[path]))
+            widget.addItems(([AUTO] if s.optional else []) + [str(c) for c in s.choices])
             widget.currentTextChanged.connect(self.sig_changed)
         elif kind is bool:
             widget = QCheckBox()
             widget.toggled.connect(self.sig_changed)
         elif kind is int:
             widget = QSpinBox()
-            widget.setRange(0, 1_048_576)
+            widget.setRange(int(_lowest(s)), int(min(_highest(s), INT_MAX)))
             widget.valueChanged.connect(self.sig_changed)
         elif kind is float:
             widget = QDoubleSpinBox()
             widget.setDecimals(6)
-            widget.setRange(0.0, 1000.0)
-            widget.setSingleStep(0.0001 if "rate" in path else 0.05)
+            widget.setRange(_lowest(s), min(_highest(s), FLOAT_MAX))
+            widget.setSingleStep(0.0001 if "rate" in s.path else 0.05)
             widget.valueChanged.connect(self.sig_changed)
-        else:
+        else:  # text, a list (comma-separated) or a mapping (key=value items)
             widget = QLineEdit()
-            widget.textChanged.connect(self.sig_changed)
+            if kind is list:
+                widget.setPlaceholderText("comma-separated, e.g. q_proj, v_proj")
+            elif kind is dict:
+                widget.setPlaceholderText("key=value items, e.g. instruction=question output=answer")
+            widget.editingFinished.connect(self.sig_changed)
         return widget
 
     def load(self, config: run_config.RunConfig) -> None:
-        values = config.to_dict()
         for path, widget in self.widgets.items():
-            value = _get(values, path)
+            value = schema.get_path(config, path)
             widget.blockSignals(True)
             if isinstance(widget, QComboBox):
-                widget.setCurrentText(str(value))
+                widget.setCurrentText(AUTO if value is None else str(value))
             elif isinstance(widget, QCheckBox):
                 widget.setChecked(bool(value))
             elif isinstance(widget, (QSpinBox, QDoubleSpinBox)):
                 widget.setValue(value)
             else:
-                widget.setText("" if value is None else str(value))
+                widget.setText(_as_text(value))
             widget.blockSignals(False)
 
     def apply(self, data: dict) -> dict:
-        """Write the form's values into a config dict (as from RunConfig.to_dict()) and return it."""
+        """Write the form's values into plain config data (as from ``RunConfig.to_dict()``) and return it."""
         for path, widget in self.widgets.items():
+            kind = self.settings[path].base_type
             if isinstance(widget, QComboBox):
-                value = widget.currentText()
+                text = widget.currentText()
+                value = None if text == AUTO else text
             elif isinstance(widget, QCheckBox):
                 value = widget.isChecked()
             elif isinstance(widget, (QSpinBox, QDoubleSpinBox)):
                 value = widget.value()
+            elif kind is list:
+                value = [part.strip() for part in widget.text().split(",") if part.strip()]
+            elif kind is dict:
+                value = _as_mapping(widget.text())
             else:
-                value = widget.text()
-            set_path(data, path, value)
+                value = widget.text().strip()
+            schema.set_path(data, path, value)
         return data
 
 
-def _field_type(path: str):
-    cls = run_config.RunConfig
-    *parents, leaf = path.split(".")
-    for part in parents:
-        cls = typing.get_type_hints(cls)[part]
-    hint = typing.get_type_hints(cls)[leaf]
-    return hint if hint in (bool, int, float, str) else str
+def _lowest(s: Setting) -> float:
+    if s.low is not None:
+        return s.low
+    if s.above is not None:  # exclusive: the smallest step above it the widget can show
+        return s.above + (1 if s.base_type is int else 1e-6)
+    return -FLOAT_MAX
 
 
-def _get(data: dict, path: str):
-    for part in path.split("."):
-        data = data[part]
-    return data
+def _highest(s: Setting) -> float:
+    if s.high is not None:
+        return s.high
+    if s.below is not None:
+        return s.below - (1 if s.base_type is int else 1e-6)
+    return FLOAT_MAX
+
+
+def _as_text(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    if isinstance(value, dict):
+        return " ".join(f"{k}={v}" for k, v in value.items())
+    return str(value)
+
+
+def _as_mapping(text: str) -> dict[str, str] | str:
+    """``a=b c=d`` as a mapping; anything else stays text, which validation then names as the problem."""
+    try:
+        items = shlex.split(text)
+    except ValueError:
+        return text
+    pairs = [item.partition("=") for item in items]
+    if not all(sep and key and value for key, sep, value in pairs):
+        return text
+    return {key: value for key, _, value in pairs}

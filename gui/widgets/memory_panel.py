@@ -5,12 +5,13 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QHeaderView, QLabel, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
-from engine import calibration, fit
-from engine.config import RunConfig
-from engine.estimator import GIB
-from engine.models.errors import ModelSourceError
+from engine.light import calibration, fit, gpu
+from engine.light.config import RunConfig
+from engine.light.errors import ModelSourceError
+from engine.light.units import GIB
 
 VERDICT_COLORS = {"fits": "#15803d", "tight": "#b45309", "won't fit": "#b91c1c"}
+RECHECK_SHARE = 0.02  # a new GPU reading redoes the verdict when free memory moved by more than this share
 
 
 class MemoryPanel(QWidget):
@@ -36,16 +37,32 @@ class MemoryPanel(QWidget):
         layout.addWidget(self.table)
         layout.addLayout(self.fixes)
         self.report: fit.FitReport | None = None
+        self._reading: gpu.Probe | None = None  # the GPU reading the shown verdict was made against
 
-    def show_for(self, config: RunConfig) -> None:
+    def on_probe(self, config: RunConfig, probe: gpu.Probe) -> None:
+        """A new GPU reading: redo the verdict when it says something new (the first one, a GPU appearing or going,
+        free memory moving noticeably)."""
+        if changed(self._reading, probe):
+            self.show_for(config, probe)
+
+    def show_for(self, config: RunConfig, probe: gpu.Probe | None) -> None:
         self._clear_fixes()
         try:
-            self.report = report = fit.check(config)
+            self.report = report = fit.check(config, probe=probe or gpu.Probe(False, "no GPU reading yet"))
         except ModelSourceError as exc:
             self.report = None
             self.table.setRowCount(0)
             self.verdict.setText(f"No estimate for {config.model}: {exc.message}.")
             return
+        self._reading = probe
+        self._show_lines(report)
+        self._show_verdict(report)
+        for suggestion in report.suggestions[:4]:
+            button = QPushButton(f"Apply: {suggestion.change} ({suggestion.need_bytes / GIB:.1f} GiB)")
+            button.clicked.connect(lambda _=False, s=suggestion: self.sig_apply.emit(fit.apply(config, s)))
+            self.fixes.addWidget(button)
+
+    def _show_lines(self, report: fit.FitReport) -> None:
         lines = report.estimate.lines
         self.table.setRowCount(len(lines) + 1)
         for row, line in enumerate(lines):
@@ -55,6 +72,8 @@ class MemoryPanel(QWidget):
             self.table.setItem(row, 1, QTableWidgetItem(f"{line.bytes / GIB:.2f}"))
         self.table.setItem(len(lines), 0, QTableWidgetItem("total"))
         self.table.setItem(len(lines), 1, QTableWidgetItem(f"{report.estimate.total / GIB:.2f}"))
+
+    def _show_verdict(self, report: fit.FitReport) -> None:
         if report.verdict is None:
             self.verdict.setText(f"Needs about {report.estimate.total / GIB:.1f} GiB on a GPU. {report.reason}")
             self.verdict.setStyleSheet("")
@@ -67,10 +86,6 @@ class MemoryPanel(QWidget):
             self.verdict.setStyleSheet(f"color: {VERDICT_COLORS[v.status]};")
         for entry in report.measured[:1]:
             self.verdict.setText(self.verdict.text() + "\nSimilar run here: " + calibration.describe(entry))
-        for suggestion in report.suggestions[:4]:
-            button = QPushButton(f"Apply: {suggestion.change} ({suggestion.need_bytes / GIB:.1f} GiB)")
-            button.clicked.connect(lambda _=False, s=suggestion: self.sig_apply.emit(fit.apply(config, s)))
-            self.fixes.addWidget(button)
 
     def fix_buttons(self) -> list[QPushButton]:
         return [self.fixes.itemAt(i).widget() for i in range(self.fixes.count())]
@@ -79,3 +94,11 @@ class MemoryPanel(QWidget):
         while self.fixes.count():
             widget = self.fixes.takeAt(0).widget()
             widget.deleteLater()
+
+
+def changed(before: gpu.Probe | None, after: gpu.Probe) -> bool:
+    """Whether a new reading changes what a fit verdict says."""
+    if before is None or before.available != after.available or len(before.gpus) != len(after.gpus):
+        return True
+    return any(abs(a.free_bytes - b.free_bytes) > RECHECK_SHARE * max(a.free_bytes, 1)
+               for a, b in zip(after.gpus, before.gpus))

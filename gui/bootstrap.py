@@ -1,0 +1,28 @@
+"""The QApplication and the main window, built the same way by ``llamadesk``, its self-test and the benches.
+
+Pages are imported only when a window is built, so ``llamadesk --help`` answers instantly.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from PySide6.QtWidgets import QApplication
+
+PAGES = ("Model", "Dataset", "Train", "Chat", "Runs", "Engine")  # in the order of the work
+
+
+def application() -> QApplication:
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setOrganizationName("LlamaDesk")
+    app.setApplicationName("LlamaDesk")
+    return app
+
+
+def build_window(home: str | None = None, *, engine_command: list[str] | None = None):
+    """The main window, not yet shown."""
+    application()
+    from gui.app_state import AppState
+    from gui.main_window import MainWindow
+
+    return MainWindow(AppState(home), engine_command=engine_command)
