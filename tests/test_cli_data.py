@@ -79,3 +79,25 @@ def test_missing_file_is_a_clear_error(demo_home, tmp_path):
     assert "check the path" in result.stderr
     assert "Traceback" not in result.stderr
     assert result.stdout == ""
+
+
+def test_a_run_after_a_check_with_the_same_settings_starts_from_the_checks_cache(home, tiny_model, small_dataset,
+                                                                                  tmp_path):
+    """The Dataset page checks with the run config the Train page then starts: the run must not tokenize again."""
+    import yaml
+
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump({"model": str(tiny_model), "dataset": str(small_dataset), "quantization": "none",
+                                      "data": {"cutoff": 256, "validation_share": 0.1},
+                                      "train": {"max_steps": 1, "save_steps": 10}}))
+    check = subprocess.run([sys.executable, "-m", "engine", "--home", str(home), "data", "check", str(config),
+                            "--json"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert check.returncode == 0, check.stderr
+    assert json.loads(check.stdout)["cache_hit"] is False
+    entries = list((home / "cache" / "tokenized").iterdir())
+    run = subprocess.run([sys.executable, "-m", "engine", "--home", str(home), "train", str(config), "--json",
+                          "--set", "run_name=after-check"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    logs = [json.loads(line)["message"] for line in run.stdout.splitlines() if '"type": "log"' in line]
+    assert any(m.startswith("data (from the cache)") for m in logs), logs
+    assert list((home / "cache" / "tokenized").iterdir()) == entries  # nothing tokenized again
