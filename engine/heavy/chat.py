@@ -14,26 +14,29 @@ from engine.heavy.events import Emitter
 from engine.heavy.generation import Generator
 from engine.heavy.models.resolve import model_folder
 from engine.light import protocol
+from engine.light.config import RunConfig
 from engine.light.errors import ModelSourceError
 
 log = logging.getLogger("engine.chat")
 
 
 def serve(model_reference: str, adapter: Path | None, *, emitter: Emitter, control: Control,
-          device: str = "auto") -> int:
-
+          device: str = "auto", config: RunConfig | None = None) -> int:
+    """``config``: the run the adapter comes from; its base is loaded the way that run trained on it."""
     emitter.emit(protocol.State("loading_model", model_reference))
     try:
         if adapter is not None and not (adapter / "adapter_config.json").is_file():
             raise ModelSourceError("no adapter here (adapter_config.json is missing)", where=str(adapter),
                                    hint="choose a finished run's adapter folder", kind="no_adapter")
         folder = model_folder(model_reference, progress=lambda m: emitter.emit(protocol.Log("info", m)))
-        generator = Generator.load(folder.path, adapter, device=devices.resolve_device(device))
+        generator = Generator.load(folder.path, adapter, device=devices.resolve_device(device), config=config)
     except ModelSourceError as exc:
         emitter.emit(protocol.Error(kind="model", message=str(exc.message), hint=exc.hint))
         emitter.emit(protocol.State("failed"))
         return 1
-    emitter.emit(protocol.State("ready", "adapter loaded" if adapter else "base model"))
+    loaded = "adapter loaded" if adapter else "base model"
+    emitter.emit(protocol.State("ready", f"{loaded}; base weights in {generator.base_precision}"
+                                + (", as the run trained on them" if config is not None else "")))
     while True:
         request = control.requests.get()
         if request is None or isinstance(request, protocol.Shutdown):

@@ -22,8 +22,7 @@ log = logging.getLogger(__name__)
 class Control:
     def __init__(self):
         self.stop = threading.Event()
-        self.paused = threading.Event()
-        self.wake = threading.Event()  # set on resume or stop, to end a pause
+        self.pause = threading.Event()  # asked to pause: save a checkpoint at the next step boundary and exit
         self.requests: queue.Queue = queue.Queue()  # chat requests and shutdown
         self.cancelled: set[str] = set()
         self._lock = threading.Lock()
@@ -52,13 +51,10 @@ class Control:
     def handle(self, msg) -> None:
         if isinstance(msg, protocol.Stop):
             self.stop.set()
-            self.wake.set()
         elif isinstance(msg, protocol.Pause):
-            self.wake.clear()
-            self.paused.set()
-        elif isinstance(msg, protocol.Resume):
-            self.paused.clear()
-            self.wake.set()
+            self.pause.set()
+        elif isinstance(msg, protocol.Resume):  # a pause asked for but not yet reached is called off
+            self.pause.clear()
         elif isinstance(msg, protocol.Cancel):
             with self._lock:
                 self.cancelled.add(msg.id)

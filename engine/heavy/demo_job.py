@@ -14,8 +14,8 @@ from engine.heavy.control import Control
 from engine.heavy.events import Emitter
 from engine.heavy.generation import Generator
 from engine.heavy.models.resolve import DEMO, model_folder
-from engine.light import paths
 from engine.light.demo_settings import Question, demo_config, questions
+from engine.light.run_folder import RunFolder
 
 
 def ask(generator, items: list[Question], *, adapter: bool = True) -> list[str]:
@@ -46,8 +46,8 @@ def run(out=None, **overrides) -> int:
     if code != 0:
         say("Fine-tuning failed; see the messages above.")
         return code
-    run_dir = max((p for p in _runs() if (p / "adapter").is_dir()), key=lambda p: p.stat().st_mtime)
-    tuned = Generator.load(folder, run_dir / "adapter")
+    run = max((r for r in RunFolder.all() if r.has_adapter), key=lambda r: r.adapter_dir.stat().st_mtime)
+    tuned = Generator.load(folder, run.adapter_dir, config=run.load_config())  # the base as it was trained on
     after = ask(tuned, items)
     say("\nAfter fine-tuning:")
     learned = 0
@@ -56,10 +56,6 @@ def run(out=None, **overrides) -> int:
         learned += knows
         say(f"  Q: {q.question}\n  before: {old}\n  after:  {new}   [{'✓' if knows else '✗'} {q.expect}]\n")
     say(f"The fine-tuned model states {learned} of {len(items)} facts it did not know before "
-        f"({time.monotonic() - started:.0f} s in all). Run folder: {run_dir}")
-    say(f"Chat with it: llamadesk-engine chat --run {run_dir.name}")
+        f"({time.monotonic() - started:.0f} s in all). Run folder: {run.path}")
+    say(f"Chat with it: llamadesk-engine chat --run {run.name}")
     return 0 if learned else 1
-
-
-def _runs():
-    return [p for p in paths.runs_dir().iterdir() if p.is_dir()]

@@ -17,16 +17,16 @@ from peft import PeftModel
 from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
-    BitsAndBytesConfig,
     StoppingCriteria,
     StoppingCriteriaList,
     TextStreamer,
 )
 
+from engine.heavy import device as devices
+from engine.heavy import model_setup
 from engine.heavy.data.templates import ensure_chat_template
-
-END_OF_TURN_TOKENS = ("<|eot_id|>", "<|im_end|>", "<|end_of_text|>", "</s>")
-
+from engine.heavy.end_of_turn import end_of_turn_ids
+from engine.light.config import RunConfig
 
 @dataclass
 class Reply:
@@ -40,31 +40,32 @@ class Generator:
     def __init__(self, model, tokenizer, has_adapter: bool):
         self.model, self.tokenizer, self.has_adapter = model, tokenizer, has_adapter
         self.end_ids = _end_ids(model, tokenizer)
+        self.base_precision = ""
 
     @classmethod
-    def load(cls, base_folder: Path, adapter: Path | None = None, *, device: str = "cpu") -> "Generator":
-
-
-        kwargs = {"dtype": torch.float32, "device_map": {"": "cpu"}}
-        if device == "cuda":
-            dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-            kwargs = {"dtype": dtype, "device_map": {"": 0}, "quantization_config": BitsAndBytesConfig(
-                load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                bnb_4bit_compute_dtype=dtype)}
-        model = AutoModelForCausalLM.from_pretrained(base_folder, **kwargs)
+    def load(cls, base_folder: Path, adapter: Path | None = None, *, device: str = "cpu",
+             config: RunConfig | None = None) -> "Generator":
+        """The base model loaded as ``config`` says a run trained on it (4-bit nf4 or 16/32-bit, in the run's compute
+        precision), so the adapter meets the weights it was trained against; then the adapter. Without a config (a
+        base model alone): 4-bit on a GPU, full precision on the CPU."""
+        config = config or RunConfig(quantization="nf4" if device == "cuda" else "none")
+        dtype = devices.compute_dtype(config.compute_dtype, device)
+        model = AutoModelForCausalLM.from_pretrained(
+            base_folder, dtype=dtype, device_map={"": 0 if device == "cuda" else "cpu"},
+            quantization_config=model_setup.quantization_config(config, dtype))
         # The adapter folder holds the tokenizer and chat template the run trained with.
         tokenizer = AutoTokenizer.from_pretrained(adapter if adapter else base_folder)
         ensure_chat_template(tokenizer)
         if adapter:
-
             model = PeftModel.from_pretrained(model, adapter)
         model.eval()
-        return cls(model, tokenizer, adapter is not None)
+        generator = cls(model, tokenizer, adapter is not None)
+        generator.base_precision = ("4-bit nf4" if config.quantization == "nf4" else str(dtype).removeprefix("torch."))
+        return generator
 
     def reply(self, messages: list[dict], *, system: str = "", adapter: bool = True, temperature: float = 0.0,
               top_p: float = 1.0, top_k: int = 0, max_new_tokens: int = 256, repetition_penalty: float = 1.0,
               on_text: Callable[[str], None] | None = None, should_stop: Callable[[], bool] | None = None) -> Reply:
-
         chat = ([{"role": "system", "content": system}] if system else []) + list(messages)
         inputs = self.tokenizer.apply_chat_template(chat, add_generation_prompt=True, return_tensors="pt",
                                                     return_dict=True).to(self.model.device)
@@ -107,8 +108,5 @@ def _end_ids(model, tokenizer) -> set[int]:
     ids = set()
     configured = getattr(model.generation_config, "eos_token_id", None)
     ids.update(configured if isinstance(configured, list) else [configured] if configured is not None else [])
-    if tokenizer.eos_token_id is not None:
-        ids.add(tokenizer.eos_token_id)
-    vocab = tokenizer.get_vocab()
-    ids.update(vocab[t] for t in END_OF_TURN_TOKENS if t in vocab)
+    ids.update(end_of_turn_ids(tokenizer))
     return ids

@@ -113,6 +113,10 @@ def _train(config, folder: RunFolder, emitter: Emitter, control: Control, *, res
     if callback.stopped_by_user:
         emitter.emit(protocol.State("stopped", f"checkpoint at step {trainer.state.global_step}; resume any time"))
         return 0
+    if callback.paused_by_user:  # the engine exits: the GPU is free until the run is resumed from this checkpoint
+        emitter.emit(protocol.State("paused", f"at step {trainer.state.global_step}; the GPU is free, and resuming "
+                                              "continues from this step"))
+        return 0
     metrics = {k: v for k, v in result.metrics.items() if isinstance(v, (int, float))}
     metrics["global_step"] = trainer.state.global_step
     if callback.last_logs.get("eval_loss") is not None:

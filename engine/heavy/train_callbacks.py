@@ -1,7 +1,8 @@
 """The Trainer callback that connects a training run to its client and its run folder.
 
-It turns Trainer logs into protocol events and metrics.jsonl lines, honours stop and pause at step boundaries, and
-makes checkpoints atomic: Trainer writes ``checkpoint-N``, and only once it is complete and synced is it renamed to
+It turns Trainer logs into protocol events and metrics.jsonl lines, honours stop and pause at step boundaries (both
+save a checkpoint and end the run; a paused run's engine exits so the GPU is free, and resuming starts it again from
+that checkpoint), and makes checkpoints atomic: Trainer writes ``checkpoint-N``, and only once it is complete and synced is it renamed to
 ``step-N`` (the only name resume looks for).
 """
 
@@ -26,17 +27,22 @@ class EngineCallback(TrainerCallback):
         self.metrics = folder.open_metrics()
         self.keep = config.train.keep_checkpoints
         self.stopped_by_user = False
+        self.paused_by_user = False
         self.diverged_at: int | None = None  # the step whose loss was NaN or infinite
+        self.trainer = None  # the EngineTrainer, whose every step's loss is checked
         self.last_logs: dict = {}
         self._start = self._window_start = time.monotonic()
         self._first_step = 0
         self._window_tokens = 0
-        self._paused_s = 0.0
+        self._earlier_s = 0.0  # training time of the sessions before this one (a resumed run's clock goes on)
 
     # -- progress ----------------------------------------------------------------------------------------------
     def on_train_begin(self, args, state, control, **kwargs):
         self._start = self._window_start = time.monotonic()
         self._first_step = state.global_step
+        earlier = [m["elapsed_s"] for m in self.folder.metrics() if m.get("elapsed_s") is not None
+                   and m.get("step", 0) <= state.global_step]
+        self._earlier_s = earlier[-1] if earlier else 0.0
         self._window_tokens = self.collator.real_tokens
         self.emitter.emit(protocol.State("training", f"{state.max_steps} steps"))
 
@@ -55,9 +61,10 @@ class EngineCallback(TrainerCallback):
             tokens = self.collator.real_tokens - self._window_tokens
             speed = tokens / window if window > 0 else None
             self._window_start, self._window_tokens = now, self.collator.real_tokens
-            elapsed = now - self._start - self._paused_s
+            session = now - self._start
+            elapsed = self._earlier_s + session
             done = step - self._first_step
-            eta = (state.max_steps - step) * elapsed / done if done > 0 else None
+            eta = (state.max_steps - step) * session / done if done > 0 else None
             event = protocol.Progress(step=step, total_steps=state.max_steps, epoch=round(state.epoch or 0.0, 4),
                                       loss=logs.get("loss"), learning_rate=logs.get("learning_rate"),
                                       grad_norm=logs.get("grad_norm"), tokens_per_s=speed, elapsed_s=elapsed,
@@ -79,30 +86,23 @@ class EngineCallback(TrainerCallback):
                                           reserved_peak_bytes=torch.cuda.max_memory_reserved()))
 
     # -- stop and pause at step boundaries --------------------------------------------------------------------
-    def on_step_begin(self, args, state, control, **kwargs):
-        # Pausing before a step (rather than after one) lets the last step's progress and checkpoint go out first.
-        if self.control.paused.is_set() and not self.control.stop.is_set():
-            self._pause(state)
-        return control
-
     def on_step_end(self, args, state, control, **kwargs):
-        if self.control.stop.is_set():
-            self.stopped_by_user = True
+        if self.trainer is not None and self.trainer.step_was_nonfinite() and self.diverged_at is None:
+            # Every step, logged or not: stop before this step's weights can be saved.
+            self.diverged_at = state.global_step
+            control.should_save = False
+            control.should_training_stop = True
+            return control
+        if self.control.stop.is_set() or self.control.pause.is_set():
+            # Both save a checkpoint and end the run here; a pause is resumed from that checkpoint by a new engine,
+            # so that nothing of this one (weights, adapters, optimizer state) holds the GPU meanwhile.
+            self.paused_by_user = not self.control.stop.is_set()
+            self.stopped_by_user = not self.paused_by_user
             control.should_save = True
             control.should_training_stop = True
-            self.emitter.emit(protocol.State("saving", f"stopping at step {state.global_step}"))
+            word = "pausing" if self.paused_by_user else "stopping"
+            self.emitter.emit(protocol.State("saving", f"{word} at step {state.global_step}"))
         return control
-
-    def _pause(self, state) -> None:
-        began = time.monotonic()
-        if self.device == "cuda":
-            torch.cuda.empty_cache()  # give cached memory back to other programs while paused
-        self.emitter.emit(protocol.State("paused", f"at step {state.global_step}"))
-        self.control.wake.wait()
-        self._paused_s += time.monotonic() - began
-        self._window_start += time.monotonic() - began
-        if not self.control.stop.is_set():
-            self.emitter.emit(protocol.State("training", f"resumed at step {state.global_step}"))
 
     # -- atomic checkpoints -----------------------------------------------------------------------------------
     def on_save(self, args, state, control, **kwargs):

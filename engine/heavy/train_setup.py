@@ -90,5 +90,6 @@ def build_trainer(model, tokenizer, train_set, eval_set, config, folder: RunFold
                             train_dataset=train_set, eval_dataset=eval_set if has_eval else None,
                             data_collator=collator, processing_class=tokenizer, callbacks=[callback])
     trainer.loss_chunk_tokens = config.train.loss_chunk_tokens
+    callback.trainer = trainer
     trainer.remove_callback(PrinterCallback)  # it prints raw log dicts; the engine reports progress itself
     return trainer, callback

@@ -1,9 +1,11 @@
 """transformers' Trainer with the engine's loss: the chunked causal-LM loss (engine/loss.py) when
 ``train.loss_chunk_tokens`` is set, in training and in evaluation (which then reports the loss only, never the
-logits); the model's own loss otherwise."""
+logits); the model's own loss otherwise. It also watches every micro-batch's loss for NaN or infinity, logged or not,
+so a diverged step can never be saved."""
 
 from __future__ import annotations
 
+import torch
 from transformers import Trainer
 
 from engine.heavy.loss import chunked_loss_sum
@@ -11,6 +13,19 @@ from engine.heavy.loss import chunked_loss_sum
 
 class EngineTrainer(Trainer):
     loss_chunk_tokens = 0
+    _nonfinite: torch.Tensor | None = None  # on the device: any micro-batch of this optimizer step non-finite
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        bad = ~torch.isfinite(loss.detach()).all()  # stays on the device: no wait for the GPU per micro-batch
+        self._nonfinite = bad if self._nonfinite is None else self._nonfinite | bad
+        return loss
+
+    def step_was_nonfinite(self) -> bool:
+        """Whether a micro-batch of the optimizer step that just ended had a NaN or infinite loss (read once per
+        optimizer step, then reset)."""
+        bad, self._nonfinite = self._nonfinite, None
+        return bad is not None and bool(bad)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         chunked = self.loss_chunk_tokens and (model.training or self.args.prediction_loss_only)

@@ -33,7 +33,9 @@ class ProtocolError(ValueError):
     pass
 
 
-TERMINAL_STATES = ("finished", "stopped", "failed")  # a run's last state; anything else before exit is a crash
+# A run engine's last state; an engine that exits in any other state has crashed. "paused": the engine saved a checkpoint
+# and exited to free the GPU; resuming starts a new engine from that checkpoint.
+TERMINAL_STATES = ("finished", "stopped", "paused", "failed")
 
 
 # ---- engine → client -------------------------------------------------------------------------------------------
@@ -158,13 +160,16 @@ class Stop:
 
 @message("pause")
 class Pause:
-    """Hold at the next step boundary and release cached GPU memory until ``resume``."""
+    """Save a checkpoint at the next step boundary and exit, freeing the GPU (the run state becomes "paused"); the
+    run continues when a new engine resumes it from that checkpoint."""
 
     TYPE: ClassVar[str]
 
 
 @message("resume")
 class Resume:
+    """Call off a pause that has not yet taken effect."""
+
     TYPE: ClassVar[str]
 
 

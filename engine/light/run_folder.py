@@ -19,10 +19,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import psutil
+from filelock import FileLock
+
 from engine.light import config as run_config
 from engine.light import paths, protocol
 
 CHECKPOINT_RE = re.compile(r"^step-(\d+)$")
+CREATION_TOLERANCE_S = 0.05  # process creation times are read in clock ticks (10 ms on Linux)
 
 
 class RunFolderError(Exception):
@@ -227,31 +231,28 @@ class RunFolder:
 
     # ---- the lock and commands ---------------------------------------------------------------------------------
     def acquire_lock(self) -> None:
-        """Claim the folder for this process; a folder held by a live engine cannot be claimed twice."""
+        """Claim the folder for this process; a folder held by a live engine cannot be claimed twice. A lock left by
+        an engine that died (or whose process id now belongs to another program) is reclaimed."""
         lock = self.path / self.LOCK
-        for _ in range(2):
-            try:
-                fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                holder = _lock_pid(lock)
-                if holder is not None and _alive(holder):
-                    raise RunFolderError(f"{self.name} is in use by engine process {holder}") from None
-                lock.unlink(missing_ok=True)  # left behind by an engine that died
-                continue
+        # The guard makes "is the holder gone? then take it over" one step: two engines reclaiming the same stale
+        # lock cannot both win.
+        with FileLock(str(self.path / (self.LOCK + ".guard")), timeout=30):
+            holder = _lock_holder(lock)
+            if holder is not None:
+                raise RunFolderError(f"{self.name} is in use by engine process {holder}")
+            lock.unlink(missing_ok=True)
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             with os.fdopen(fd, "w") as handle:
-                json.dump({"pid": os.getpid(), "started": datetime.now().isoformat(timespec="seconds")}, handle)
-            return
-        raise RunFolderError(f"could not lock {self.path}")
+                json.dump(_this_process(), handle)
 
     def release_lock(self) -> None:
         lock = self.path / self.LOCK
-        if _lock_pid(lock) == os.getpid():
+        if _read_lock(lock).get("pid") == os.getpid():
             lock.unlink(missing_ok=True)
 
     def lock_holder(self) -> int | None:
         """The pid of the live engine that holds this folder, or None."""
-        pid = _lock_pid(self.path / self.LOCK)
-        return pid if pid is not None and _alive(pid) else None
+        return _lock_holder(self.path / self.LOCK)
 
     def send_command(self, msg) -> None:
         """Queue a command for the engine that holds the folder (it polls the file twice a second)."""
@@ -297,7 +298,7 @@ class RunSummary:
 
     name: str
     folder: RunFolder
-    status: str  # running, finished, stopped, failed, crashed, unknown
+    status: str  # running, finished, stopped, paused, failed, crashed, unknown
     model: str = ""
     dataset: str = ""
     steps: int = 0
@@ -314,7 +315,7 @@ class RunSummary:
 
     @property
     def resumable(self) -> bool:
-        return self.status in ("stopped", "failed", "crashed") and bool(self.folder.checkpoints())
+        return self.status in ("stopped", "paused", "failed", "crashed") and bool(self.folder.checkpoints())
 
 
 def list_runs(root: Path | None = None) -> list[RunSummary]:
@@ -333,21 +334,42 @@ def busy_runs() -> list[tuple[RunFolder, int]]:
     return found
 
 
-def _lock_pid(lock: Path) -> int | None:
+def _this_process() -> dict:
+    me = psutil.Process()
+    return {"pid": me.pid, "created": me.create_time(), "started": datetime.now().isoformat(timespec="seconds")}
+
+
+def _read_lock(lock: Path) -> dict:
     try:
-        return int(json.loads(lock.read_text(encoding="utf-8"))["pid"])
-    except (OSError, ValueError, KeyError, TypeError):
+        data = json.loads(lock.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _lock_holder(lock: Path) -> int | None:
+    """The pid in the lock if that process is the one that wrote it. A process id can be reused by another program
+    after the engine died, so the process's creation time must match the one recorded (never a signal: on Windows
+    signal 0 would be a Ctrl+C)."""
+    data = _read_lock(lock)
+    pid = data.get("pid")
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
         return None
-
-
-def _alive(pid: int) -> bool:
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        created = psutil.Process(pid).create_time()
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return None
+    except psutil.Error:  # no access to its details (another user's process): it exists, so count it as live
+        return pid
+    recorded = data.get("created")
+    if isinstance(recorded, (int, float)):
+        return pid if abs(created - recorded) < CREATION_TOLERANCE_S else None
+    # A lock from before creation times were recorded: its writer started before it wrote the lock.
+    try:
+        written = datetime.fromisoformat(str(data.get("started"))).timestamp()
+    except ValueError:
+        return None
+    return pid if created <= written + 1 else None
 
 
 class JsonLines:

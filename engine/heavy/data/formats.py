@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
+from engine.heavy.data import tool_calls
 from engine.heavy.data.problems import ERROR, WARNING, Problem, Report
 from engine.heavy.data.readers import UNPARSEABLE, RawRow
 from engine.light.dataset_formats import ALPACA, FORMAT_DESCRIPTIONS, FORMATS, OPENAI, PROMPT_COMPLETION, SHAREGPT, TEXT
@@ -237,6 +238,19 @@ def _msg(role: str, content: str, train: bool | None = None) -> dict:
     return {"role": role, "content": content, "train": role == "assistant" if train is None else train}
 
 
+def _call_msg(calls: list[dict], content: str = "", train: bool = True) -> dict:
+    """An assistant turn that calls functions (trained on, like any reply, unless the file says otherwise)."""
+    return {"role": "assistant", "content": content, "tool_calls": calls, "train": train}
+
+
+def _calls(value: Any, where: str, check: _RowChecker) -> list[dict] | None:
+    try:
+        return tool_calls.parse(value)
+    except tool_calls.CallError as exc:
+        check.error(where, "bad_tool_call", str(exc))
+        return None
+
+
 def _alpaca(record: dict, mapping: dict, check: _RowChecker) -> Example | None:
     instruction = check.text(record, mapping.get("instruction"), required=True)
     extra = check.text(record, mapping.get("input"), required=False)
@@ -293,6 +307,12 @@ def _sharegpt(record: dict, mapping: dict, check: _RowChecker) -> Example | None
             check.error(where, "unknown_role", f"unknown speaker {tag!r}; expected one of {', '.join(SHAREGPT_ROLES)}")
             return None
         content = turn.get(content_key, turn.get("content"))
+        if str(tag).lower() == "function_call":
+            calls = _calls(content, f"{where}.{content_key}", check)
+            if calls is None:
+                return None
+            messages.append(_call_msg(calls))
+            continue
         if not isinstance(content, str):
             check.error(f"{where}.{content_key}", "non_text", f"expected text, found {_kind(content)}")
             return None
@@ -318,14 +338,21 @@ def _openai(record: dict, mapping: dict, check: _RowChecker) -> Example | None:
                         f"unknown role {turn.get('role')!r}; expected one of {', '.join(OPENAI_ROLES)}")
             return None
         content = _openai_content(turn.get("content"), f"{where}.content", check)
-        if content is None and role == "assistant" and turn.get("tool_calls"):
-            content = json.dumps(turn["tool_calls"], ensure_ascii=False)
+        if role == "assistant" and turn.get("tool_calls"):
+            calls = _calls(turn["tool_calls"], f"{where}.tool_calls", check)
+            if calls is None:
+                return None
+            messages.append(_call_msg(calls, content or "", turn.get("weight", 1) != 0))
+            continue
         if content is None:
             if not check.failed:
                 check.error(f"{where}.content", "missing_field", "the message has no content")
             return None
         train = None if role != "assistant" else turn.get("weight", 1) != 0  # OpenAI's weight: 0 = don't train
-        messages.append(_msg(role, content, train))
+        message = _msg(role, content, train)
+        if role == "tool" and isinstance(turn.get("tool_call_id"), str):
+            message["tool_call_id"] = turn["tool_call_id"]
+        messages.append(message)
     return _finish_chat(messages, column, check, _tools(record, mapping, check))
 
 
@@ -383,7 +410,7 @@ def _finish_chat(messages: list[dict], column: str, check: _RowChecker, tools: l
             expected = " or ".join(sorted(_NEXT[state]))
             check.error(column, "roles_order", f"turn {i}: '{role}' cannot follow '{state}'; expected {expected}")
             return None
-        if role == "assistant" and not message["content"].strip():
+        if role == "assistant" and not message["content"].strip() and not message.get("tool_calls"):
             check.error(column, "empty_assistant", f"turn {i}: the assistant's reply is empty")
             return None
         state = role

@@ -7,9 +7,11 @@ works with any template, including ones without ``{% generation %}`` markers.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import resources
+from engine.heavy.data import tool_calls
 from engine.heavy.data.formats import Example
 from engine.heavy.data.problems import ERROR, Problem, Report
 
@@ -52,15 +54,70 @@ def render(example: Example, tokenizer, *, train_on: str = "assistant") -> Rende
     if example.text is not None:
         text = example.text + (tokenizer.eos_token or "")
         return Rendered(example.row, text, [(0, len(text))])
-    messages = [{"role": m["role"], "content": m["content"]} for m in example.messages]
-    full = _apply(tokenizer, messages, example.tools, generation_prompt=False)
+    messages, tools = for_template(example.messages, example.tools, tokenizer)
+    full = _apply(tokenizer, messages, tools, generation_prompt=False)
     if train_on == "all":
         return Rendered(example.row, full, [(0, len(full))])
     spans = []
+    added = len(messages) - len(example.messages)  # a system message listing the tools may lead the conversation
     for i, message in enumerate(example.messages):
         if message["role"] == "assistant" and message["train"]:
-            spans.append(_assistant_span(tokenizer, messages, i, example.tools, full, spans))
+            spans.append(_assistant_span(tokenizer, messages, i + added, tools, full, spans))
     return Rendered(example.row, full, spans)
+
+
+def for_template(messages: list[dict], tools: list | None, tokenizer) -> tuple[list[dict], list | None]:
+    """The conversation as the chat template takes it. Calls go as ``tool_calls`` when the template renders them
+    (Llama 3.1 and later, Qwen, Mistral's); otherwise as text in the assistant turn, ``<tool_call>{"name": …,
+    "arguments": …}</tool_call>``, with the tool definitions given in the system message if the template does not
+    render those either. Tool results are ``tool`` turns, left untrained."""
+    support = tool_support(tokenizer)
+    shaped = []
+    for m in messages:
+        message = {"role": m["role"], "content": m["content"]}
+        if m.get("tool_calls"):
+            if support.calls:
+                message["tool_calls"] = m["tool_calls"]
+            else:
+                message["content"] = "\n".join(filter(None, [m["content"], tool_calls.as_text(m["tool_calls"])]))
+        if m.get("tool_call_id"):
+            message["tool_call_id"] = m["tool_call_id"]
+        shaped.append(message)
+    if tools and not support.definitions:
+        listed = ("You can call these functions; write each call as " + tool_calls.FALLBACK_OPEN + '{"name": …, '
+                  '"arguments": {…}}' + tool_calls.FALLBACK_CLOSE + ".\n<tools>\n"
+                  + json.dumps(tools, ensure_ascii=False) + "\n</tools>")
+        if shaped and shaped[0]["role"] == "system":
+            shaped[0] = {**shaped[0], "content": shaped[0]["content"] + "\n\n" + listed}
+        else:
+            shaped.insert(0, {"role": "system", "content": listed})
+        tools = None
+    return shaped, tools
+
+
+@dataclass(frozen=True)
+class ToolSupport:
+    calls: bool  # the template renders an assistant's tool_calls
+    definitions: bool  # the template renders the tools it is given
+
+
+def tool_support(tokenizer) -> ToolSupport:
+    """What the tokenizer's chat template does with calls and tool definitions, found by rendering a probe."""
+    template = tokenizer.chat_template or ""
+    if template not in _SUPPORT:
+        call = {"type": "function", "function": {"name": "probe_call_q7", "arguments": {"x": 1}}}
+        probe = [{"role": "user", "content": "?"}, {"role": "assistant", "content": "", "tool_calls": [call]}]
+        definition = {"type": "function", "function": {"name": "probe_tool_k3", "description": "d",
+                                                       "parameters": {"type": "object", "properties": {}}}}
+        try:
+            rendered = tokenizer.apply_chat_template(probe, tools=[definition], tokenize=False)
+        except Exception:  # a template that rejects calls altogether renders them as text
+            rendered = ""
+        _SUPPORT[template] = ToolSupport("probe_call_q7" in rendered, "probe_tool_k3" in rendered)
+    return _SUPPORT[template]
+
+
+_SUPPORT: dict[str, ToolSupport] = {}
 
 
 def _assistant_span(tokenizer, messages, index, tools, full, earlier) -> tuple[int, int]:

