@@ -71,15 +71,12 @@ def from_probe(probe: gpu.Probe) -> Detection | None:
 
 def nvidia_smi_command() -> list[str] | None:
     smi = shutil.which("nvidia-smi")
-    return [smi] if smi else None
+    return [smi, *NVIDIA_SMI_QUERY] if smi else None
 
 
 def from_nvidia_smi(output: str, probe: gpu.Probe) -> Detection:
     parsed = parse_nvidia_smi(output)
-    if parsed.gpu or parsed.driver:
-        return parsed
-    first = output.strip().splitlines()[0] if output.strip() else "no output"
-    return Detection(reason=f"{probe.reason}; nvidia-smi: {first}")
+    return parsed if parsed.driver else Detection(reason=f"{probe.reason}; {parsed.reason}")
 
 
 def detect(probe: gpu.Probe | None = None) -> Detection:
@@ -99,16 +96,37 @@ def detect(probe: gpu.Probe | None = None) -> Detection:
     return from_nvidia_smi(output, probe)
 
 
-def parse_nvidia_smi(output: str) -> Detection:
-    """The driver, its CUDA version and the first GPU's name from nvidia-smi's default table."""
-    driver = re.search(r"Driver Version:\s*([\d.]+)", output)
-    cuda = re.search(r"CUDA Version:\s*(\d+)\.(\d+)", output)
-    # A GPU row: "|   0  NVIDIA GeForce RTX 4090        On  |   00000000:01:00.0 ..."
-    name = re.search(r"^\|\s+\d+\s+(.+?)\s{2,}(?:On|Off)\s+\|", output, re.MULTILINE)
-    if not driver:
-        return Detection(reason="nvidia-smi found no driver")
-    return Detection(name.group(1).strip() if name else None, driver.group(1),
-                     (int(cuda.group(1)), int(cuda.group(2))) if cuda else None, "nvidia-smi")
+# nvidia-smi's machine-readable query: the same columns on every platform and driver model (WDDM or TCC on Windows),
+# unlike its table. The driver's CUDA version is not among the query's fields; it follows from the driver version.
+NVIDIA_SMI_QUERY = ["--query-gpu=name,driver_version", "--format=csv,noheader,nounits"]
+# The oldest driver of each CUDA version (NVIDIA's CUDA release notes), newest first: (CUDA, Linux, Windows).
+DRIVER_CUDA = (((13, 0), "580.65.06", "580.88"), ((12, 9), "575.51.03", "576.02"), ((12, 8), "570.26", "570.65"),
+               ((12, 6), "560.28.03", "560.76"), ((12, 5), "555.42.02", "555.85"), ((12, 4), "550.54.14", "551.61"),
+               ((12, 3), "545.23.06", "545.84"), ((12, 2), "535.54.03", "536.25"), ((12, 1), "530.30.02", "531.14"),
+               ((12, 0), "525.60.13", "527.41"))
+
+
+def parse_nvidia_smi(output: str, platform: str = sys.platform) -> Detection:
+    """The first GPU's name, the driver and the newest CUDA version it supports, from the query's CSV lines
+    ("NVIDIA GeForce RTX 4090, 560.35.03"); anything else (the driver is not loaded) says why."""
+    for line in output.splitlines():
+        name, sep, driver = (part.strip() for part in line.rpartition(","))
+        if sep and name and re.fullmatch(r"\d+(\.\d+)+", driver):
+            return Detection(name, driver, cuda_for_driver(driver, platform), "nvidia-smi")
+    first = output.strip().splitlines()[0] if output.strip() else "no output"
+    return Detection(reason=f"nvidia-smi found no driver: {first}")
+
+
+def cuda_for_driver(driver: str, platform: str = sys.platform) -> tuple[int, int] | None:
+    version = _numbers(driver)
+    for cuda, linux, windows in DRIVER_CUDA:
+        if version >= _numbers(windows if platform == "win32" else linux):
+            return cuda
+    return None
+
+
+def _numbers(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split(".") if part.isdigit())
 
 
 def choose(detection: Detection, platform: str = sys.platform) -> Choice:

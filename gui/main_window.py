@@ -17,6 +17,7 @@ from gui.pages.engine_page import EnginePage
 from gui.pages.model_page import ModelPage
 from gui.pages.runs_page import RunsPage
 from gui.pages.train_page import TrainPage
+from gui.widgets.dialogs import message_box
 
 # QSettings keys, declared once with their defaults.
 SETTINGS = {"window/geometry": None, "window/page": 0, "choices/model": "demo",
@@ -109,11 +110,10 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event) -> None:
         session = self.train_page.controller.session
         if session is not None and session.is_active() and session.owns_engine():
-            box = QMessageBox(QMessageBox.Icon.Question, "Training is running",
+            box = message_box(self, QMessageBox.Icon.Question, "Training is running",
                               "A training run is in progress. Keep it training in the background (open LlamaDesk "
                               "again to watch or stop it), stop it and save a checkpoint (you can resume it later), "
-                              "or cancel it now (losing the steps since the last checkpoint)?",
-                              parent=self)
+                              "or cancel it now (losing the steps since the last checkpoint)?")
             background = box.addButton("Keep training in the background", QMessageBox.ButtonRole.AcceptRole)
             stop = box.addButton("Stop and save", QMessageBox.ButtonRole.AcceptRole)
             cancel = box.addButton("Cancel training", QMessageBox.ButtonRole.DestructiveRole)

@@ -57,7 +57,9 @@ class TrainController(QObject):
         self.session: RunSession | None = None
         self.current_run: str | None = None  # the run shown (running, finished or opened from the Runs page)
         self.ask: Callable[[str, str], bool] = lambda title, text: False  # the page asks the user
-        self._paused = False
+        self._pausing = False  # a pause was asked for and has not taken effect yet
+        self._paused: RunFolder | None = None  # the shown run is paused: its engine exited at a checkpoint
+        self._error = ""  # the last error of the shown run, kept in the status once the run has failed
         self._retry: tuple[RunFolder, dict] | None = None
         self._handlers = {
             protocol.RunStarted: self._on_run_started, protocol.State: self._on_state,
@@ -82,8 +84,9 @@ class TrainController(QObject):
         running = self.is_busy()
         stopping = running and self.session.is_stopping()
         return {"Start": not running and bool(self.state.config.dataset),
-                "Pause": running and not stopping and not self._paused,
-                "Resume": running and self._paused, "Stop": running and not stopping,
+                "Pause": running and not stopping and not self._pausing,
+                "Resume": (running and self._pausing) or (not running and self._paused is not None),
+                "Stop": running and not stopping,
                 "Load settings…": not running, "Retry": not running and self._retry is not None}
 
     # ---- starting runs ---------------------------------------------------------------------------------------
@@ -104,7 +107,8 @@ class TrainController(QObject):
             self.sig_status.emit(f"Cannot resume {run.name}: " + "; ".join(exc.problems))
             return
         if not self.is_busy() and self._preflight(config):
-            self._begin(["train", "--json", "--resume", str(run.folder.path)], f"Resuming {run.name}")
+            self._begin(["train", "--json", "--resume", str(run.folder.path)], f"Resuming {run.name}",
+                        points=run.folder.loss_points())
 
     def retry(self) -> None:
         """Resume the run that ran out of memory, with the settings the engine proposed."""
@@ -113,7 +117,8 @@ class TrainController(QObject):
         folder, overrides = self._retry
         sets = [arg for key, value in overrides.items() for arg in ("--set", f"{key}={json.dumps(value)}")]
         self._begin(["train", "--json", "--resume", str(folder.path), *sets],
-                    f"Retrying {folder.name} from its last checkpoint with " + retry_text(overrides))
+                    f"Retrying {folder.name} from its last checkpoint with " + retry_text(overrides),
+                    points=folder.loss_points())
 
     def attach(self, folder: RunFolder) -> bool:
         """Follow a run that an engine outside this window is training: live progress, pause, resume and stop."""
@@ -142,19 +147,33 @@ class TrainController(QObject):
         if self.is_busy() or (run.status == "running" and self.attach(run.folder)):
             return
         self.current_run = run.name
+        self._paused = run.folder if run.status == "paused" else None  # Resume continues it
         self.sig_chart_reset.emit(*run.folder.loss_points())
         self.sig_status.emit(f"Run {run.name}: {run.status}" + (f" — {run.error}" if run.error else ""))
         if run.total_steps:
             self.sig_progress.emit(run.steps, run.total_steps, f"step {run.steps} / {run.total_steps}")
+        self.sig_controls_changed.emit()
 
     # ---- commands to the running engine ------------------------------------------------------------------------
     def pause(self) -> None:
-        if self.session is not None:
-            self.session.send(protocol.Pause())
+        """Save a checkpoint at the next step and end the engine, so the GPU is free until Resume."""
+        if self.is_busy() and self.session.send(protocol.Pause()):
+            self._pausing = True
+            self.sig_status.emit("Pausing: saving a checkpoint at the next step, then freeing the GPU…")
+            self.sig_controls_changed.emit()
 
     def resume(self) -> None:
-        if self.session is not None:
-            self.session.send(protocol.Resume())
+        """Call off a pause not yet reached, or continue a paused run from its checkpoint with a new engine."""
+        if self.is_busy():
+            if self._pausing and self.session.send(protocol.Resume()):
+                self._pausing = False
+                self.sig_status.emit("Training")
+                self.sig_controls_changed.emit()
+            return
+        if self._paused is not None:
+            folder = self._paused
+            self._begin(["train", "--json", "--resume", str(folder.path)], f"Resuming {folder.name}",
+                        points=folder.loss_points())
 
     def stop(self) -> None:
         if self.session is not None:
@@ -186,9 +205,10 @@ class TrainController(QObject):
         return self.ask("The GPU is busy", "The GPU is in use by " + " and ".join(busy) + ".\n\nTwo jobs on one GPU "
                         "are each slower and either may run out of memory. Start anyway?")
 
-    def _begin(self, arguments: list[str], message: str) -> None:
+    def _begin(self, arguments: list[str], message: str, *, points=([], [])) -> None:
+        """Start an engine; ``points``: the curve so far, for a resumed run whose chart goes on."""
         session = EngineSession(self, command=self.engine_command)
-        self._reset_view(([], []))
+        self._reset_view(points)
         self._connect(session)
         self.sig_status.emit(message)
         self.sig_progress.emit(0, 0, "")  # busy until the first progress event
@@ -200,8 +220,9 @@ class TrainController(QObject):
     def _reset_view(self, points) -> None:
         self.sig_chart_reset.emit(*points)
         self.sig_log_reset.emit()
-        self._paused = False
+        self._pausing, self._paused = False, None
         self._retry = None
+        self._error = ""
         self.sig_retry_offer.emit("")
 
     def _connect(self, session: RunSession) -> None:
@@ -229,8 +250,12 @@ class TrainController(QObject):
         self.sig_log.emit(f"run folder: {msg.run_dir}")
 
     def _on_state(self, msg: protocol.State) -> None:
-        self._paused = msg.state == "paused"
-        self.sig_status.emit(STATE_LABELS.get(msg.state, msg.state) + (f" ({msg.detail})" if msg.detail else ""))
+        if msg.state == "paused":
+            self._pausing = False
+        text = STATE_LABELS.get(msg.state, msg.state) + (f" ({msg.detail})" if msg.detail else "")
+        if msg.state == "failed" and self._error:
+            text += f": {self._error}"  # the reason stays in view after the run ends
+        self.sig_status.emit(text)
         self.sig_controls_changed.emit()
 
     def _on_progress(self, msg: protocol.Progress) -> None:
@@ -245,7 +270,8 @@ class TrainController(QObject):
 
     def _on_error(self, msg: protocol.Error) -> None:
         self.sig_log.emit(f"error: {msg.message}")
-        self.sig_status.emit(f"Error: {msg.message}" + (f"\n→ {msg.hint}" if msg.hint else ""))
+        self._error = msg.message + (f"\n→ {msg.hint}" if msg.hint else "")
+        self.sig_status.emit(f"Error: {self._error}")
         if msg.retry and self.run_folder is not None:
             self._retry = (self.run_folder, dict(msg.retry))
             self.sig_retry_offer.emit("Retry from the last checkpoint with " + retry_text(msg.retry))
@@ -257,6 +283,8 @@ class TrainController(QObject):
                                                                                   else ""))
 
     def _on_session_ended(self, end: SessionEnd) -> None:
+        if self.session is not None and self.session.last_state == "paused":
+            self._paused = self.session.folder  # Resume starts a new engine from its checkpoint
         if end.crashed:
             code = f" (exit status {end.exit_code})" if end.exit_code is not None else ""
             self.sig_status.emit(f"The engine stopped unexpectedly{code}. The run can be resumed from its last "

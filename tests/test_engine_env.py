@@ -14,19 +14,27 @@ from tests import fake_nvml
 SMI = Path(__file__).parent / "data" / "nvidia-smi"
 
 
-@pytest.mark.parametrize("recording, gpu, driver, cuda, backend", [
-    ("rtx4090-driver-560.txt", "NVIDIA GeForce RTX 4090", "560.35.03", (12, 6), "cu126"),
-    ("rtx5090-driver-580.txt", "NVIDIA GeForce RTX 5090", "580.95.05", (13, 0), "cu130"),
-    ("rtx3060-driver-535.txt", "NVIDIA GeForce RTX 3060", "535.183.01", (12, 2), "cpu"),
+@pytest.mark.parametrize("recording, platform, gpu, driver, cuda, backend", [
+    ("rtx4090-linux-560.csv", "linux", "NVIDIA GeForce RTX 4090", "560.35.03", (12, 6), "cu126"),
+    ("rtx5090-linux-580.csv", "linux", "NVIDIA GeForce RTX 5090", "580.95.05", (13, 0), "cu130"),
+    ("rtx3060-linux-535.csv", "linux", "NVIDIA GeForce RTX 3060", "535.183.01", (12, 2), "cpu"),
+    ("rtx4070-windows-wddm-566.csv", "win32", "NVIDIA GeForce RTX 4070 Laptop GPU", "566.36", (12, 6), "cu126"),
+    ("a5000x2-windows-tcc-573.csv", "win32", "NVIDIA RTX A5000", "573.24", (12, 8), "cu128"),
 ])
-def test_nvidia_smi_recordings_choose_the_newest_build_the_driver_runs(recording, gpu, driver, cuda, backend):
-    found = engine_env.parse_nvidia_smi((SMI / recording).read_text())
+def test_nvidia_smi_query_recordings_choose_the_newest_build_the_driver_runs(recording, platform, gpu, driver, cuda,
+                                                                               backend):
+    """The machine-readable query reads the same on Linux and on Windows, whatever the driver model."""
+    found = engine_env.parse_nvidia_smi((SMI / recording).read_text(), platform)
     assert (found.gpu, found.driver, found.cuda, found.source) == (gpu, driver, cuda, "nvidia-smi")
-    assert engine_env.choose(found, "linux").backend.key == backend
+    assert engine_env.choose(found, platform).backend.key == backend
+
+
+def test_the_query_asks_for_csv_without_header_or_units():
+    assert engine_env.NVIDIA_SMI_QUERY == ["--query-gpu=name,driver_version", "--format=csv,noheader,nounits"]
 
 
 def test_a_driver_too_old_is_explained_with_what_to_update():
-    found = engine_env.parse_nvidia_smi((SMI / "rtx3060-driver-535.txt").read_text())
+    found = engine_env.parse_nvidia_smi((SMI / "rtx3060-linux-535.csv").read_text())
     linux, windows = engine_env.choose(found, "linux"), engine_env.choose(found, "win32")
     assert "supports CUDA 12.2" in linux.why and "needs CUDA 12.6 or newer" in linux.why
     assert linux.action == "update the NVIDIA driver to 560.28.03 or newer, then choose Reinstall"
@@ -36,7 +44,7 @@ def test_a_driver_too_old_is_explained_with_what_to_update():
 def test_no_driver_and_macos_mean_cpu():
     found = engine_env.parse_nvidia_smi((SMI / "driver-not-loaded.txt").read_text())
     assert found.driver is None and engine_env.choose(found, "linux").backend.key == "cpu"
-    rtx = engine_env.parse_nvidia_smi((SMI / "rtx4090-driver-560.txt").read_text())
+    rtx = engine_env.parse_nvidia_smi((SMI / "rtx4090-linux-560.csv").read_text())
     assert engine_env.choose(rtx, "darwin").backend.key == "cpu"
 
 
@@ -49,8 +57,9 @@ def test_detection_prefers_nvml_and_falls_back_to_nvidia_smi(monkeypatch, tmp_pa
 
     broken = fake_nvml.module(init_error=fake_nvml.NVMLError_LibraryNotFound("NVML Shared Library Not Found"))
     monkeypatch.setitem(sys.modules, "pynvml", broken)
-    smi = tmp_path / "nvidia-smi"  # a stand-in that prints a recorded table, found on PATH like the real tool
-    smi.write_text(f"#!/bin/sh\nexec /bin/cat '{SMI / 'rtx4090-driver-560.txt'}'\n")
+    smi = tmp_path / "nvidia-smi"  # a stand-in that answers the query as recorded, found on PATH like the real tool
+    smi.write_text(f"#!/bin/sh\n[ \"$1 $2\" = \"{' '.join(engine_env.NVIDIA_SMI_QUERY)}\" ] || exit 2\n"
+                   f"exec /bin/cat '{SMI / 'rtx4090-linux-560.csv'}'\n")
     smi.chmod(0o755)
     monkeypatch.setenv("PATH", str(tmp_path))
     found = engine_env.detect()

@@ -3,8 +3,6 @@ closing the window can leave a run training. Real engine processes on the tiny m
 
 from __future__ import annotations
 
-import pytest
-
 import json
 import os
 import subprocess
@@ -12,6 +10,7 @@ import sys
 import time
 
 import psutil
+import pytest
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication
 
@@ -43,6 +42,7 @@ def test_a_restarted_app_follows_a_running_run_and_controls_it(qtbot, home, tmp_
                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               env=dict(os.environ, LLAMADESK_HOME=str(home)))
     run_dir = home / "runs" / "earlier"
+    window = None
     try:
         _wait_progress(run_dir)
         QSettings.setPath(QSettings.Format.NativeFormat, QSettings.Scope.UserScope, str(tmp_path / "settings"))
@@ -59,21 +59,31 @@ def test_a_restarted_app_follows_a_running_run_and_controls_it(qtbot, home, tmp_
         qtbot.waitUntil(lambda: page.progress.value() > shown + 2, timeout=30_000)  # live, from the run folder
         qtbot.waitUntil(lambda: len(page.chart.train_points) >= page.progress.value() - 1, timeout=10_000)
 
-        page.buttons["Pause"].click()
-        qtbot.waitUntil(lambda: page.status.text().startswith("Paused"), timeout=30_000)
+        # Pause through the run folder: the engine started elsewhere saves a checkpoint and exits.
+        with qtbot.waitSignal(page.controller.sig_ended, timeout=60_000) as ended:
+            page.buttons["Pause"].click()
+        assert not ended.args[0].crashed and engine.wait(timeout=30) == 0
+        assert page.status.text().startswith("Paused") and not page.is_busy()
         assert page.buttons["Resume"].isEnabled() and not page.buttons["Pause"].isEnabled()
+        points = len(page.chart.train_points)
+        # Resume: this window starts the engine again, from the checkpoint, and the view goes on.
         page.buttons["Resume"].click()
-        qtbot.waitUntil(lambda: page.status.text().startswith("Training"), timeout=30_000)
+        assert page.controller.session.owns_engine() and len(page.chart.train_points) == points
+        qtbot.waitUntil(lambda: page.status.text().startswith("Training"), timeout=60_000)
         page.buttons["Stop"].click()
         assert not page.buttons["Stop"].isEnabled()
         with qtbot.waitSignal(page.controller.sig_ended, timeout=60_000):
             pass
-        assert engine.wait(timeout=30) == 0
         assert page.status.text().startswith("Stopped") and not page.is_busy()
+        steps = [s for s, _ in page.chart.train_points]
+        assert steps == sorted(set(steps)) and len(steps) > points
         assert not page.buttons["Pause"].isEnabled() and not page.buttons["Stop"].isEnabled()
         assert RunFolder(run_dir).checkpoints()
     finally:
         engine.kill()
+        if window is not None and window.train_page.is_busy():  # a failed check must not leave a window engine
+            window.train_page.controller.kill()
+            window.train_page.controller.session.wait_for_exit(10_000)
 
 
 # A whole app session: start training, close the window choosing to keep training, exit as the app does.

@@ -29,16 +29,17 @@ def test_progress_and_finish_signals(qtbot, home):
     assert client.state == EngineState.EXITED
 
 
-def test_pause_resume_and_stop_commands(qtbot, home):
+def test_pause_ends_the_engine_cleanly_and_stop_saves(qtbot, home):
     client = _client(qtbot)
     states = []
     client.sig_state.connect(lambda s: states.append(s.state))
     with qtbot.waitSignal(client.sig_progress, timeout=20_000):
         client.start(["--steps", "400", "--delay", "0.02", "train"], home=str(home))
-    with qtbot.waitSignal(client.sig_state, check_params_cb=lambda s: s.state == "paused", timeout=10_000):
+    with qtbot.waitSignal(client.sig_exited, timeout=10_000) as paused:
         client.send(protocol.Pause())
-    with qtbot.waitSignal(client.sig_state, check_params_cb=lambda s: s.state == "training", timeout=10_000):
-        client.send(protocol.Resume())
+    assert paused.args[0].ok and not paused.args[0].crashed and states[-1] == "paused"
+    with qtbot.waitSignal(client.sig_progress, timeout=20_000):
+        client.start(["--steps", "400", "--delay", "0.02", "train"], home=str(home))
     with qtbot.waitSignal(client.sig_exited, timeout=20_000) as exited:
         client.stop()
     assert exited.args[0].ok and states[-1] == "stopped"

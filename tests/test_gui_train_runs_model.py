@@ -31,6 +31,8 @@ def state(home, tmp_path):
 
 
 def test_train_page_runs_pauses_and_finishes(qtbot, state, home):
+    """Pause ends the engine at a checkpoint (the GPU is free); Resume starts a new one from there, and the curve,
+    the step count and the log go on."""
     from gui.pages.train_page import TrainPage
 
     page = TrainPage(state, engine_command=FAKE + ["--steps", "30", "--delay", "0.03"])
@@ -39,18 +41,22 @@ def test_train_page_runs_pauses_and_finishes(qtbot, state, home):
     with qtbot.waitSignal(page.controller.sig_message, check_params_cb=_is(protocol.Progress), timeout=20_000):
         page.start()
     assert page.buttons["Pause"].isEnabled() and not page.buttons["Start"].isEnabled()
-    with qtbot.waitSignal(page.controller.sig_message, check_params_cb=_is(protocol.State, state="paused"),
-                          timeout=10_000):
+    with qtbot.waitSignal(page.controller.sig_ended, timeout=10_000) as ended:
         page.buttons["Pause"].click()
+    assert not ended.args[0].crashed and not page.is_busy()
+    assert page.status.text().startswith("Paused") and "the GPU is free" in page.status.text()
     assert page.buttons["Resume"].isEnabled() and not page.buttons["Pause"].isEnabled()
-    page.buttons["Resume"].click()
+    assert not page.buttons["Stop"].isEnabled()
+    paused_at = page.progress.value()
+    assert 0 < paused_at < 30 and len(page.chart.train_points) == paused_at
     with qtbot.waitSignal(page.controller.sig_ended, timeout=20_000):
-        pass
-    assert "Finished" in page.status.text() or page.progress.value() == 30
+        page.buttons["Resume"].click()
+        assert page.is_busy() and len(page.chart.train_points) == paused_at, "the curve goes on from the pause"
+    assert page.status.text().startswith("Finished"), page.status.text()
     assert page.progress.maximum() == 30 and page.progress.value() == 30
     page.chart._repaint()
-    assert len(page.chart.train_points) == 30 and page.chart.eval_points == [(30, 1.0)]
-    assert page.buttons["Start"].isEnabled()
+    assert [s for s, _ in page.chart.train_points] == list(range(1, 31)) and page.chart.eval_points == [(30, 1.0)]
+    assert page.buttons["Start"].isEnabled() and not page.buttons["Resume"].isEnabled()
 
 
 def test_train_page_reports_a_crash_with_the_log_tail(qtbot, state):
@@ -73,7 +79,8 @@ def test_train_page_shows_engine_errors_with_hint(qtbot, state):
     qtbot.addWidget(page)
     with qtbot.waitSignal(page.controller.sig_ended, timeout=20_000):
         page.start()
-    assert "ran out of memory" in page.status.text() or "Failed" in page.status.text()
+    text = page.status.text()
+    assert text.startswith("Failed: ") and "ran out of memory" in text and "\n→ " in text, text
     assert "ran out of memory" in page.log.toPlainText()
 
 
@@ -98,7 +105,7 @@ def test_out_of_memory_offers_a_one_click_retry_from_the_last_checkpoint(qtbot, 
 def test_start_is_refused_without_disk_space_and_asks_before_sharing_a_busy_gpu(qtbot, state, home, monkeypatch):
     import os
 
-    from PySide6.QtWidgets import QMessageBox
+    import psutil
 
     from engine.light import disk
     from gui.pages.train_page import TrainPage
@@ -115,9 +122,9 @@ def test_start_is_refused_without_disk_space_and_asks_before_sharing_a_busy_gpu(
     other = home / "runs" / "other-run"
     other.mkdir(parents=True)
     (other / "config.yaml").write_text("model: demo\n")
-    (other / "lock").write_text(json.dumps({"pid": os.getpid()}))
+    (other / "lock").write_text(json.dumps({"pid": os.getpid(), "created": psutil.Process().create_time()}))
     asked = []
-    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: asked.append(a[2]) or QMessageBox.StandardButton.No)
+    page.controller.ask = lambda title, text: asked.append(text) and False
     page.start()
     assert not page.is_busy() and "the LlamaDesk run other-run" in asked[-1]
     monkeypatch.setitem(sys.modules, "pynvml", fake_nvml.module(fake_nvml.card(
@@ -125,7 +132,7 @@ def test_start_is_refused_without_disk_space_and_asks_before_sharing_a_busy_gpu(
     (other / "lock").unlink()
     page.start()
     assert "other programs holding 6.0 GiB of NVIDIA GeForce RTX 4090" in asked[-1]
-    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
+    page.controller.ask = lambda title, text: True
     with qtbot.waitSignal(page.controller.sig_ended, timeout=20_000):
         page.start()
 

@@ -17,7 +17,6 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFormLayout,
     QHBoxLayout,
-    QLabel,
     QPlainTextEdit,
     QPushButton,
     QSpinBox,
@@ -31,6 +30,7 @@ from engine.light.run_folder import list_runs
 from gui.app_state import AppState
 from gui.chat_controller import LEFT, RIGHT, ChatController
 from gui.widgets.chat_transcript import ChatPane
+from gui.widgets.labels import add_row, plain_label
 
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(protocol.Chat)}  # one source of truth: the protocol
 _SAMPLING = (  # (Chat field, label, minimum, maximum, step, tooltip); a step of 1 means an integer
@@ -43,12 +43,6 @@ _SAMPLING = (  # (Chat field, label, minimum, maximum, step, tooltip); a step of
     ("repetition_penalty", "Repetition penalty", 1.0, 2.0, 0.05, ("Makes tokens already in the conversation less "
                                                                    "likely. 1 disables it; 1.1-1.3 curbs loops.")),
 )
-
-
-def _plain_label(text: str = "") -> QLabel:
-    label = QLabel(text)
-    label.setTextFormat(Qt.TextFormat.PlainText)  # engine messages and run names may contain < and >
-    return label
 
 
 class ChatPage(QWidget):
@@ -79,14 +73,12 @@ class ChatPage(QWidget):
         self.source_combo.setToolTip("A finished run's adapter (newest first), or the base model alone")
         self.source_combo.setAccessibleName("Chat with")
         self.load_button = QPushButton("Load")
-        self.status_label = _plain_label("No model loaded.")
-        self.error_label = _plain_label()
-        self.error_label.setWordWrap(True)
-        self.error_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.status_label = plain_label("No model loaded.", wrap=False)
+        self.error_label = plain_label(selectable=True)
         self.error_label.setStyleSheet("color: #b00020;")
         self.error_label.hide()
         row = QHBoxLayout()
-        row.addWidget(QLabel("Chat with:"))
+        row.addWidget(plain_label("Chat with:", wrap=False))
         row.addWidget(self.source_combo, 1)
         row.addWidget(self.load_button)
         row.addWidget(self.status_label, 1)
@@ -107,7 +99,7 @@ class ChatPage(QWidget):
         column.addLayout(form)
         column.addStretch(1)  # keep the rows together at the top instead of spreading them out
         form.addRow(self.compare_box)
-        form.addRow("System prompt", self.system_edit)
+        add_row(form, "System prompt", self.system_edit)
         self.sampling: dict[str, QSpinBox | QDoubleSpinBox] = {}
         for name, label, low, high, step, tip in _SAMPLING:
             box = QSpinBox() if step == 1 else QDoubleSpinBox()
@@ -119,7 +111,7 @@ class ChatPage(QWidget):
             box.setToolTip(tip)
             box.setAccessibleName(label)
             self.sampling[name] = box
-            form.addRow(label, box)
+            add_row(form, label, box)
         return settings
 
     def _build_conversation(self) -> QSplitter:

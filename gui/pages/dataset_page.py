@@ -19,7 +19,6 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
     QHeaderView,
-    QLabel,
     QLineEdit,
     QPlainTextEdit,
     QPushButton,
@@ -35,6 +34,7 @@ from PySide6.QtWidgets import (
 from engine.light.dataset_formats import FORMAT_DESCRIPTIONS, FORMATS
 from gui.app_state import AppState
 from gui.data_check_job import DataCheckJob
+from gui.widgets.labels import plain_label
 from gui.widgets.lazy_plot import LazyPlot
 from gui.widgets.records_model import RecordsModel
 
@@ -44,14 +44,6 @@ TRAINED_BACKGROUND = QColor("#bbf7d0")
 FILE_FILTER = "Datasets (*.json *.jsonl *.ndjson *.csv *.tsv *.parquet *.txt);;All files (*)"
 MESSAGE_STYLE = {"error": "background:#fee2e2; color:#7f1d1d; padding:6px; border-radius:4px;",
                  "info": "background:#e0f2fe; color:#0c4a6e; padding:6px; border-radius:4px;"}
-
-
-def _plain_label(text: str = "") -> QLabel:
-    label = QLabel(text)
-    label.setTextFormat(Qt.TextFormat.PlainText)  # file names and column names are user data
-    label.setWordWrap(True)
-    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-    return label
 
 
 class DatasetPage(QWidget):
@@ -85,7 +77,7 @@ class DatasetPage(QWidget):
 
     def _build_bar(self) -> None:
         self.button_open = QPushButton("Open…")
-        self.path_label = _plain_label("Drop a dataset file here, or open one.")
+        self.path_label = plain_label("Drop a dataset file here, or open one.")
         self.format_combo = QComboBox()
         self.format_combo.addItem(AUTO_DETECT, None)
         for name in FORMATS:
@@ -96,11 +88,11 @@ class DatasetPage(QWidget):
         self.button_check = QPushButton("Check")
         self.button_cancel = QPushButton("Cancel")
         self.button_cancel.setEnabled(False)
-        self.message = _plain_label()
+        self.message = plain_label(selectable=True)
         self.message.hide()
-        self.status = _plain_label()
-        self.detection_label = _plain_label()
-        self.summary_label = _plain_label()
+        self.status = plain_label(selectable=True)
+        self.detection_label = plain_label(selectable=True)
+        self.summary_label = plain_label(selectable=True)
 
     def _build_results(self) -> None:
         self.data_table = QTableView()
@@ -110,7 +102,7 @@ class DatasetPage(QWidget):
         self.data_table.setWordWrap(False)
         self.data_table.horizontalHeader().setDefaultSectionSize(240)
         self.data_table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)  # no per-row measuring
-        self.data_note = _plain_label()
+        self.data_note = plain_label(selectable=True)
 
         self.problems = QTableWidget(0, len(PROBLEM_COLUMNS))
         self.problems.setHorizontalHeaderLabels(PROBLEM_COLUMNS)
@@ -125,11 +117,11 @@ class DatasetPage(QWidget):
         self.histogram = LazyPlot({"bottom": "tokens per row (before the cutoff)", "left": "rows"})
         self.histogram_bars = None  # pyqtgraph BarGraphItem, once a check has run
         self.cutoff_line = None  # pyqtgraph InfiniteLine at the cutoff
-        self.truncated_label = _plain_label()
+        self.truncated_label = plain_label(selectable=True)
 
     def _layout(self) -> None:
         bar = QHBoxLayout()
-        for widget in (self.button_open, QLabel("Format:"), self.format_combo, self.columns_edit,
+        for widget in (self.button_open, plain_label("Format:", wrap=False), self.format_combo, self.columns_edit,
                        self.button_check, self.button_cancel):
             bar.addWidget(widget)
         bar.setStretchFactor(self.columns_edit, 1)
@@ -140,7 +132,7 @@ class DatasetPage(QWidget):
         data_layout.addWidget(self.data_note)
         preview = QWidget()
         preview_layout = QVBoxLayout(preview)
-        preview_layout.addWidget(_plain_label("Highlighted: the tokens the model learns from. The rest is context."))
+        preview_layout.addWidget(plain_label("Highlighted: the tokens the model learns from. The rest is context."))
         preview_layout.addWidget(self.preview, 1)
         lengths = QWidget()
         lengths_layout = QVBoxLayout(lengths)

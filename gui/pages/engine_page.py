@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import sys
 
-from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QComboBox,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
-    QLabel,
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
@@ -23,16 +21,9 @@ from gui import engine_env
 from gui.gpu_monitor import GpuMonitor
 from gui.line_process import LineProcess
 from gui.setup_job import SetupJob
+from gui.widgets.labels import add_row, plain_label
 
 LOG_LINES = 3000
-
-
-def _label(text: str = "") -> QLabel:
-    label = QLabel(text)
-    label.setWordWrap(True)
-    label.setTextFormat(Qt.TextFormat.PlainText)
-    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-    return label
 
 
 class EnginePage(QWidget):
@@ -65,9 +56,9 @@ class EnginePage(QWidget):
         self.refresh()
 
     def _build(self) -> None:
-        self.state_label = _label()
-        self.gpu_label = _label()
-        self.why_label = _label()
+        self.state_label = plain_label(selectable=True)
+        self.gpu_label = plain_label(selectable=True)
+        self.why_label = plain_label(selectable=True)
         self.backend = QComboBox()
         for backend in engine_env.ALL_BACKENDS.values():
             self.backend.addItem(backend.label, backend.key)
@@ -94,15 +85,15 @@ class EnginePage(QWidget):
         row.addStretch(1)
         self.progress = QProgressBar()
         self.progress.setFormat("")
-        self.step_label = _label()
+        self.step_label = plain_label(selectable=True)
         self.log = QPlainTextEdit(readOnly=True)
         self.log.setMaximumBlockCount(LOG_LINES)
 
         machine = QGroupBox("This machine")
         form = QFormLayout(machine)
-        form.addRow("GPU", self.gpu_label)
-        form.addRow("Engine build", self.backend)
-        form.addRow("", self.why_label)
+        add_row(form, "GPU", self.gpu_label)
+        add_row(form, "Engine build", self.backend)
+        add_row(form, "", self.why_label)
         layout = QVBoxLayout(self)
         layout.addWidget(self.state_label)
         layout.addWidget(machine)

@@ -7,9 +7,7 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
     QInputDialog,
-    QLabel,
     QLineEdit,
-    QMessageBox,
     QPushButton,
     QVBoxLayout,
     QWidget,
@@ -22,6 +20,8 @@ from engine.light.units import gib
 from gui.app_state import AppState
 from gui.engine_client import EngineClient
 from gui.widgets import memory_panel
+from gui.widgets.dialogs import warn
+from gui.widgets.labels import plain_label
 from gui.widgets.row_table import RowTable
 
 COLUMNS = ("Model", "Parameters", "Context", "License", "Gated", "Download", "Est. memory", "Fit")
@@ -50,10 +50,9 @@ class ModelPage(QWidget):
             button.clicked.connect(handler)
             buttons.addWidget(button)
             setattr(self, "button_" + name.split()[0].lower(), button)
-        self.gpu = QLabel()
-        self.current = QLabel()
-        self.progress = QLabel()
-        self.progress.setWordWrap(True)
+        self.gpu = plain_label()
+        self.current = plain_label()
+        self.progress = plain_label()
         layout = QVBoxLayout(self)
         layout.addWidget(self.gpu)
         layout.addWidget(self.table, 1)
@@ -115,7 +114,7 @@ class ModelPage(QWidget):
         try:
             info = inspect_folder(folder)
         except ModelSourceError as exc:
-            QMessageBox.warning(self, "This folder cannot be used", str(exc))
+            warn(self, "This folder cannot be used", str(exc))
             return
         self.state.set_model(str(info.path))
 
@@ -159,7 +158,7 @@ class ModelPage(QWidget):
             if where == "keyring":
                 self.progress.setText("Token saved in the system keyring.")
             else:
-                QMessageBox.warning(self, "Hugging Face token", hf_token.fallback_warning(where))
+                warn(self, "Hugging Face token", hf_token.fallback_warning(where))
                 self.progress.setText(f"Token saved in {where} (owner-only file; no system keyring found).")
 
     def _show_current(self) -> None:

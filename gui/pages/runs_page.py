@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from PySide6.QtCore import QUrl, Signal
 from PySide6.QtGui import QDesktopServices
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QMessageBox, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QPushButton, QVBoxLayout, QWidget
 
 from engine.light.run_folder import RunSummary, list_runs
 from gui.app_state import AppState
+from gui.widgets.dialogs import ask, warn
+from gui.widgets.labels import plain_label
 from gui.widgets.row_table import RowTable
 
 COLUMNS = ("Run", "Status", "Model", "Dataset", "Steps", "Final loss", "Duration", "Started")
@@ -27,8 +29,7 @@ class RunsPage(QWidget):
         self.table = RowTable(COLUMNS)
         self.table.itemSelectionChanged.connect(self._on_table_selection)
         self.table.itemDoubleClicked.connect(lambda _: self._emit(self.sig_open_run))
-        self.detail = QLabel()
-        self.detail.setWordWrap(True)
+        self.detail = plain_label(selectable=True)
         self.buttons = {}
         row = QHBoxLayout()
         for name, handler in (("Refresh", self.refresh), ("Open", lambda: self._emit(self.sig_open_run)),
@@ -85,11 +86,11 @@ class RunsPage(QWidget):
         run = self.selected()
         if run is None:
             return
-        answer = QMessageBox.question(self, "Delete run", f"Delete the run '{run.name}' and all its checkpoints "
+        answer = ask(self, "Delete run", f"Delete the run '{run.name}' and all its checkpoints "
                                       "and adapter? This cannot be undone.")
-        if answer == QMessageBox.StandardButton.Yes:
+        if answer:
             try:
                 run.folder.delete()
             except (OSError, RuntimeError) as exc:
-                QMessageBox.warning(self, "Delete run", str(exc))
+                warn(self, "Delete run", str(exc))
             self.state.sig_runs_changed.emit()

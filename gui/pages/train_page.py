@@ -13,8 +13,6 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QGroupBox,
     QHBoxLayout,
-    QLabel,
-    QMessageBox,
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
@@ -32,6 +30,8 @@ from engine.light.units import gib
 from gui.app_state import AppState
 from gui.train_controller import TrainController
 from gui.widgets.config_form import ConfigForm
+from gui.widgets.dialogs import ask, warn
+from gui.widgets.labels import plain_label
 from gui.widgets.loss_chart import LossChart
 from gui.widgets.memory_panel import MemoryPanel
 
@@ -85,15 +85,13 @@ class TrainPage(QWidget):
         QVBoxLayout(advanced_box).addWidget(self.advanced)
         self.advanced.setVisible(False)
         advanced_box.toggled.connect(self.advanced.setVisible)
-        self.problems = QLabel()
-        self.problems.setWordWrap(True)
-        self.gpu_label = QLabel()
-        self.gpu_label.setWordWrap(True)
+        self.problems = plain_label()
+        self.gpu_label = plain_label()
         self.memory_panel = MemoryPanel()
         self.settings_panel = QWidget()
         self.settings_panel.setMaximumWidth(420)
         column = QVBoxLayout(self.settings_panel)
-        column.addWidget(QLabel("Preset"))
+        column.addWidget(plain_label("Preset"))
         for widget in (self.preset, self.run_form, self.basic, advanced_box, self.problems, self.gpu_label,
                        self.memory_panel):
             column.addWidget(widget)
@@ -120,9 +118,8 @@ class TrainPage(QWidget):
         self.retry_button.clicked.connect(self.controller.retry)
         self.progress = QProgressBar()
         self.progress.setFormat("idle")
-        self.status = QLabel("Ready.")
-        self.status.setWordWrap(True)
-        self.telemetry = QLabel()
+        self.status = plain_label("Ready.", selectable=True)
+        self.telemetry = plain_label()
         self.chart = LossChart()
         self.log = QPlainTextEdit(readOnly=True)
         self.log.setMaximumBlockCount(LOG_LINES)
@@ -202,7 +199,7 @@ class TrainPage(QWidget):
             try:
                 self.state.set_config(run_config.load(path, require_dataset=False))
             except run_config.ConfigError as exc:
-                QMessageBox.warning(self, "Load settings", str(exc))
+                warn(self, "Load settings", str(exc))
 
     def save_settings(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Save settings", str(paths.home() / "run.yaml"),
@@ -211,7 +208,7 @@ class TrainPage(QWidget):
             try:
                 run_config.save(run_config.from_mapping(self.form_data(), require_dataset=False), path)
             except (run_config.ConfigError, OSError) as exc:
-                QMessageBox.warning(self, "Save settings", str(exc))
+                warn(self, "Save settings", str(exc))
 
     # ---- runs ------------------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -239,7 +236,7 @@ class TrainPage(QWidget):
         return self.controller.is_busy()
 
     def _ask(self, title: str, text: str) -> bool:
-        return QMessageBox.question(self, title, text) == QMessageBox.StandardButton.Yes
+        return ask(self, title, text)
 
     # ---- what the controller and the GPU monitor report ----------------------------------------------------------
     def _on_controller_progress(self, value: int, maximum: int, text: str) -> None:

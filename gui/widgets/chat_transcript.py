@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication, QTextCharFormat, QTextCursor
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QPlainTextEdit, QPushButton, QVBoxLayout, QWidget
+
+from gui.widgets.labels import plain_label
 
 # Why a reply ended (protocol ChatDone.reason) → the note written after it; "end" needs none.
 _END_NOTES = {"length": "stopped at the max new tokens limit", "cancelled": "stopped", "error": "error"}
@@ -91,7 +93,7 @@ class ChatPane(QWidget):
 
     def __init__(self, title: str, parent: QWidget | None = None):
         super().__init__(parent)
-        self.title = QLabel(title)
+        self.title = plain_label(title, wrap=False)
         self.title.setTextFormat(Qt.TextFormat.PlainText)  # titles may carry a model name
         self.transcript = ChatTranscript()
         self.copy_button = QPushButton("Copy")

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout,
 from engine.light import config as run_config
 from engine.light import schema
 from engine.light.schema import Setting
+from gui.widgets.labels import add_row
 
 AUTO = "(auto)"  # the combo entry for an optional setting left empty (data.format: detect it)
 INT_MAX = 2**31 - 1  # QSpinBox holds a C int
@@ -32,7 +33,7 @@ class ConfigForm(QWidget):
             widget.setToolTip(setting.doc)
             widget.setAccessibleName(setting.label)
             self.widgets[setting.path] = widget
-            layout.addRow(setting.label, widget)
+            add_row(layout, setting.label, widget)
 
     @classmethod
     def for_group(cls, group: str, parent: QWidget | None = None) -> ConfigForm:

@@ -41,11 +41,11 @@ class LossChart(LazyPlot):
 
     def add_train(self, step: int, loss: float | None) -> None:
         if loss is not None:
-            self.train_points.append((step, loss))
+            _add(self.train_points, step, loss)
             self._schedule()
 
     def add_eval(self, step: int, loss: float) -> None:
-        self.eval_points.append((step, loss))
+        _add(self.eval_points, step, loss)
         self._schedule()
 
     def showEvent(self, event) -> None:
@@ -61,3 +61,13 @@ class LossChart(LazyPlot):
             return  # drawn when first shown
         for curve, points in zip(self.curves(), (self.train_points, self.eval_points)):
             curve.setData([p[0] for p in points], [p[1] for p in points])
+
+
+def _add(points: list[tuple[int, float]], step: int, loss: float) -> None:
+    """One point per step: a step the curve already has (a followed run's history and its live events overlap)
+    replaces it rather than drawing it twice."""
+    if points and step <= points[-1][0]:
+        if step == points[-1][0]:
+            points[-1] = (step, loss)
+        return
+    points.append((step, loss))

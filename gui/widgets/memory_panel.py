@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QHeaderView, QLabel, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QHeaderView, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
 from engine.light import calibration, fit, gpu
 from engine.light.config import RunConfig
 from engine.light.errors import ModelSourceError
 from engine.light.units import GIB
+from gui.widgets.labels import plain_label
 
 VERDICT_COLORS = {"fits": "#15803d", "tight": "#b45309", "won't fit": "#b91c1c"}
 RECHECK_SHARE = 0.02  # a new GPU reading redoes the verdict when free memory moved by more than this share
@@ -21,9 +22,7 @@ class MemoryPanel(QWidget):
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
-        self.verdict = QLabel()
-        self.verdict.setWordWrap(True)
-        self.verdict.setTextFormat(Qt.TextFormat.PlainText)
+        self.verdict = plain_label()
         self.table = QTableWidget(0, 2)
         self.table.setHorizontalHeaderLabels(("Needs", "GiB"))
         self.table.verticalHeader().hide()
