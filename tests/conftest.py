@@ -1,8 +1,10 @@
-"""Shared fixtures. Every test gets its own LlamaDesk home; the demo model is prepared once and shared read-only."""
+"""Shared fixtures. The whole session runs against temporary folders and a test keyring; every test gets its own
+LlamaDesk home; the demo model is prepared once and shared read-only."""
 
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -10,9 +12,49 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 # The demo model is converted once per machine (about a minute) and reused; override with LLAMADESK_TEST_CACHE.
 TEST_CACHE = Path(os.environ.get("LLAMADESK_TEST_CACHE", REPO / ".cache" / "test-home"))
+# What the user's environment said before the session replaced it (tests/test_isolation.py checks the difference).
+REAL = {name: os.environ.get(name) for name in ("HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME",
+                                                "HF_HOME", "LLAMADESK_HOME", "PYTHON_KEYRING_BACKEND")}
 
+
+def _isolate_the_session() -> Path:
+    """Point this process, and every process a test starts, at temporary folders: HOME and the XDG folders (Qt's
+    settings, platformdirs' data folder, the fallback token file), the Hugging Face cache, the LlamaDesk folder, and a
+    keyring kept in a file there. Nothing a test does can reach the user's own. Download caches stay in the checkout
+    (.cache/), so a second session does not fetch again."""
+    root = Path(tempfile.mkdtemp(prefix="llamadesk-tests-"))
+    home = root / "home"
+    folders = {"HOME": home, "USERPROFILE": home, "APPDATA": home / "AppData" / "Roaming",
+               "LOCALAPPDATA": home / "AppData" / "Local", "XDG_CONFIG_HOME": home / ".config",
+               "XDG_DATA_HOME": home / ".local" / "share", "XDG_CACHE_HOME": home / ".cache",
+               "XDG_STATE_HOME": home / ".local" / "state", "HF_HOME": root / "huggingface",
+               "LLAMADESK_HOME": root / "llamadesk"}
+    for name, folder in folders.items():
+        folder.mkdir(parents=True, exist_ok=True)
+        os.environ[name] = str(folder)
+    os.environ["PYTHON_KEYRING_BACKEND"] = "tests.keyring_backend.FileKeyring"
+    os.environ["LLAMADESK_TEST_KEYRING"] = str(root / "keyring.json")
+    os.environ.setdefault("PIP_CACHE_DIR", str(REPO / ".cache" / "pip"))
+    os.environ.setdefault("UV_CACHE_DIR", str(REPO / ".cache" / "uv"))
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    return root
+
+
+SESSION_ROOT = _isolate_the_session()
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``gpu`` run where torch sees a CUDA GPU and are reported as skipped elsewhere."""
+    gpu_tests = [item for item in items if item.get_closest_marker("gpu")]
+    if not gpu_tests:
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        for item in gpu_tests:
+            item.add_marker(pytest.mark.skip(reason="needs a CUDA GPU (run by bench/gpu_check.sh on one)"))
 
 
 @pytest.fixture(scope="session")

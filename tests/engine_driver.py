@@ -16,9 +16,10 @@ TIMEOUT = 240
 
 
 class EngineProcess:
-    def __init__(self, home: Path, *args: str):
-        env = dict(os.environ, LLAMADESK_HOME=str(home), PYTHONUNBUFFERED="1")
-        self.proc = subprocess.Popen([sys.executable, "-m", "engine", *args], stdin=subprocess.PIPE,
+    def __init__(self, home: Path, *args: str, program: list[str] | None = None, env: dict | None = None):
+        """``program``: what runs instead of ``python -m engine`` (a harness that wraps it)."""
+        env = dict(os.environ, LLAMADESK_HOME=str(home), PYTHONUNBUFFERED="1", **(env or {}))
+        self.proc = subprocess.Popen([*(program or [sys.executable, "-m", "engine"]), *args], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
         self.messages: list = []
         self.stdout_lines: list[bytes] = []

@@ -165,10 +165,12 @@ def test_calibration_records_are_matched_to_similar_runs(home):
 
 
 def test_the_chunked_loss_shrinks_the_logits_line_for_llama_3():
+    """The direction and the size of the saving; the bytes themselves are checked against real peaks on a GPU."""
     spec = catalog.find("llama-3.1-8b")
     standard = cfg({"train.micro_batch": 2, "data.cutoff": 2048})
     chunked = standard.with_values({"train.loss_chunk_tokens": 1024})
     line = {x.name: x.bytes for x in estimator.estimate(spec, standard).lines}["logits and loss"]
     small = {x.name: x.bytes for x in estimator.estimate(spec, chunked).lines}["logits and loss"]
-    assert line == 4096 * 128_256 * (2 + 4 + 4 + 4)  # 7.0 GiB of scores for 2 × 2048 tokens
-    assert small == 1024 * 128_256 * 14 + 4096 * 4096 * 2 and small < line / 3
+    assert line > 6 * GIB and small < line / 3  # 128k-entry scores for 4,096 tokens, against a 1,024-token chunk
+    tiny = catalog.find("smollm2-135m")
+    assert estimator.estimate(tiny, chunked).total < estimator.estimate(tiny, standard).total

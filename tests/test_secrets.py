@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import pytest
-
+import json
 import os
 import secrets
 import stat
 import subprocess
 import sys
+
+import keyring
+import pytest
+from keyring.backends import fail
 
 from engine.light import hf_token
 
@@ -21,7 +24,26 @@ def _engine(home, *args, stdin: str = "", env=None, timeout=300) -> subprocess.C
                           env=dict(os.environ, LLAMADESK_HOME=str(home), HF_HUB_OFFLINE="1", **(env or {})))
 
 
-def test_without_a_keyring_the_token_goes_to_an_owner_only_file_with_a_warning(home):
+@pytest.fixture
+def no_keyring(monkeypatch):
+    """A machine without a keyring service: keyring's own "fail" backend, here and in the engine processes."""
+    previous = keyring.get_keyring()
+    keyring.set_keyring(fail.Keyring())
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
+    yield
+    keyring.set_keyring(previous)
+
+
+def test_with_a_keyring_the_token_goes_there_and_nowhere_else(home):
+    token = "hf_" + secrets.token_hex(16)
+    stored = _engine(home, "token", "set", stdin=token + "\n")
+    assert stored.returncode == 0 and "stored in the system keyring" in stored.stdout, stored.stderr
+    assert json.loads(open(os.environ["LLAMADESK_TEST_KEYRING"]).read())["LlamaDesk/huggingface-token"] == token
+    assert not hf_token.token_file().exists() and hf_token.get_token() == token
+    assert _engine(home, "token", "clear").returncode == 0 and hf_token.get_token() is None
+
+
+def test_without_a_keyring_the_token_goes_to_an_owner_only_file_with_a_warning(home, no_keyring):
     token = "hf_" + secrets.token_hex(16)
     stored = _engine(home, "token", "set", stdin=token + "\n")
     assert stored.returncode == 0 and "No system keyring was found" in stored.stderr and token not in stored.stderr
