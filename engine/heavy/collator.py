@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-IGNORE = -100
+from engine.heavy.data.tokenize import IGNORE  # the label of a position the loss skips
 
 
 class PaddingCollator:

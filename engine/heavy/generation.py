@@ -28,6 +28,7 @@ from engine.heavy.data.templates import ensure_chat_template
 from engine.heavy.end_of_turn import end_of_turn_ids
 from engine.light.config import RunConfig
 
+
 @dataclass
 class Reply:
     text: str

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
-IGNORE = -100
+from engine.heavy.data.tokenize import IGNORE  # the label of a position the loss skips
 
 
 def chunked_loss_sum(hidden, lm_head, labels, chunk_tokens: int):

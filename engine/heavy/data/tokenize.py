@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from engine.heavy.data.problems import WARNING, Problem, Report
 from engine.heavy.data.templates import Rendered
 
-IGNORE = -100
+IGNORE = -100  # the label of a position the loss skips (PyTorch's cross-entropy default)
 _BATCH = 1000
 
 
