@@ -16,6 +16,7 @@ from engine import __version__
 from engine.light import config as run_config
 from engine.light import paths
 from engine.light.errors import UserError
+from engine.light.export_options import FORMATS, MERGE_INTO, QUANTS, ExportOptions
 from engine.light.run_folder import RunFolder
 
 
@@ -127,6 +128,22 @@ def _add_run_commands(commands) -> None:
     _add_config_options(config)
     config.add_argument("--dataset", default=None, help="dataset to put in the config (same as --set dataset=FILE)")
     config.set_defaults(handler=_cmd_config)
+
+    export = commands.add_parser("export", help="export a finished run: merged model, GGUF, Ollama or the adapter, "
+                                 "verified against the fine-tune")
+    export.add_argument("run", help="the run (folder or name)")
+    export.add_argument("--format", choices=list(FORMATS), default="gguf", help="; ".join(
+        f"{k}: {v}" for k, v in FORMATS.items()))
+    export.add_argument("--quant", choices=list(QUANTS), default="q4_k_m", help="GGUF and Ollama: " + "; ".join(
+        f"{k}: {v}" for k, v in QUANTS.items()))
+    export.add_argument("--merge-into", choices=list(MERGE_INTO), default="trained",
+                        help="a 4-bit run's adapter merged into: "
+                        + "; ".join(f"{k}: {v}" for k, v in MERGE_INTO.items()))
+    export.add_argument("--system", default="", help="Ollama: the Modelfile's system prompt")
+    export.add_argument("--out", type=Path, help="the export folder (default: <home>/exports/<run>-<format>)")
+    export.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"))
+    export.add_argument("--json", action="store_true", help="protocol lines even on a terminal")
+    export.set_defaults(handler=_cmd_export)
 
     demo = commands.add_parser("demo", help="the offline demo: ask, fine-tune on the bundled sample, ask again")
     demo.add_argument("--epochs", type=float, help="passes over the sample (default 3)")
@@ -372,6 +389,31 @@ def _adapter_config(adapter: Path) -> run_config.RunConfig | None:
         return run_config.from_mapping(data, str(adapter / "llamadesk.json"), require_dataset=False)
     except (OSError, ValueError, KeyError, TypeError, run_config.ConfigError):
         return None  # an adapter from elsewhere: the base loads with the defaults
+
+
+def _cmd_export(args) -> int:
+    from engine.heavy.control import Control
+    from engine.heavy.device import describe
+    from engine.heavy.events import Emitter, claim_stdout
+    from engine.heavy.export import job
+    from engine.light import protocol
+
+    folder = RunFolder.find(args.run)
+    if not folder.is_run():
+        print(f"error: {args.run}: not a run folder (no config.yaml)", file=sys.stderr)
+        return 1
+    options = ExportOptions(args.format, args.quant, args.merge_into, args.system, args.out)
+    emitter = Emitter(claim_stdout(), human=sys.stdout.isatty() and not args.json)
+    emitter.emit(protocol.Hello(protocol.PROTOCOL_VERSION, __version__, describe(args.device), "export"))
+    control = Control()
+    control.listen()
+    try:
+        return job.run(folder, options, emitter=emitter, control=control, device=args.device)
+    except UserError as exc:
+        emitter.emit(protocol.Error(kind=exc.kind, message=f"{exc.where}: {exc.message}" if exc.where else exc.message,
+                                    hint=exc.hint))
+        emitter.emit(protocol.State("failed"))
+        return 1
 
 
 def _cmd_config(args) -> int:

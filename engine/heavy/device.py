@@ -48,3 +48,12 @@ def optimizer(requested: str, device: str) -> str:
     if requested != "auto":
         return requested
     return "paged_adamw_8bit" if device == "cuda" else "adamw_torch"
+
+
+def release_memory() -> None:
+    """Return memory held by models just deleted: collect their cycles, then give cached GPU blocks back."""
+    import gc
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

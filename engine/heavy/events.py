@@ -11,7 +11,7 @@ import sys
 import threading
 from typing import IO, Any
 
-from engine.light import protocol
+from engine.light import export_report, protocol
 from engine.light.run_folder import JsonLines, RunFolder
 from engine.light.units import format_duration
 
@@ -109,6 +109,14 @@ def _human(msg: Any) -> str:
         return f"finished: adapter in {msg.adapter_path}" + (f" (final train loss {loss:.4f})" if loss else "")
     if isinstance(msg, protocol.Log):
         return msg.message
+    if isinstance(msg, protocol.ExportProgress):
+        if not msg.total:
+            return f"{msg.stage}: {msg.detail}" if msg.detail else msg.stage
+        eta = f", about {format_duration(msg.eta_s)} left" if msg.eta_s is not None else ""
+        return f"{msg.stage}: {msg.done}/{msg.total}{eta}"
+    if isinstance(msg, protocol.ExportFinished):
+        return export_report.summary(msg)
     if isinstance(msg, protocol.ChatToken):
         return msg.text
     return protocol.encode(msg)
+

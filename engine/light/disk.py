@@ -34,14 +34,13 @@ def run_needs(trainable_params: int, optimizer: str, keep_checkpoints: int, toke
     return (max(1, keep_checkpoints) + 1) * checkpoint + 2 * adapter + MARGIN_BYTES
 
 
-def shortfall(folder: Path, need: int) -> str | None:
+def shortfall(folder: Path, need: int, what: str = "this run's checkpoints and adapter") -> str | None:
     """A message if ``folder``'s disk has less than ``need`` bytes free, else None."""
     free = free_bytes(folder)
     if free >= need:
         return None
-    return (f"not enough disk space in {folder}: this run's checkpoints and adapter need about "
-            f"{_size(need)}, and {_size(free)} is free")
+    return f"not enough disk space in {folder}: {what} need about {size(need)}, and {size(free)} is free"
 
 
-def _size(n: int) -> str:
+def size(n: int) -> str:
     return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"

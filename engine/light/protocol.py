@@ -33,9 +33,10 @@ class ProtocolError(ValueError):
     pass
 
 
-# A run engine's last state; an engine that exits in any other state has crashed. "paused": the engine saved a checkpoint
-# and exited to free the GPU; resuming starts a new engine from that checkpoint.
-TERMINAL_STATES = ("finished", "stopped", "paused", "failed")
+# An engine's last state; an engine that exits in any other state has crashed. "paused": the engine saved a checkpoint
+# and exited to free the GPU; resuming starts a new engine from that checkpoint. "cancelled": an export stopped on
+# request, leaving nothing that looks complete.
+TERMINAL_STATES = ("finished", "stopped", "paused", "failed", "cancelled")
 
 
 # ---- engine → client -------------------------------------------------------------------------------------------
@@ -146,6 +147,30 @@ class ChatDone:
     reason: str  # "end" (end-of-turn token), "length", "cancelled" or "error"
     tokens: int = 0
     elapsed_s: float = 0.0
+    TYPE: ClassVar[str]
+
+
+@message("export_progress")
+class ExportProgress:
+    """An export's stage (loading, merging, saving, converting, verifying) and how far it is."""
+
+    stage: str
+    done: int = 0
+    total: int = 0
+    eta_s: float | None = None
+    detail: str = ""
+    TYPE: ClassVar[str]
+
+
+@message("export_finished")
+class ExportFinished:
+    """The export folder, the files in it, and its verification report (also saved as verification.json)."""
+
+    folder: str
+    format: str
+    files: list = field(default_factory=list)
+    verification: dict = field(default_factory=dict)
+    passed: bool = False
     TYPE: ClassVar[str]
 
 

@@ -1,0 +1,239 @@
+"""``llamadesk-engine export RUN``, top to bottom: check → the fine-tune's reference answers → merge → convert →
+verify → publish.
+
+Everything is written into ``<folder>.partial`` and renamed to the export folder only when complete and verified, so
+a cancel, a kill or a full disk never leaves a partial file that looks complete; a rerun removes the leftover and
+starts over. Progress and the report go to the client as protocol events; verification.json stays in the folder.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import shutil
+import time
+from pathlib import Path
+
+from engine.heavy import device as devices
+from engine.heavy.control import Control
+from engine.heavy.end_of_turn import end_of_turn_tokens
+from engine.heavy.events import Emitter
+from engine.heavy.export import gguf_file, merge, ollama, verify
+from engine.heavy.generation import Generator
+from engine.heavy.models.resolve import model_folder
+from engine.light import disk, protocol
+from engine.light.errors import ModelSourceError, UserError
+from engine.light.export_options import MERGE_INTO, ExportOptions, needed_bytes, parameter_count
+from engine.light.run_folder import RunFolder
+
+log = logging.getLogger("engine.export")
+
+
+class ExportFailed(UserError):
+    kind = "export"
+
+
+class _Steps:
+    """Progress events with an estimate of the time left in the current stage."""
+
+    def __init__(self, emitter: Emitter, control: Control):
+        self.emitter, self.control = emitter, control
+        self._stage, self._began = "", time.monotonic()
+        self.seconds: dict[str, float] = {}  # time spent in each stage, for the report
+
+    def stage(self, name: str, detail: str = "") -> None:
+        self.check()
+        self._close()
+        self._stage, self._began = name, time.monotonic()
+        self.emitter.emit(protocol.ExportProgress(name, detail=detail))
+
+    def _close(self) -> None:
+        if self._stage:
+            spent = time.monotonic() - self._began
+            self.seconds[self._stage] = round(self.seconds.get(self._stage, 0.0) + spent, 1)
+
+    def advance(self, done: int, total: int) -> None:
+        spent = time.monotonic() - self._began
+        eta = spent * (total - done) / done if done else None
+        self.emitter.emit(protocol.ExportProgress(self._stage, done, total, eta))
+
+    def cancelled(self) -> bool:
+        return self.control.stop.is_set() or self.control.is_cancelled("")
+
+    def check(self) -> None:
+        if self.cancelled():
+            raise gguf_file.Cancelled
+
+
+def run(folder: RunFolder, options: ExportOptions, *, emitter: Emitter, control: Control, device: str = "auto") -> int:
+    problems = options.problems()
+    if problems:
+        raise ExportFailed("; ".join(problems), hint="see llamadesk-engine export --help")
+    if not folder.has_adapter:
+        raise ExportFailed("this run has no adapter to export: it has not finished", where=str(folder.path),
+                           hint="finish or resume the run first (a stopped run can be resumed from the Runs page)",
+                           kind="no_adapter")
+    config = folder.load_config()
+    target = options.folder_for(folder.name)
+    partial = target.with_name(target.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)  # what an earlier, interrupted export left: start over
+    steps = _Steps(emitter, control)
+    emitter.emit(protocol.State("exporting", f"{options.format} of {folder.name}"))
+    try:
+        report = _export(folder, config, options, partial, steps, devices.resolve_device(device))
+        steps.stage("publishing")
+        report["seconds"] = steps.seconds
+        (partial / "verification.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+        if target.exists():
+            shutil.rmtree(target)
+        partial.rename(target)
+    except gguf_file.Cancelled:
+        shutil.rmtree(partial, ignore_errors=True)
+        emitter.emit(protocol.State("cancelled", "nothing was written"))
+        return 1
+    except Exception as exc:
+        shutil.rmtree(partial, ignore_errors=True)
+        if _disk_full(exc):
+            raise ExportFailed(f"the disk filled up while writing the export ({exc})", where=str(target),
+                               hint="free disk space, or choose a folder on a larger disk; nothing was kept",
+                               kind="disk_full") from None
+        raise
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    files = sorted(p.name for p in target.iterdir())
+    emitter.emit(protocol.ExportFinished(str(target), options.format, files, report, report["passed"]))
+    emitter.emit(protocol.State("finished" if report["passed"] else "failed",
+                                "verified" if report["passed"] else "the export does not answer like the fine-tune"))
+    return 0 if report["passed"] else 1
+
+
+def _export(folder: RunFolder, config, options: ExportOptions, partial: Path, steps: _Steps, device: str) -> dict:
+    steps.stage("checking", "the base model, the architecture and the disk")
+    base = _base_model(config)
+    _check_disk(base, options, folder, partial)
+    partial.mkdir(parents=True)
+    report = {"run": folder.name, "format": options.format, "base_model": config.model, "passed": True}
+    if options.format == "adapter":
+        shutil.copytree(folder.adapter_dir, partial, dirs_exist_ok=True)
+        report["adapter"] = {"files": sorted(p.name for p in partial.iterdir())}
+        return report
+
+    # The merged model is checked against the adapter on the weights it was merged into: a 4-bit run's dequantized
+    # base ("trained", the default) or its original weights. Merging into the original ones also measures how far
+    # that is from the fine-tune as it trained.
+    original = options.merge_into == "original" and config.quantization == "nf4"
+    steps.stage("reference", "the fine-tune's own answers to the run's prompts")
+    fine_tune = Generator.load(base, folder.adapter_dir, device=device, config=config)
+    prompts, source = verify.prompts_from_run(config, fine_tune.tokenizer)
+    as_trained = verify.reference(fine_tune.model, prompts, source)
+    tokenizer = fine_tune.tokenizer
+    del fine_tune
+    devices.release_memory()
+    reference = as_trained
+    if original:
+        steps.stage("reference", "the adapter's answers on the original weights")
+        unmerged = Generator.load(base, folder.adapter_dir, device=device, config=config.with_values(
+            {"quantization": "none"}))
+        reference = verify.reference(unmerged.model, prompts, source)
+        del unmerged
+        devices.release_memory()
+
+    steps.stage("merging", f"into {MERGE_INTO[options.merge_into] if config.quantization == 'nf4' else 'the base'}")
+    merged_dir = partial if options.format == "merged" else partial / "merged.tmp"
+    model = merge.merged(base, folder.adapter_dir, config, into=options.merge_into, device=device)
+    steps.stage("saving", "the merged model in bfloat16")
+    merge.save(model, folder.adapter_dir, merged_dir, merge.model_card(config, _metrics(folder), options.merge_into))
+    del model
+    devices.release_memory()
+    steps.stage("verifying", "the merged model against the adapter on its base")
+    merged_model = verify.load_merged(merged_dir, device)
+    report["merged"] = verify.against(merged_model, reference)
+    report["merged"]["merged_into"] = options.merge_into if config.quantization == "nf4" else "the base"
+    if original:
+        report["merged"]["against_the_fine_tune_as_trained"] = verify.against(merged_model, as_trained)
+    del merged_model
+    devices.release_memory()
+    report["passed"] = verify.judge(report["merged"], "merged")
+    if options.makes_gguf:
+        _gguf(folder, config, options, partial, merged_dir, tokenizer, reference, report, steps, device)
+        shutil.rmtree(merged_dir)
+    return report
+
+
+def _gguf(folder, config, options, partial, merged_dir, tokenizer, reference, report, steps, device) -> None:
+    name = options.gguf_name(folder.name)
+    steps.stage("converting", f"to GGUF {options.quant.upper()}")
+    written = gguf_file.write(merged_dir, partial / name, options.quant, name=f"{folder.name} ({config.model})",
+                              progress=steps.advance, cancelled=steps.cancelled)
+    report["gguf"] = {"file": name, "bytes": written.bytes, "tensor_types": dict(written.types)}
+    steps.stage("verifying", "the GGUF's tokenizer and chat template")
+    checks = verify.gguf_tokenizer_and_template(partial / name, tokenizer)
+    report["gguf"]["tokenizer"] = checks
+    report["passed"] &= verify.tokenizer_checks_passed(checks)
+    steps.stage("verifying", "the GGUF's answers against the fine-tune")
+    measured = verify.against(verify.load_gguf(partial, name, device), reference)
+    report["gguf"]["answers"] = measured
+    report["passed"] &= verify.judge(measured, options.quant)
+    if options.format == "ollama":
+        steps.stage("writing", "the Modelfile")
+        context = min(_context(merged_dir), max(config.data.cutoff, 4096))
+        text, made = ollama.modelfile(tokenizer, name, context=context, system=options.system)
+        (partial / "Modelfile").write_text(text, encoding="utf-8")
+        written_stops = ollama.stops_in(text)
+        missing = [t for t in end_of_turn_tokens(tokenizer) if t not in written_stops]
+        report["ollama"] = {**made, "end_of_turn_not_stopped": missing,
+                            "create": ollama.create_command(options.folder_for(folder.name), _ollama_name(folder))}
+        report["passed"] &= not missing
+
+
+def _disk_full(exc: BaseException) -> bool:
+    """A write refused for space or size, also when a library (safetensors, the GGUF writer) wraps the OS error."""
+    full = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+    while exc is not None:
+        if isinstance(exc, OSError) and exc.errno in full:
+            return True
+        if any(f"os error {code})" in str(exc) for code in full):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def _ollama_name(folder: RunFolder) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in folder.name.lower())
+
+
+def _base_model(config) -> Path:
+    try:
+        base = model_folder(config.model, progress=lambda m: None).path
+    except ModelSourceError as exc:
+        if exc.kind == "not_llama":
+            raise ExportFailed(f"exporting supports LLaMA-architecture models: this base is {exc.message}",
+                               where=exc.where, hint="export the adapter alone instead", kind="unsupported") from None
+        raise ExportFailed(f"the base model is not available: {exc.message}", where=exc.where or config.model,
+                           hint=exc.hint or "download it on the Model page first") from None
+    kind = json.loads((base / "config.json").read_text(encoding="utf-8")).get("model_type")
+    if kind != "llama":
+        raise ExportFailed(f"exporting supports LLaMA-architecture models, not '{kind}'", where=str(base),
+                           hint="export the adapter alone instead", kind="unsupported")
+    return base
+
+
+def _check_disk(base: Path, options: ExportOptions, folder: RunFolder, partial: Path) -> None:
+    adapter = sum(p.stat().st_size for p in folder.adapter_dir.rglob("*") if p.is_file())
+    problem = disk.shortfall(partial.parent, needed_bytes(parameter_count(base), options, adapter), "the export's files")
+    if problem:
+        raise ExportFailed(problem, hint="free disk space, or choose a folder on a larger disk", kind="disk_full")
+
+
+def _metrics(folder: RunFolder) -> dict:
+    try:
+        return json.loads((folder.adapter_dir / "llamadesk.json").read_text(encoding="utf-8")).get("metrics", {})
+    except (OSError, ValueError):
+        return {}
+
+
+def _context(model_dir: Path) -> int:
+    return int(json.loads((model_dir / "config.json").read_text(encoding="utf-8"))["max_position_embeddings"])
+

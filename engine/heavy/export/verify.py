@@ -1,0 +1,162 @@
+"""Proving an export answers like the fine-tune, before it is reported as done.
+
+The fine-tune itself (the base as trained, with the adapter) continues prompts taken from the run's own data, and
+its next-token scores along that continuation are kept. Each export is then read back the way its users read it and
+measured against them: the merged folder with ``from_pretrained``, a GGUF with transformers' GGUF loader (which
+rebuilds the model from the file's metadata and tensors). Measures: top-1 agreement and KL divergence along the
+reference continuation, the largest difference of a score, and how many greedy tokens come out identical.
+
+The GGUF's tokenizer and chat template are checked too: the stored template is byte-identical to the tokenizer's and
+renders the same prompt for a multi-turn conversation with a system prompt, the rendered prompt tokenizes to the same
+ids, and the end-of-turn tokens are set.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from engine.heavy.data import pipeline
+from engine.heavy.data.tokenize import IGNORE
+from engine.heavy.end_of_turn import end_of_turn_ids
+from engine.heavy.export import gguf_metadata
+from engine.light.config import RunConfig
+from engine.light.errors import DatasetError
+
+NEW_TOKENS = 32
+CONVERSATION = [{"role": "system", "content": "You answer in one sentence."},
+                {"role": "user", "content": "Who keeps the lighthouse?"},
+                {"role": "assistant", "content": "The keeper of the north light."},
+                {"role": "user", "content": "And how long has it stood?"}]
+# What counts as answering like the fine-tune. A 16-bit copy agrees on nearly every next token with scores nearly
+# identical (storing the merged weights in 16 bits moves scores a little, so a near-tie can flip and a greedy
+# continuation part ways; how many greedy tokens came out identical is reported, not required); quantized ones
+# agree nearly always (Q8_0) or mostly (Q4_K_M), as measured on LLaMA shapes.
+REQUIRED = {"merged": {"top1": 0.98, "kl": 1e-3}, "f16": {"top1": 0.98, "kl": 1e-3}, "q8_0": {"top1": 0.9},
+            "q4_k_m": {"top1": 0.75}}
+
+
+@dataclass
+class Reference:
+    """The fine-tune's greedy continuation of each prompt and its scores along it."""
+
+    prompts: list[list[int]]
+    continuations: list[list[int]] = field(default_factory=list)
+    scores: list[torch.Tensor] = field(default_factory=list)
+    source: str = ""  # where the prompts came from
+
+
+def prompts_from_run(config: RunConfig, tokenizer, count: int = 4) -> tuple[list[list[int]], str]:
+    """The prompt part (the tokens before the first trained one) of the run's first validation examples, or of its
+    first training examples when it held none out; fixed questions when the dataset is gone."""
+    try:
+        train, validation = pipeline.prepare(config.dataset, tokenizer, config.data, preview_rows=0).splits()
+    except (DatasetError, OSError):
+        return [_fixed(tokenizer)], "a fixed conversation (the run's dataset is no longer readable)"
+    rows, source = (validation, "validation") if validation is not None and len(validation) else (train, "training")
+    found = []
+    for row in rows.select(range(min(len(rows), count * 4))):
+        first = next((i for i, label in enumerate(row["labels"]) if label != IGNORE), None)
+        if first:
+            found.append(list(row["input_ids"][:first]))
+        if len(found) == count:
+            break
+    if not found:
+        return [_fixed(tokenizer)], "a fixed conversation (no example of the run's dataset has a prompt)"
+    return found, f"the first {len(found)} {source} examples of the run's dataset"
+
+
+def _fixed(tokenizer) -> list[int]:
+    rendered = tokenizer.apply_chat_template(CONVERSATION, add_generation_prompt=True, tokenize=True)
+    return list(rendered["input_ids"] if isinstance(rendered, dict) or hasattr(rendered, "keys") else rendered)
+
+
+@torch.no_grad()
+def reference(model, prompts: list[list[int]], source: str) -> Reference:
+    found = Reference(prompts, continuations=_greedy(model, prompts), source=source)
+    found.scores = [_scores(model, p, c) for p, c in zip(prompts, found.continuations)]
+    return found
+
+
+def _greedy(model, prompts: list[list[int]]) -> list[list[int]]:
+    """Every prompt's greedy continuation, in one left-padded batch."""
+    longest = max(len(p) for p in prompts)
+    ids = torch.tensor([[0] * (longest - len(p)) + p for p in prompts], device=model.device)
+    mask = torch.tensor([[0] * (longest - len(p)) + [1] * len(p) for p in prompts], device=model.device)
+    out = model.generate(ids, attention_mask=mask, max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS,
+                         do_sample=False, pad_token_id=0)
+    return out[:, longest:].tolist()
+
+
+def _scores(model, prompt: list[int], continuation: list[int]) -> torch.Tensor:
+    """The next-token scores at each continuation position (float32, on the CPU)."""
+    ids = torch.tensor([prompt + continuation], device=model.device)
+    logits = model(input_ids=ids).logits[0]
+    return logits[len(prompt) - 1: len(prompt) - 1 + len(continuation)].float().cpu()
+
+
+@torch.no_grad()
+def against(model, ref: Reference) -> dict:
+    """How closely ``model`` follows the reference: per-prompt greedy agreement, top-1, KL, largest score gap."""
+    agree, positions, kl_sum, gap, greedy = 0, 0, 0.0, 0.0, []
+    for prompt, continuation, expected, mine in zip(ref.prompts, ref.continuations, ref.scores,
+                                                    _greedy(model, ref.prompts)):
+        got = _scores(model, prompt, continuation)
+        # The continuation itself was generated with the end-of-turn tokens held back (every prompt runs for the
+        # full count), so the next-token choice is compared on the scores, where they are not.
+        agree += int((got.argmax(-1) == expected.argmax(-1)).sum())
+        positions += len(continuation)
+        kl_sum += float(F.kl_div(F.log_softmax(got.double(), -1), F.log_softmax(expected.double(), -1),
+                                 log_target=True, reduction="sum"))
+        gap = max(gap, float((got - expected).abs().max()))
+        greedy.append(next((i for i, (a, b) in enumerate(zip(mine, continuation)) if a != b), len(continuation)))
+    return {"prompts": len(ref.prompts), "prompt_source": ref.source, "greedy_identical_tokens": greedy,
+            "top1_agreement": round(agree / max(positions, 1), 4),
+            "kl_divergence": round(kl_sum / max(positions, 1), 6), "largest_score_difference": round(gap, 4)}
+
+
+def judge(measure: dict, kind: str) -> bool:
+    """Whether ``measure`` meets what ``kind`` requires; both are recorded in it for the report."""
+    need = REQUIRED[kind]
+    measure["required"] = {"top1_agreement": need["top1"], **({"kl_divergence": need["kl"]} if "kl" in need else {})}
+    measure["passed"] = (measure["top1_agreement"] >= need["top1"]
+                         and measure["kl_divergence"] <= need.get("kl", float("inf")))
+    return measure["passed"]
+
+
+def load_merged(folder: Path, device: str):
+    dtype = torch.float32 if device == "cpu" else torch.bfloat16
+    return AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, device_map={"": 0 if device == "cuda" else "cpu"})
+
+
+def load_gguf(folder: Path, name: str, device: str):
+    dtype = torch.float32 if device == "cpu" else torch.bfloat16
+    return AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=dtype,
+                                                device_map={"": 0 if device == "cuda" else "cpu"})
+
+
+def gguf_tokenizer_and_template(path: Path, tokenizer) -> dict:
+    """The GGUF's own tokenizer and template against the run's: the same prompt text, the same ids, the end-of-turn
+    tokens in place."""
+    metadata = gguf_metadata.read(path)
+    stored = metadata.get("tokenizer.chat_template")
+    original = tokenizer.apply_chat_template(CONVERSATION, tokenize=False, add_generation_prompt=True)
+    rendered = tokenizer.apply_chat_template(CONVERSATION, tokenize=False, add_generation_prompt=True,
+                                             chat_template=stored) if stored else ""
+    rebuilt = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+    ids = tokenizer(original, add_special_tokens=False).input_ids
+    ends = set(end_of_turn_ids(tokenizer))
+    marked = {metadata.get(key) for key in ("tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id")}
+    return {"template_stored_identical": stored == tokenizer.chat_template,
+            "template_renders_identical": rendered == original,
+            "prompt_ids_identical": rebuilt(original, add_special_tokens=False).input_ids == ids,
+            "end_of_turn_marked": sorted(i for i in marked if i is not None and i in ends)}
+
+
+def tokenizer_checks_passed(found: dict) -> bool:
+    return (found["template_stored_identical"] and found["template_renders_identical"]
+            and found["prompt_ids_identical"] and bool(found["end_of_turn_marked"]))
