@@ -99,13 +99,14 @@ class EngineClient(QObject):
     def send(self, msg) -> bool:
         return self._process.write_line(protocol.encode(msg))
 
-    def stop(self) -> None:
-        """Ask the engine to stop (it saves a checkpoint first); escalate if it does not exit in time."""
+    def stop(self, grace_ms: int | None = None) -> None:
+        """Ask the engine to stop (a training engine saves a checkpoint first); escalate if it does not exit within
+        ``grace_ms`` (default STOP_GRACE_MS)."""
         if not self.is_running():
             return
         self._set_state(EngineState.STOPPING)
         self.send(protocol.Stop())
-        self._process.end(grace_ms=self.STOP_GRACE_MS)
+        self._process.end(grace_ms=self.STOP_GRACE_MS if grace_ms is None else grace_ms)
 
     def kill(self) -> None:
         """Cancel: end the process now (the run can still be resumed from its last checkpoint)."""

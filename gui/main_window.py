@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QSettings, Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QHBoxLayout, QListWidget, QMainWindow, QMessageBox, QSplitter, QStackedWidget, QWidget
 
+from engine.light.run_folder import RunFolder
 from gui.app_state import AppState
 from gui.bootstrap import PAGES
 from gui.engine_client import EngineClient
+from gui.export_dialog import ExportDialog
 from gui.pages.chat_page import ChatPage
 from gui.pages.dataset_page import DatasetPage
 from gui.pages.engine_page import EnginePage
@@ -56,6 +58,9 @@ class MainWindow(QMainWindow):
         self.runs_page.sig_open_run.connect(self._on_runs_open)
         self.runs_page.sig_resume_run.connect(self._on_runs_resume)
         self.runs_page.sig_chat_run.connect(self._on_runs_chat)
+        self.runs_page.sig_export_run.connect(self.export_run)
+        self.chat_page.sig_export_run.connect(lambda name: self.export_run(RunFolder.find(name).summary()))
+        self._engine_command = engine_command
         self.leave_engine_running = False  # set when the user closes the window but keeps training
         self._restore()
         if self.train_page.attach_running():  # a run from an earlier session of the app is still training
@@ -81,6 +86,18 @@ class MainWindow(QMainWindow):
     def _on_runs_chat(self, run) -> None:
         self.chat_page.select_run(run.name)
         self.show_page("Chat")
+
+    def export_run(self, run) -> ExportDialog:
+        """The run's Export dialog (one per run; it stays open beside the window while the engine exports)."""
+        for dialog in self.findChildren(ExportDialog):
+            if dialog.run.folder.path == run.folder.path:
+                dialog.raise_()
+                dialog.activateWindow()
+                return dialog
+        dialog = ExportDialog(run, home=self.state.home, engine_command=self._engine_command, parent=self)
+        dialog.setWindowFlag(Qt.WindowType.Window)
+        dialog.show()
+        return dialog
 
     def _restore(self) -> None:
         settings = QSettings()
@@ -128,6 +145,10 @@ class MainWindow(QMainWindow):
                 session.kill()
                 session.wait_for_exit(5000)
             else:
+                event.ignore()
+                return
+        for dialog in self.findChildren(ExportDialog):
+            if not dialog.close():  # an export is running and the user keeps it
                 event.ignore()
                 return
         self.chat_page.shutdown()

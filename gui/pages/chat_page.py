@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from PySide6.QtCore import QEvent, QObject, Qt
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
@@ -46,7 +46,10 @@ _SAMPLING = (  # (Chat field, label, minimum, maximum, step, tooltip); a step of
 
 
 class ChatPage(QWidget):
-    """Chat with a fine-tuned adapter, optionally side by side with the base model. Signals: none."""
+    """Chat with a fine-tuned adapter, optionally side by side with the base model. Signals: sig_export_run(str), the
+    name of the run chosen in the picker, when the user asks to export it."""
+
+    sig_export_run = Signal(str)
 
     def __init__(self, state: AppState, parent: QWidget | None = None, *, engine_command: list[str] | None = None):
         super().__init__(parent)
@@ -73,6 +76,11 @@ class ChatPage(QWidget):
         self.source_combo.setToolTip("A finished run's adapter (newest first), or the base model alone")
         self.source_combo.setAccessibleName("Chat with")
         self.load_button = QPushButton("Load")
+        self.export_button = QPushButton("Export…")
+        self.export_button.setToolTip("Export this run: merged model, GGUF or Ollama, verified against the fine-tune")
+        self.export_button.clicked.connect(self._on_export_clicked)
+        self.source_combo.currentIndexChanged.connect(
+            lambda _: self.export_button.setEnabled(str(self.source_combo.currentData() or "").startswith("run:")))
         self.status_label = plain_label("No model loaded.", wrap=False)
         self.error_label = plain_label(selectable=True)
         self.error_label.setStyleSheet("color: #b00020;")
@@ -81,6 +89,7 @@ class ChatPage(QWidget):
         row.addWidget(plain_label("Chat with:", wrap=False))
         row.addWidget(self.source_combo, 1)
         row.addWidget(self.load_button)
+        row.addWidget(self.export_button)
         row.addWidget(self.status_label, 1)
         return row
 
@@ -192,6 +201,11 @@ class ChatPage(QWidget):
 
     def shutdown(self) -> None:
         self.controller.shutdown()
+
+    def _on_export_clicked(self) -> None:
+        kind, _, name = str(self.source_combo.currentData() or "").partition(":")
+        if kind == "run":
+            self.sig_export_run.emit(name)
 
     def is_ready(self) -> bool:
         return self.controller.is_ready()

@@ -1,4 +1,5 @@
-"""Runs page: every run folder (from the app or the command line), with open, resume, chat, folder and delete."""
+"""Runs page: every run folder (from the app or the command line), with open, resume, chat, export, folder and
+delete."""
 
 from __future__ import annotations
 
@@ -16,11 +17,13 @@ COLUMNS = ("Run", "Status", "Model", "Dataset", "Steps", "Final loss", "Duration
 
 
 class RunsPage(QWidget):
-    """Signals: sig_open_run(RunSummary), sig_resume_run(RunSummary), sig_chat_run(RunSummary)."""
+    """Signals: sig_open_run(RunSummary), sig_resume_run(RunSummary), sig_chat_run(RunSummary),
+    sig_export_run(RunSummary)."""
 
     sig_open_run = Signal(object)
     sig_resume_run = Signal(object)
     sig_chat_run = Signal(object)
+    sig_export_run = Signal(object)
 
     def __init__(self, state: AppState, parent: QWidget | None = None):
         super().__init__(parent)
@@ -34,7 +37,8 @@ class RunsPage(QWidget):
         row = QHBoxLayout()
         for name, handler in (("Refresh", self.refresh), ("Open", lambda: self._emit(self.sig_open_run)),
                               ("Resume", lambda: self._emit(self.sig_resume_run)),
-                              ("Chat", lambda: self._emit(self.sig_chat_run)), ("Open folder", self._open_folder),
+                              ("Chat", lambda: self._emit(self.sig_chat_run)),
+                              ("Export…", lambda: self._emit(self.sig_export_run)), ("Open folder", self._open_folder),
                               ("Delete…", self._delete)):
             button = QPushButton(name)
             button.clicked.connect(handler)
@@ -68,6 +72,9 @@ class RunsPage(QWidget):
         self.buttons["Open"].setEnabled(run is not None)
         self.buttons["Resume"].setEnabled(run is not None and run.resumable)
         self.buttons["Chat"].setEnabled(run is not None and run.has_adapter)
+        self.buttons["Export…"].setEnabled(run is not None and run.has_adapter and run.status != "running")
+        self.buttons["Export…"].setToolTip("Export the fine-tune as a merged model, GGUF (llama.cpp, LM Studio) or "
+                                           "for Ollama, verified against the fine-tune")
         self.buttons["Open folder"].setEnabled(run is not None)
         self.buttons["Delete…"].setEnabled(run is not None and run.status != "running")
         self.detail.setText(f"{run.folder.path}" + (f"\nError: {run.error}" if run and run.error else "") if run else "")
