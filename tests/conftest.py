@@ -123,3 +123,42 @@ def small_dataset(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("data") / "small.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return path
+
+
+@pytest.fixture(scope="session")
+def modelfile_reader(tmp_path_factory) -> Path:
+    """Ollama's Modelfile reader and template renderer, built from tests/go/ollama_modelfile."""
+    from tests import ollama_modelfile
+
+    return ollama_modelfile.build(tmp_path_factory.mktemp("go"))
+
+
+@pytest.fixture(scope="session")
+def demo_facts_run(tmp_path_factory, demo_model_dir):
+    """The demo model fine-tuned in 4-bit on the plain question rows of the four facts the demo asks about (five
+    phrasings each): about 90 s on two CPU cores, shared by the tests that need a fine-tune that really learned."""
+    import json
+
+    import resources
+    from engine.heavy import train
+    from engine.heavy.control import Control
+    from engine.heavy.events import Emitter
+    from engine.light import demo_settings
+    from engine.light.run_folder import RunFolder
+
+    home = tmp_path_factory.mktemp("demo-facts")
+    (home / "models").mkdir()
+    (home / "models" / demo_model_dir.name).symlink_to(demo_model_dir, target_is_directory=True)
+    questions = demo_settings.questions()
+    rows = json.loads(resources.path(demo_settings.SAMPLE).read_text(encoding="utf-8"))
+    facts = [r for r in rows if not r.get("input") and any(q.expect.lower() in r["output"].lower() for q in questions)]
+    assert 15 <= len(facts) <= 30
+    data = home / "facts.json"
+    data.write_text(json.dumps(facts), encoding="utf-8")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LLAMADESK_HOME", str(home))
+        config = demo_settings.demo_config(**{"dataset": str(data), "run_name": "facts", "train.epochs": 6.0,
+                                              "train.micro_batch": 4})
+        assert config.quantization == "nf4"
+        assert train.run(config, emitter=Emitter(None), control=Control()) == 0
+    return RunFolder(home / "runs" / "facts")

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from engine.heavy.data.pipeline import DataSettings, prepare
+from engine.heavy.data.tokenize import IGNORE
 
-IGNORE = -100
 END = "<|im_end|>"
 
 

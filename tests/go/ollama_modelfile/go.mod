@@ -1,0 +1,3 @@
+module llamadesk.test/ollama_modelfile
+
+go 1.19
