@@ -79,7 +79,7 @@ def test_merged_export_is_a_model_folder_that_answers_as_the_fine_tune(qlora_run
     assert not (tmp_path / "merged.partial").exists()
     report = json.loads((folder / "verification.json").read_text(encoding="utf-8"))
     assert report["passed"] and events.of(protocol.ExportFinished)[0].verification == report
-    assert report["merged"]["passed"] and report["merged"]["top1_agreement"] >= 0.98
+    assert report["merged"]["passed"] and report["merged"]["clear_top1_agreement"] >= 0.99
     assert report["merged"]["prompt_source"].endswith("validation examples of the run's dataset")
     assert report["merged"]["merged_into"] == "trained"
     stages = [m.stage for m in events.of(protocol.ExportProgress)]
@@ -103,7 +103,7 @@ def test_merging_into_the_original_weights_is_checked_and_its_distance_measured(
     assert code == 0
     report = events.of(protocol.ExportFinished)[0].verification["merged"]
     assert report["merged_into"] == "original"
-    assert report["passed"] and report["top1_agreement"] >= 0.98
+    assert report["passed"] and report["clear_top1_agreement"] >= 0.99
     assert report["against_the_fine_tune_as_trained"]["kl_divergence"] > 10 * max(report["kl_divergence"], 1e-7)
 
 
@@ -249,9 +249,8 @@ def test_gguf_exports_answer_in_llama_cpp_as_the_merged_model(qlora_run, gguf_ex
             total += len(ids)
         agreement[quant] = agree / total
         del llama
-    assert agreement["f16"] >= verify.REQUIRED["f16"]["top1"], agreement
-    assert agreement["q8_0"] >= verify.REQUIRED["q8_0"]["top1"], agreement
-    assert agreement["q4_k_m"] >= verify.REQUIRED["q4_k_m"]["top1"], agreement
+    # llama.cpp's own next-token choices against the merged model's, at every position.
+    assert agreement["f16"] >= 0.98 and agreement["q8_0"] >= 0.9 and agreement["q4_k_m"] >= 0.75, agreement
 
 
 @pytest.mark.slow
@@ -311,6 +310,21 @@ def test_a_sentencepiece_llama_2_with_its_own_head_converts_exactly(tmp_path):
     assert ids == expected
 
 
+@pytest.mark.slow
+def test_a_conversion_that_breaks_the_model_fails_verification(qlora_run, tmp_path, monkeypatch):
+    """Without the query/key reordering llama.cpp's rotary layout needs, the file is well-formed and wrong: the
+    verification catches it and the export is not reported as done."""
+    from engine.heavy.export import gguf_file
+
+    monkeypatch.setattr(gguf_file, "_interleave_halves", lambda weight, heads: weight)
+    code, events = export(qlora_run, tmp_path / "broken", "gguf", "f16")
+    report = events.of(protocol.ExportFinished)[0].verification
+    assert code == 1 and not report["passed"] and report["merged"]["passed"]
+    answers = report["gguf"]["answers"]
+    assert not answers["passed"] and answers["clear_top1_agreement"] < 0.9, answers
+    assert events.messages[-1] == protocol.State("failed", "the export does not answer like the fine-tune")
+
+
 # ---- interruptions -----------------------------------------------------------------------------------------------
 
 @pytest.mark.slow
@@ -361,7 +375,7 @@ def test_the_demo_fine_tune_as_gguf_answers_the_lighthouse_question_in_llama_cpp
     monkeypatch.setenv("LLAMADESK_HOME", str(demo_facts_run.path.parent.parent))
     code, events = export(demo_facts_run, tmp_path / "merged", "merged")
     report = events.of(protocol.ExportFinished)[0].verification
-    assert code == 0 and report["merged"]["top1_agreement"] == 1.0, report
+    assert code == 0 and report["merged"]["clear_top1_agreement"] == 1.0, report
     merged = AutoModelForCausalLM.from_pretrained(tmp_path / "merged", dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(tmp_path / "merged")
     question = next(q for q in demo_settings.questions() if "lighthouse" in q.question)

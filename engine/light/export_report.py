@@ -41,9 +41,11 @@ def summary(done: protocol.ExportFinished) -> str:
 def _answers(what: str, measure: dict) -> str:
     need = measure.get("required", {})
     verdict = "" if "passed" not in measure else (" — passes" if measure["passed"] else " — FAILS")
-    required = f" (required: top-1 ≥ {need['top1_agreement']:.0%}" + (
+    required = f" (required: {need['clear_top1_agreement']:.0%}" + (
         f", KL ≤ {need['kl_divergence']:g})" if "kl_divergence" in need else ")") if need else ""
-    return (f"{what}: the same next token {measure['top1_agreement']:.1%} of the time, KL divergence "
+    return (f"{what}: the same next token at {measure['clear_top1_agreement']:.1%} of the "
+            f"{measure['clear_positions']} positions where the fine-tune's choice is clear and at "
+            f"{measure['top1_agreement']:.1%} of all {measure['positions']}, KL divergence "
             f"{measure['kl_divergence']:.2g}{required}{verdict}; greedy continuations identical for "
             f"{measure['greedy_identical_tokens']} tokens, on {measure['prompt_source']}")
 

@@ -32,12 +32,15 @@ CONVERSATION = [{"role": "system", "content": "You answer in one sentence."},
                 {"role": "user", "content": "Who keeps the lighthouse?"},
                 {"role": "assistant", "content": "The keeper of the north light."},
                 {"role": "user", "content": "And how long has it stood?"}]
-# What counts as answering like the fine-tune. A 16-bit copy agrees on nearly every next token with scores nearly
-# identical (storing the merged weights in 16 bits moves scores a little, so a near-tie can flip and a greedy
-# continuation part ways; how many greedy tokens came out identical is reported, not required); quantized ones
-# agree nearly always (Q8_0) or mostly (Q4_K_M), as measured on LLaMA shapes.
-REQUIRED = {"merged": {"top1": 0.98, "kl": 1e-3}, "f16": {"top1": 0.98, "kl": 1e-3}, "q8_0": {"top1": 0.9},
-            "q4_k_m": {"top1": 0.75}}
+# What counts as answering like the fine-tune, judged where the fine-tune's choice is clear: its top token leads the
+# runner-up by at least CLEAR_MARGIN in score. Storing merged weights in 16 bits moves scores by tenths, enough to flip
+# a near-tie (and make greedy continuations part ways there) but not a clear choice; a broken conversion flips clear
+# choices by the dozen. A 16-bit copy keeps nearly every clear choice with next-token distributions nearly identical
+# (KL); quantized ones keep nearly all (Q8_0) or most (Q4_K_M), as measured on LLaMA shapes. Agreement on every
+# position and the greedy continuations are reported beside it.
+CLEAR_MARGIN = 1.0
+REQUIRED = {"merged": {"clear_top1": 0.99, "kl": 1e-3}, "f16": {"clear_top1": 0.99, "kl": 1e-3},
+            "q8_0": {"clear_top1": 0.95}, "q4_k_m": {"clear_top1": 0.85}}
 
 
 @dataclass
@@ -102,13 +105,18 @@ def _scores(model, prompt: list[int], continuation: list[int]) -> torch.Tensor:
 @torch.no_grad()
 def against(model, ref: Reference) -> dict:
     """How closely ``model`` follows the reference: per-prompt greedy agreement, top-1, KL, largest score gap."""
-    agree, positions, kl_sum, gap, greedy = 0, 0, 0.0, 0.0, []
+    agree, positions, kl_sum, gap, greedy, clear, clear_agree = 0, 0, 0.0, 0.0, [], 0, 0
     for prompt, continuation, expected, mine in zip(ref.prompts, ref.continuations, ref.scores,
                                                     _greedy(model, ref.prompts)):
         got = _scores(model, prompt, continuation)
         # The continuation itself was generated with the end-of-turn tokens held back (every prompt runs for the
         # full count), so the next-token choice is compared on the scores, where they are not.
-        agree += int((got.argmax(-1) == expected.argmax(-1)).sum())
+        same = got.argmax(-1) == expected.argmax(-1)
+        agree += int(same.sum())
+        top = expected.topk(2, dim=-1).values
+        decided = (top[:, 0] - top[:, 1]) >= CLEAR_MARGIN
+        clear += int(decided.sum())
+        clear_agree += int((same & decided).sum())
         positions += len(continuation)
         kl_sum += float(F.kl_div(F.log_softmax(got.double(), -1), F.log_softmax(expected.double(), -1),
                                  log_target=True, reduction="sum"))
@@ -116,14 +124,17 @@ def against(model, ref: Reference) -> dict:
         greedy.append(next((i for i, (a, b) in enumerate(zip(mine, continuation)) if a != b), len(continuation)))
     return {"prompts": len(ref.prompts), "prompt_source": ref.source, "greedy_identical_tokens": greedy,
             "top1_agreement": round(agree / max(positions, 1), 4),
+            "clear_top1_agreement": round(clear_agree / clear, 4) if clear else 1.0, "clear_positions": clear,
+            "positions": positions,
             "kl_divergence": round(kl_sum / max(positions, 1), 6), "largest_score_difference": round(gap, 4)}
 
 
 def judge(measure: dict, kind: str) -> bool:
     """Whether ``measure`` meets what ``kind`` requires; both are recorded in it for the report."""
     need = REQUIRED[kind]
-    measure["required"] = {"top1_agreement": need["top1"], **({"kl_divergence": need["kl"]} if "kl" in need else {})}
-    measure["passed"] = (measure["top1_agreement"] >= need["top1"]
+    measure["required"] = {"clear_top1_agreement": need["clear_top1"],
+                           **({"kl_divergence": need["kl"]} if "kl" in need else {})}
+    measure["passed"] = (measure["clear_top1_agreement"] >= need["clear_top1"]
                          and measure["kl_divergence"] <= need.get("kl", float("inf")))
     return measure["passed"]
 
