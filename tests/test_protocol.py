@@ -24,6 +24,8 @@ SAMPLES = {
     "finished": protocol.Finished("/runs/a", "/runs/a/adapter", {"train_loss": 1.2}),
     "chat_token": protocol.ChatToken("r1", " Paris"),
     "chat_done": protocol.ChatDone("r1", "end", 8, 1.2),
+    "export_progress": protocol.ExportProgress("converting", 12, 30, 41.5, "blk.12"),
+    "export_finished": protocol.ExportFinished("/exports/a", "gguf", ["a.gguf"], {"top1": 1.0}, True),
     "stop": protocol.Stop(),
     "pause": protocol.Pause(),
     "resume": protocol.Resume(),
