@@ -12,8 +12,10 @@ import sys
 from collections import deque
 from dataclasses import dataclass
 
-from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signal
+from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, Signal
 from shiboken6 import isValid
+
+from gui.timers import after
 
 TAIL_LINES = 200
 
@@ -93,7 +95,7 @@ class LineProcess(QObject):
         if process is None:
             return
         if grace_ms:
-            QTimer.singleShot(grace_ms, self, lambda: self._escalate(process, kill=False))
+            after(self, grace_ms, lambda: self._escalate(process, kill=False))
         else:
             self._escalate(process, kill=False)
 
@@ -127,7 +129,7 @@ class LineProcess(QObject):
             process.kill()
         else:
             process.terminate()
-            QTimer.singleShot(self.TERMINATE_GRACE_MS, self, lambda: self._escalate(process, kill=True))
+            after(self, self.TERMINATE_GRACE_MS, lambda: self._escalate(process, kill=True))
 
     def _on_output(self, process: QProcess, channel: str) -> None:
         if process is not self._process or not isValid(process):
