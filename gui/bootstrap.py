@@ -13,9 +13,16 @@ PAGES = ("Model", "Dataset", "Train", "Chat", "Runs", "Engine")  # in the order 
 
 
 def application() -> QApplication:
-    app = QApplication.instance() or QApplication(sys.argv[:1])
+    existing = QApplication.instance()
+    app = existing or QApplication(sys.argv[:1])
     app.setOrganizationName("LlamaDesk")
     app.setApplicationName("LlamaDesk")
+    if existing is None or not getattr(app, "_llamadesk_themed", False):
+        from gui import icons, theme
+
+        theme.apply(app)
+        app.setWindowIcon(icons.app_icon())
+        app._llamadesk_themed = True
     return app
 
 

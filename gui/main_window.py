@@ -1,14 +1,26 @@
-"""The main window: a sidebar of pages in the order of the user's path. It only composes pages and wires them."""
+"""The main window: a sidebar of pages in the order of the user's path, each page under its header, and the guide
+that says where each step stands and what to do next. It only composes pages and wires them."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QHBoxLayout, QListWidget, QMainWindow, QMessageBox, QSplitter, QStackedWidget, QWidget
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QMainWindow,
+    QMessageBox,
+    QSplitter,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
-from engine.light.run_folder import RunFolder
+import resources
+from engine.light import demo_settings
+from engine.light.run_folder import RunFolder, list_runs
+from gui import guide, icons
 from gui.app_state import AppState
 from gui.bootstrap import PAGES
 from gui.engine_client import EngineClient
@@ -20,6 +32,21 @@ from gui.pages.model_page import ModelPage
 from gui.pages.runs_page import RunsPage
 from gui.pages.train_page import TrainPage
 from gui.widgets.dialogs import message_box
+from gui.widgets.page_header import PageHeader
+from gui.widgets.sidebar import Sidebar
+
+# Each page's header: what it is for, in a sentence; and its sidebar icon.
+PURPOSES = {
+    "Model": "Choose the model to fine-tune: a catalog size, the offline demo model, a local folder or a Hugging "
+             "Face id, with the GPU memory each needs.",
+    "Dataset": "Load your training data, see every problem with its row, and each example exactly as the model will "
+               "see it.",
+    "Train": "Set up the fine-tune, check that it fits your GPU, and watch it learn.",
+    "Chat": "Talk to your fine-tuned model, side by side with the base model.",
+    "Runs": "Every fine-tune on this computer: open, resume, chat with, export or delete it.",
+    "Engine": "The GPU and driver found, and the engine that trains on them.",
+}
+ICONS = {"Model": "model", "Dataset": "dataset", "Train": "train", "Chat": "chat", "Runs": "runs", "Engine": "engine"}
 
 # QSettings keys, declared once with their defaults.
 SETTINGS = {"window/geometry": None, "window/page": 0, "choices/model": "demo",
@@ -30,6 +57,7 @@ class MainWindow(QMainWindow):
     def __init__(self, state: AppState | None = None, *, engine_command: list[str] | None = None):
         super().__init__()
         self.setWindowTitle("LlamaDesk")
+        self.setWindowIcon(icons.app_icon())
         self.state = state or AppState()
         self.model_page = ModelPage(self.state)
         self.dataset_page = DatasetPage(self.state, engine_command=engine_command)
@@ -38,12 +66,18 @@ class MainWindow(QMainWindow):
         self.runs_page = RunsPage(self.state)
         self.engine_page = EnginePage(gpu_monitor=self.state.gpu)
         self.stack = QStackedWidget()
-        for page in self._pages():
-            self.stack.addWidget(page)
-        self.sidebar = QListWidget()
-        self.sidebar.addItems(PAGES)
-        self.sidebar.setFixedWidth(self.sidebar.sizeHintForColumn(0) + 40)
+        self.headers: dict[str, PageHeader] = {}
+        for name, page in zip(PAGES, self._pages()):
+            self.headers[name] = PageHeader(name, PURPOSES[name])
+            frame = QWidget()
+            column = QVBoxLayout(frame)
+            column.setContentsMargins(16, 12, 16, 8)
+            column.addWidget(self.headers[name])
+            column.addWidget(page, 1)
+            self.stack.addWidget(frame)
+        self.sidebar = Sidebar(PAGES, ICONS)
         self.sidebar.currentRowChanged.connect(self.stack.setCurrentIndex)
+        self.sidebar.currentRowChanged.connect(lambda _: self.update_guide())
         body = QWidget()
         layout = QHBoxLayout(body)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -54,23 +88,85 @@ class MainWindow(QMainWindow):
             action = QAction(name, self, shortcut=QKeySequence(f"Ctrl+{index + 1}"))
             action.triggered.connect(lambda _=False, i=index: self.sidebar.setCurrentRow(i))
             self.addAction(action)
+        # Ctrl+Q by name: the platform's StandardKey.Quit is empty on some Linux desktops (and Ctrl is Cmd on macOS).
+        quit_action = QAction("Quit", self, shortcut=QKeySequence("Ctrl+Q"))
+        quit_action.setShortcutContext(Qt.ShortcutContext.ApplicationShortcut)
+        quit_action.triggered.connect(self.close)  # the same questions as closing the window while training
+        self.addAction(quit_action)
 
         self.runs_page.sig_open_run.connect(self._on_runs_open)
         self.runs_page.sig_resume_run.connect(self._on_runs_resume)
         self.runs_page.sig_chat_run.connect(self._on_runs_chat)
         self.runs_page.sig_export_run.connect(self.export_run)
+        self.runs_page.sig_show_page.connect(self.show_page)
         self.chat_page.sig_export_run.connect(lambda name: self.export_run(RunFolder.find(name).summary()))
         self._engine_command = engine_command
+        self._chatted = False
+        self._guide_timer = QTimer(self, singleShot=True, interval=150)  # many changes arrive together: one update
+        self._guide_timer.timeout.connect(self.update_guide)
+        for signal in (self.state.sig_model_changed, self.state.sig_dataset_changed, self.state.sig_runs_changed,
+                       self.dataset_page.sig_checked, self.train_page.controller.sig_running_changed,
+                       self.train_page.controller.sig_progress):
+            signal.connect(lambda *_: self._guide_timer.start())
+        self.chat_page.controller.sig_loaded.connect(self._on_chat_loaded)
         self.leave_engine_running = False  # set when the user closes the window but keeps training
         self._restore()
         if self.train_page.attach_running():  # a run from an earlier session of the app is still training
             self.show_page("Train")
         elif self.engine_page.needs_setup():  # an installed app's first run: set up the engine first
             self.show_page("Engine")
+        self.update_guide()
+
+    # ---- the guide -----------------------------------------------------------------------------------------------
+    def facts(self) -> guide.Facts:
+        runs = list_runs()
+        result = self.dataset_page.result
+        checked = result is not None and self.dataset_page.path == self.state.config.dataset
+        report = (result or {}).get("report", {}) if checked else {}
+        controller = self.train_page.controller
+        return guide.Facts(
+            engine_needs_setup=self.engine_page.needs_setup(), model=self.state.config.model,
+            dataset=self.state.config.dataset, dataset_rows=report.get("rows_usable") if checked else None,
+            training=(controller.last_progress or "starting") if controller.is_busy() else "",
+            finished_runs=tuple(r.name for r in runs if r.status == "finished" and r.has_adapter),
+            runs=len(runs), chatted=self._chatted)
+
+    def update_guide(self) -> None:
+        facts = self.facts()
+        for name, step in guide.steps(facts).items():
+            self.sidebar.set_state(name, step.text, step.mark)
+        upcoming = guide.next_step(facts)
+        current = PAGES[max(self.sidebar.currentRow(), 0)]
+        for name, header in self.headers.items():
+            if upcoming is None or name != current:
+                header.set_next("")
+            elif upcoming.page == current:
+                header.set_next(upcoming.text, upcoming.button, self._actions().get(upcoming.action))
+            else:
+                header.set_next(f"Next: {upcoming.text}", f"Go to {upcoming.page}",
+                                lambda page=upcoming.page: self.show_page(page))
+
+    def _actions(self) -> dict:
+        """What the next step's button does on its own page."""
+        return {"use_sample": lambda: self.dataset_page.open_path(str(resources.path(demo_settings.SAMPLE))),
+                "check": lambda: self.dataset_page.open_path(self.state.config.dataset), "start": self.train_page.start,
+                "chat": self._chat_with_latest}
+
+    def _chat_with_latest(self) -> None:
+        finished = self.facts().finished_runs
+        if finished and self.chat_page.select_run(finished[0]):
+            self.chat_page.load()
+
+    def _on_chat_loaded(self, kind: str, name: str) -> None:
+        self._chatted = self._chatted or kind == "run"
+        self._guide_timer.start()
 
     def _pages(self) -> tuple:
         return (self.model_page, self.dataset_page, self.train_page, self.chat_page, self.runs_page,
                 self.engine_page)
+
+    def current_page(self) -> QWidget:
+        return self._pages()[self.stack.currentIndex()]
 
     def show_page(self, name: str) -> None:
         self.sidebar.setCurrentRow(PAGES.index(name))

@@ -1,8 +1,11 @@
-"""The header every page opens with: its title, and one line on what the page is for (plain text)."""
+"""The header every page opens with: its title, one line on what the page is for, and, while the guided first run
+has something to say, the next step with a button for it (all plain text)."""
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QVBoxLayout, QWidget
+from typing import Callable
+
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QPushButton, QVBoxLayout, QWidget
 
 from gui.widgets.labels import plain_label
 
@@ -15,8 +18,31 @@ class PageHeader(QWidget):
         self.title.setObjectName("pageTitle")  # styled by gui/theme.py
         self.purpose = plain_label(purpose)
         self.purpose.setObjectName("pagePurpose")
+        self.next_frame = QFrame()
+        self.next_frame.setObjectName("nextStep")
+        self.next_label = plain_label()
+        self.next_button = QPushButton()
+        self.next_button.setObjectName("primary")
+        self.next_button.setAccessibleName("Next step")
+        self._next_action: Callable[[], None] | None = None
+        self.next_button.clicked.connect(lambda: self._next_action and self._next_action())
+        row = QHBoxLayout(self.next_frame)
+        row.setContentsMargins(8, 4, 8, 4)
+        row.addWidget(self.next_label, 1)
+        row.addWidget(self.next_button)
+        self.next_frame.hide()
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 8)
         layout.setSpacing(2)
         layout.addWidget(self.title)
         layout.addWidget(self.purpose)
+        layout.addWidget(self.next_frame)
+
+    def set_next(self, text: str, button: str = "", action: Callable[[], None] | None = None) -> None:
+        """Show the next step (hidden when ``text`` is empty); ``button`` runs ``action``."""
+        self.next_label.setText(text)
+        self.next_button.setText(button)
+        self.next_button.setAccessibleName(button or "Next step")
+        self.next_button.setVisible(bool(button and action))
+        self._next_action = action
+        self.next_frame.setVisible(bool(text))
