@@ -84,9 +84,9 @@ class TrainSettings:
     epochs: float = setting(1.0, "Passes over the training data (ignored when max_steps is set).", low=0.0,
                             high=1000.0, group=BASIC)
     max_steps: int = setting(0, "Stop after this many optimizer steps; 0 means train for `epochs`.", low=0,
-                             label="Max steps", group=BASIC)
+                             label="Max steps", group=BASIC, unit="steps", zero="by epochs")
     micro_batch: int = setting(4, "Sequences per forward pass. Lower it if memory runs out.", low=1, high=4096,
-                               label="Micro-batch", group=BASIC, memory=True)
+                               label="Micro-batch", group=BASIC, memory=True, unit="sequences")
     grad_accum: int = setting(2, "Micro-batches per optimizer step; effective batch = micro_batch × grad_accum × "
                                  "GPUs.", low=1, high=65536, label="Gradient accumulation", group=BASIC)
     gradient_checkpointing: bool = setting(True, "Recompute activations in the backward pass: much less memory, "
@@ -116,7 +116,7 @@ class TrainSettings:
     logging_steps: int = setting(1, "Report loss, learning rate and speed every N steps.", low=1, high=100_000,
                                  label="Log every N steps")
     eval_steps: int = setting(0, "Evaluate on the validation split every N steps; 0 means at the end of each "
-                                 "epoch.", low=0, label="Evaluate every N steps")
+                                 "epoch.", low=0, label="Evaluate every N steps", zero="each epoch")
     save_steps: int = setting(50, "Save a checkpoint every N steps (also on stop).", low=1,
                               label="Checkpoint every N steps")
     keep_checkpoints: int = setting(3, "How many recent checkpoints to keep (older ones are deleted).", low=1,

@@ -20,16 +20,18 @@ BASIC, ADVANCED, RUN = "basic", "advanced", "run"  # where the Train page's form
 
 def setting(default: Any, doc: str, *, label: str = "", low: float | None = None, high: float | None = None,
             above: float | None = None, below: float | None = None, choices: tuple | None = None,
-            advice: str = "", unit: str = "", group: str = ADVANCED, memory: bool = False, resume_safe: bool = True):
+            advice: str = "", unit: str = "", group: str = ADVANCED, memory: bool = False, resume_safe: bool = True,
+            zero: str = ""):
     """A documented field of a settings section.
 
     ``low``/``high`` are inclusive bounds, ``above``/``below`` exclusive ones; ``advice`` replaces the generic "use
     LOW to HIGH" of an out-of-range message. ``memory``: the GPU memory estimate depends on it. ``resume_safe``: a
     stopped run may resume with another value (the rank and the optimizer may not: the checkpoint depends on them).
+    ``zero``: what 0 means, for a number where 0 switches something off ("by epochs"); forms show it instead of 0.
     A default that is a type (``list``, ``dict``) becomes a factory."""
     metadata = {"doc": doc, "label": label, "low": low, "high": high, "above": above, "below": below,
                 "choices": choices, "advice": advice, "unit": unit, "group": group, "memory": memory,
-                "resume_safe": resume_safe}
+                "resume_safe": resume_safe, "zero": zero}
     if isinstance(default, type):
         return dataclasses.field(default_factory=default, metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
@@ -54,6 +56,7 @@ class Setting:
     group: str
     memory: bool
     resume_safe: bool
+    zero: str = ""
 
     @property
     def name(self) -> str:
@@ -105,7 +108,8 @@ def settings_of(cls, prefix: str = "") -> list[Setting]:
         found.append(Setting(path, kind, default, meta.get("doc", ""), meta.get("label") or _label(f.name),
                              meta.get("low"), meta.get("high"), meta.get("above"), meta.get("below"),
                              meta.get("choices"), meta.get("advice", ""), meta.get("unit", ""),
-                             meta.get("group", ADVANCED), meta.get("memory", False), meta.get("resume_safe", True)))
+                             meta.get("group", ADVANCED), meta.get("memory", False), meta.get("resume_safe", True),
+                             meta.get("zero", "")))
     return found
 
 

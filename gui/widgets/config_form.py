@@ -6,12 +6,21 @@ from __future__ import annotations
 import shlex
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QLineEdit, QSpinBox, QWidget
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QLineEdit,
+    QSpinBox,
+    QWidget,
+)
 
 from engine.light import config as run_config
 from engine.light import schema
 from engine.light.schema import Setting
 from gui.widgets.labels import add_row
+from gui.widgets.number_box import NumberBox
 
 AUTO = "(auto)"  # the combo entry for an optional setting left empty (data.format: detect it)
 INT_MAX = 2**31 - 1  # QSpinBox holds a C int
@@ -51,12 +60,12 @@ class ConfigForm(QWidget):
         elif kind is int:
             widget = QSpinBox()
             widget.setRange(int(_lowest(s)), int(min(_highest(s), INT_MAX)))
+            widget.setGroupSeparatorShown(True)  # 1,024
             widget.valueChanged.connect(self.sig_changed)
         elif kind is float:
-            widget = QDoubleSpinBox()
-            widget.setDecimals(6)
+            widget = NumberBox()
             widget.setRange(_lowest(s), min(_highest(s), FLOAT_MAX))
-            widget.setSingleStep(0.0001 if "rate" in s.path else 0.05)
+            widget.setSingleStep(0.0001 if "rate" in s.path else 0.05 if s.high is not None and s.high <= 1 else 1)
             widget.valueChanged.connect(self.sig_changed)
         else:  # text, a list (comma-separated) or a mapping (key=value items)
             widget = QLineEdit()
@@ -65,6 +74,10 @@ class ConfigForm(QWidget):
             elif kind is dict:
                 widget.setPlaceholderText("key=value items, e.g. instruction=question output=answer")
             widget.editingFinished.connect(self.sig_changed)
+        if s.unit and isinstance(widget, (QSpinBox, QDoubleSpinBox)):
+            widget.setSuffix(f" {s.unit}")
+        if s.zero and isinstance(widget, (QSpinBox, QDoubleSpinBox)):
+            widget.setSpecialValueText(s.zero)  # shown at the minimum, 0: "by epochs", not "0 steps"
         return widget
 
     def load(self, config: run_config.RunConfig) -> None:

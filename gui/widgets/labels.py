@@ -4,8 +4,9 @@ the window is made here, plain, instead."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QFormLayout, QLabel, QWidget
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import QPainter
+from PySide6.QtWidgets import QFormLayout, QLabel, QSizePolicy, QWidget
 
 
 def plain_label(text: str = "", *, wrap: bool = True, selectable: bool = False) -> QLabel:
@@ -17,6 +18,39 @@ def plain_label(text: str = "", *, wrap: bool = True, selectable: bool = False) 
     return label
 
 
+class ElidedLabel(QLabel):
+    """One line of plain text that gives up room instead of claiming it: a long run name or a progress message ends
+    in "…" (the whole text in its tooltip) rather than widening the window past the screen."""
+
+    def __init__(self, text: str = "", parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setTextFormat(Qt.TextFormat.PlainText)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.setText(text)
+
+    def setText(self, text: str) -> None:
+        super().setText(text)
+        self.setToolTip(text if self.fontMetrics().horizontalAdvance(text) > self.width() else "")
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(self.fontMetrics().horizontalAdvance("Wo…"), super().minimumSizeHint().height())
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self.setToolTip(self.text() if self.fontMetrics().horizontalAdvance(self.text()) > self.width() else "")
+
+    def paintEvent(self, event) -> None:
+        painter = QPainter(self)
+        painter.setPen(self.palette().color(self.foregroundRole()))
+        shown = self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideRight, self.contentsRect().width())
+        painter.drawText(self.contentsRect(), int(self.alignment()), shown)
+
+
 def add_row(form: QFormLayout, label: str, widget: QWidget) -> None:
-    """A form row whose label is plain text too (``addRow(str, …)`` would make an auto-format label)."""
-    form.addRow(plain_label(label, wrap=False), widget)
+    """A form row whose label is plain text too (``addRow(str, …)`` would make an auto-format label). The label
+    names the field for screen readers and is its buddy, so clicking it focuses the field."""
+    text = plain_label(label, wrap=False)
+    text.setBuddy(widget)
+    if not widget.accessibleName():
+        widget.setAccessibleName(label)
+    form.addRow(text, widget)
