@@ -61,6 +61,8 @@ class TrainController(QObject):
         self._paused: RunFolder | None = None  # the shown run is paused: its engine exited at a checkpoint
         self._error = ""  # the last error of the shown run, kept in the status once the run has failed
         self._retry: tuple[RunFolder, dict] | None = None
+        self.last_progress = ""  # the progress text last shown ("step 12 / 60, 3 min left")
+        self.sig_progress.connect(lambda value, maximum, text: setattr(self, "last_progress", text))
         self._handlers = {
             protocol.RunStarted: self._on_run_started, protocol.State: self._on_state,
             protocol.Progress: self._on_progress,

@@ -174,3 +174,20 @@ def test_the_chunked_loss_shrinks_the_logits_line_for_llama_3():
     assert line > 6 * GIB and small < line / 3  # 128k-entry scores for 4,096 tokens, against a 1,024-token chunk
     tiny = catalog.find("smollm2-135m")
     assert estimator.estimate(tiny, chunked).total < estimator.estimate(tiny, standard).total
+
+
+def test_padding_free_runs_are_estimated_for_the_datasets_longest_row():
+    """With padding-free batches a micro-batch is as long as its examples: the need follows the data's longest row,
+    and the cutoff's need stays as the worst case; packing fills every sequence to the cutoff, so it does not."""
+    from engine.light import demo_settings, fit
+
+    config = demo_settings.demo_config()
+    at_cutoff = fit.check(config, free_bytes=8 * 2**30)
+    for_data = fit.check(config, free_bytes=8 * 2**30, longest_row=89)
+    assert for_data.data_sequence == 89 and for_data.worst_case_bytes == at_cutoff.estimate.total
+    assert for_data.estimate.total < at_cutoff.estimate.total / 2
+    longer = fit.check(config, free_bytes=8 * 2**30, longest_row=10 * config.data.cutoff)
+    assert longer.estimate.total == at_cutoff.estimate.total and longer.data_sequence == config.data.cutoff
+    for changed in ({"data.packing": True}, {"train.padding_free": False}):
+        same = fit.check(config.with_values(changed), free_bytes=8 * 2**30, longest_row=89)
+        assert same.worst_case_bytes is None and same.data_sequence is None

@@ -43,6 +43,8 @@ class FitReport:
     longest_sequence: int | None = None
     reason: str = ""  # why there is no verdict
     measured: list[dict] = field(default_factory=list)  # similar past runs on this machine (calibration)
+    data_sequence: int | None = None  # the sequence the estimate is for, from the dataset's longest row
+    worst_case_bytes: int | None = None  # the need at the full cutoff, when the estimate is for the data
 
     def to_dict(self) -> dict:
         return {
@@ -77,20 +79,35 @@ class FitReport:
         return "\n".join(lines)
 
 
+def for_data(config: RunConfig, longest_row: int | None) -> RunConfig:
+    """The config as its dataset will load the GPU. With padding-free batches (and no packing) a micro-batch is as
+    long as its examples, so the dataset's longest row, not the cutoff, bounds the activations."""
+    if longest_row is None or not config.train.padding_free or config.data.packing:
+        return config
+    return config.with_values({"data.cutoff": max(1, min(longest_row, config.data.cutoff))})
+
+
 def check(config: RunConfig, *, free_bytes: int | None = None, gpu_name: str | None = None,
-          probe: gpu.Probe | None = None) -> FitReport:
-    """The estimate for ``config`` against the first GPU's free memory (or ``free_bytes`` when given)."""
+          probe: gpu.Probe | None = None, longest_row: int | None = None) -> FitReport:
+    """The estimate for ``config`` against the first GPU's free memory (or ``free_bytes`` when given); with the
+    dataset's ``longest_row`` (tokens, before the cutoff), for the sequences the data really has, the cutoff's
+    need kept as the worst case."""
     spec = spec_for(config.model)
+    full = config
+    config = for_data(config, longest_row)
+    worst = estimator.estimate(spec, full).total if config is not full else None
     result = estimator.estimate(spec, config)
     measured = calibration.similar(config)
     if free_bytes is None:
         probe = probe or gpu.probe()
         if not probe.available:
             return FitReport(result, None, None, reason=probe.reason[:1].upper() + probe.reason[1:]
-                             + ": the estimate is for a CUDA GPU.", measured=measured)
+                             + ": the estimate is for a CUDA GPU.", measured=measured,
+                             data_sequence=config.data.cutoff if worst else None, worst_case_bytes=worst)
         card = probe.gpus[0]
         free_bytes, gpu_name = card.free_bytes, card.name
-    report = FitReport(result, gpu_name or "GPU", estimator.verdict(result.total, free_bytes), measured=measured)
+    report = FitReport(result, gpu_name or "GPU", estimator.verdict(result.total, free_bytes), measured=measured,
+                       data_sequence=config.data.cutoff if worst else None, worst_case_bytes=worst)
     report.largest_micro_batch = estimator.largest_micro_batch(spec, config, free_bytes)
     report.longest_sequence = estimator.longest_sequence(spec, config, free_bytes)
     if report.verdict.status != "fits":

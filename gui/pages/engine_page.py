@@ -10,7 +10,6 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
-    QPlainTextEdit,
     QProgressBar,
     QPushButton,
     QVBoxLayout,
@@ -22,6 +21,7 @@ from gui.gpu_monitor import GpuMonitor
 from gui.line_process import LineProcess
 from gui.setup_job import SetupJob
 from gui.widgets.labels import add_row, plain_label
+from gui.widgets.log_view import LogView
 
 LOG_LINES = 3000
 
@@ -45,7 +45,7 @@ class EnginePage(QWidget):
         self._smi_output: list[str] = []
         self._build()
         self.job.sig_step.connect(self._on_step)
-        self.job.sig_line.connect(self.log.appendPlainText)
+        self.job.sig_line.connect(self.log.add_line)
         self.job.sig_done.connect(self._on_done)
         self._smi.sig_stdout_line.connect(self._smi_output.append)
         self._smi.sig_exited.connect(self._on_smi_exited)
@@ -60,6 +60,7 @@ class EnginePage(QWidget):
         self.gpu_label = plain_label(selectable=True)
         self.why_label = plain_label(selectable=True)
         self.backend = QComboBox()
+        self.backend.setAccessibleName("Engine build")
         for backend in engine_env.ALL_BACKENDS.values():
             self.backend.addItem(backend.label, backend.key)
         self.backend.setToolTip("The PyTorch build to install. The choice made for this machine is selected; pick "
@@ -86,8 +87,7 @@ class EnginePage(QWidget):
         self.progress = QProgressBar()
         self.progress.setFormat("")
         self.step_label = plain_label(selectable=True)
-        self.log = QPlainTextEdit(readOnly=True)
-        self.log.setMaximumBlockCount(LOG_LINES)
+        self.log = LogView(LOG_LINES)
 
         machine = QGroupBox("This machine")
         form = QFormLayout(machine)
@@ -172,7 +172,7 @@ class EnginePage(QWidget):
         self.progress.setValue(number - 1)
         self.progress.setFormat(f"step {number} of {count}")
         self.step_label.setText(title + "…")
-        self.log.appendPlainText(f"— {title}")
+        self.log.add_line(f"— {title}")
 
     def _on_done(self, ok: bool, message: str) -> None:
         self.progress.setRange(0, 1)

@@ -8,14 +8,16 @@ GPU monitor.
 from __future__ import annotations
 
 import yaml
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QFileDialog,
     QGroupBox,
     QHBoxLayout,
-    QPlainTextEdit,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSplitter,
     QVBoxLayout,
     QWidget,
@@ -32,6 +34,7 @@ from gui.train_controller import TrainController
 from gui.widgets.config_form import ConfigForm
 from gui.widgets.dialogs import ask, warn
 from gui.widgets.labels import plain_label
+from gui.widgets.log_view import LogView
 from gui.widgets.loss_chart import LossChart
 from gui.widgets.memory_panel import MemoryPanel
 
@@ -47,6 +50,14 @@ def presets() -> dict[str, dict]:
             data = yaml.safe_load(entry.read_text(encoding="utf-8"))
             found[data.pop("name")] = data["settings"]
     return found
+
+
+def _section(title: str, *widgets: QWidget) -> QGroupBox:
+    box = QGroupBox(title)
+    column = QVBoxLayout(box)
+    for widget in widgets:
+        column.addWidget(widget)
+    return box
 
 
 class TrainPage(QWidget):
@@ -86,16 +97,30 @@ class TrainPage(QWidget):
         self.advanced.setVisible(False)
         advanced_box.toggled.connect(self.advanced.setVisible)
         self.problems = plain_label()
+        self.problems.setObjectName("error")
         self.gpu_label = plain_label()
         self.memory_panel = MemoryPanel()
-        self.settings_panel = QWidget()
-        self.settings_panel.setMaximumWidth(420)
-        column = QVBoxLayout(self.settings_panel)
-        column.addWidget(plain_label("Preset"))
-        for widget in (self.preset, self.run_form, self.basic, advanced_box, self.problems, self.gpu_label,
-                       self.memory_panel):
-            column.addWidget(widget)
+        content = QWidget()
+        column = QVBoxLayout(content)
+        column.setContentsMargins(0, 0, 8, 0)
+        column.setSpacing(10)
+        column.addWidget(_section("Run", self.run_form))
+        training = _section("Training", self.basic)
+        training.layout().insertWidget(0, self.preset)
+        column.addWidget(training)
+        column.addWidget(advanced_box)
+        column.addWidget(self.problems)
+        column.addWidget(_section("GPU memory", self.gpu_label, self.memory_panel))
         column.addStretch(1)
+        # The settings scroll on a short screen instead of squeezing every field below its size.
+        self.settings_panel = QScrollArea()
+        self.settings_panel.setWidget(content)
+        self.settings_panel.setWidgetResizable(True)
+        self.settings_panel.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.settings_panel.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.settings_panel.setMinimumWidth(content.sizeHint().width()
+                                            + self.settings_panel.verticalScrollBar().sizeHint().width() + 4)
+        self.settings_panel.setMaximumWidth(max(460, self.settings_panel.minimumWidth()))
 
     def _build_live_view(self) -> None:
         self.buttons: dict[str, QPushButton] = {}
@@ -113,7 +138,9 @@ class TrainPage(QWidget):
             self.buttons[name].clicked.connect(handler)
             controls.addWidget(self.buttons[name])
         self.buttons["Start"].setShortcut("Ctrl+Return")
+        self.buttons["Start"].setObjectName("primary")
         self.retry_button = QPushButton()
+        self.retry_button.setAccessibleName("Retry with the proposed change")
         self.retry_button.setVisible(False)
         self.retry_button.clicked.connect(self.controller.retry)
         self.progress = QProgressBar()
@@ -121,16 +148,23 @@ class TrainPage(QWidget):
         self.status = plain_label("Ready.", selectable=True)
         self.telemetry = plain_label()
         self.chart = LossChart()
-        self.log = QPlainTextEdit(readOnly=True)
-        self.log.setMaximumBlockCount(LOG_LINES)
+        self.smooth_box = QCheckBox("Smoothed")
+        self.smooth_box.setToolTip("Draw the train loss as a moving average over the raw curve")
+        self.smooth_box.toggled.connect(self.chart.set_smoothed)
+        self.log = LogView(LOG_LINES)
         self.live_panel = QWidget()
         column = QVBoxLayout(self.live_panel)
         column.addLayout(controls)
         for widget in (self.progress, self.status, self.retry_button, self.telemetry):
             column.addWidget(widget)
+        chart_box = QWidget()
+        chart_column = QVBoxLayout(chart_box)
+        chart_column.setContentsMargins(0, 0, 0, 0)
+        chart_column.addWidget(self.smooth_box, 0, Qt.AlignmentFlag.AlignRight)
+        chart_column.addWidget(self.chart, 1)
         vertical = QSplitter()
         vertical.setOrientation(vertical.orientation().Vertical)
-        vertical.addWidget(self.chart)
+        vertical.addWidget(chart_box)
         vertical.addWidget(self.log)
         vertical.setSizes([480, 160])  # the curve gets most of the height, the log the rest
         column.addWidget(vertical, 1)
@@ -146,12 +180,14 @@ class TrainPage(QWidget):
         c.sig_chart_reset.connect(self.chart.set_points)
         c.sig_train_point.connect(self.chart.add_train)
         c.sig_eval_point.connect(self.chart.add_eval)
-        c.sig_log.connect(self.log.appendPlainText)
+        c.sig_log.connect(self.log.add_line)
         c.sig_log_reset.connect(self.log.clear)
         c.sig_retry_offer.connect(self._on_controller_retry_offer)
         c.sig_controls_changed.connect(self._update_buttons)
         c.sig_ended.connect(self._on_controller_ended)
         self.state.sig_config_changed.connect(self._on_state_config_changed)
+        self.state.sig_data_lengths_changed.connect(
+            lambda: self.memory_panel.show_for(self.state.config, self.state.gpu.latest, self.state.longest_row()))
         self.state.gpu.sig_probe.connect(self._on_gpu_probe)
 
     # ---- settings ------------------------------------------------------------------------------------------------
@@ -176,7 +212,7 @@ class TrainPage(QWidget):
             return
         self.problems.clear()
         self.state.set_config(config, origin=self)
-        self.memory_panel.show_for(config, self.state.gpu.latest)
+        self.memory_panel.show_for(config, self.state.gpu.latest, self.state.longest_row())
         self._update_buttons()
 
     def _on_state_config_changed(self, config: run_config.RunConfig, origin) -> None:
@@ -184,7 +220,7 @@ class TrainPage(QWidget):
             for form in self.forms:
                 form.load(config)
             self.problems.clear()
-            self.memory_panel.show_for(config, self.state.gpu.latest)
+            self.memory_panel.show_for(config, self.state.gpu.latest, self.state.longest_row())
         self._update_buttons()
 
     def _on_preset_chosen(self, name: str) -> None:
@@ -254,7 +290,7 @@ class TrainPage(QWidget):
     def _on_gpu_probe(self, probe: gpu.Probe) -> None:
         self.gpu_label.setText(gpu_summary(probe))
         self.telemetry.setText(telemetry_text(probe))
-        self.memory_panel.on_probe(self.state.config, probe)
+        self.memory_panel.on_probe(self.state.config, probe, self.state.longest_row())
 
     def _update_buttons(self) -> None:
         allowed = self.controller.controls()

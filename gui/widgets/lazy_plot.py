@@ -23,9 +23,15 @@ class LazyPlot(QWidget):
         if self._plot is None:
             import pyqtgraph as pg
 
-            self._plot = pg.PlotWidget()
+            from gui import theme
+
+            colors = theme.colors()
+            self._plot = pg.PlotWidget(background=colors.base)
             for side, text in self._labels.items():
-                self._plot.setLabel(side, text)
+                self._plot.setLabel(side, text, color=colors.muted)
+                axis = self._plot.getAxis(side)
+                axis.setPen(pg.mkPen(colors.border))
+                axis.setTextPen(pg.mkPen(colors.muted))
             self._layout.addWidget(self._plot)
         return self._plot
 

@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QHeaderView, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QHeaderView,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from engine.light import calibration, fit, gpu
 from engine.light.config import RunConfig
@@ -24,6 +31,7 @@ class MemoryPanel(QWidget):
         super().__init__(parent)
         self.verdict = plain_label()
         self.table = QTableWidget(0, 2)
+        self.table.setAccessibleName("GPU memory the run needs")
         self.table.setHorizontalHeaderLabels(("Needs", "GiB"))
         self.table.verticalHeader().hide()
         self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
@@ -38,16 +46,18 @@ class MemoryPanel(QWidget):
         self.report: fit.FitReport | None = None
         self._reading: gpu.Probe | None = None  # the GPU reading the shown verdict was made against
 
-    def on_probe(self, config: RunConfig, probe: gpu.Probe) -> None:
+    def on_probe(self, config: RunConfig, probe: gpu.Probe, longest_row: int | None = None) -> None:
         """A new GPU reading: redo the verdict when it says something new (the first one, a GPU appearing or going,
         free memory moving noticeably)."""
         if changed(self._reading, probe):
-            self.show_for(config, probe)
+            self.show_for(config, probe, longest_row)
 
-    def show_for(self, config: RunConfig, probe: gpu.Probe | None) -> None:
+    def show_for(self, config: RunConfig, probe: gpu.Probe | None, longest_row: int | None = None) -> None:
+        """The estimate for ``config``; with the dataset's ``longest_row``, for the sequences the data has."""
         self._clear_fixes()
         try:
-            self.report = report = fit.check(config, probe=probe or gpu.Probe(False, "no GPU reading yet"))
+            self.report = report = fit.check(config, probe=probe or gpu.Probe(False, "no GPU reading yet"),
+                                             longest_row=longest_row)
         except ModelSourceError as exc:
             self.report = None
             self.table.setRowCount(0)
@@ -73,12 +83,16 @@ class MemoryPanel(QWidget):
         self.table.setItem(len(lines), 1, QTableWidgetItem(f"{report.estimate.total / GIB:.2f}"))
 
     def _show_verdict(self, report: fit.FitReport) -> None:
+        data = ""
+        if report.worst_case_bytes is not None:
+            data = (f" with this dataset (its longest row: {report.data_sequence:,} tokens); "
+                    f"{report.worst_case_bytes / GIB:.1f} GiB at the full cutoff, the worst case")
         if report.verdict is None:
-            self.verdict.setText(f"Needs about {report.estimate.total / GIB:.1f} GiB on a GPU. {report.reason}")
+            self.verdict.setText(f"Needs about {report.estimate.total / GIB:.1f} GiB on a GPU{data}. {report.reason}")
             self.verdict.setStyleSheet("")
         else:
             v = report.verdict
-            self.verdict.setText(f"{report.gpu_name}: needs {v.need_bytes / GIB:.1f} GiB of "
+            self.verdict.setText(f"{report.gpu_name}: needs {v.need_bytes / GIB:.1f} GiB{data}; "
                                  f"{v.free_bytes / GIB:.1f} GiB free — {v.status} "
                                  f"(margin {v.margin_bytes / GIB:+.1f} GiB). Largest micro-batch that fits: "
                                  f"{report.largest_micro_batch}; longest sequence: {report.longest_sequence}.")
