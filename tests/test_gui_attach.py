@@ -52,7 +52,7 @@ def test_a_restarted_app_follows_a_running_run_and_controls_it(qtbot, home, tmp_
         window = MainWindow(AppState(str(home)))
         qtbot.addWidget(window)
         page = window.train_page
-        assert window.stack.currentWidget() is page and not page.controller.session.owns_engine()
+        assert window.current_page() is page and not page.controller.session.owns_engine()
         assert f"process {engine.pid}" in page.log.toPlainText()
         assert not page.buttons["Start"].isEnabled() and page.buttons["Pause"].isEnabled()
         shown = page.progress.value()

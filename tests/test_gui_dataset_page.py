@@ -14,14 +14,15 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
-from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtGui import QColor, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QTableView
 
 import resources
 from engine.light import config as run_config
+from gui import theme
 from gui.app_state import AppState
 from gui.data_check_job import DataCheckJob
-from gui.pages.dataset_page import TRAINED_BACKGROUND, DatasetPage
+from gui.pages.dataset_page import DatasetPage
 from gui.widgets.records_model import RecordsModel
 
 FAKE = [sys.executable, str(Path(__file__).with_name("fake_data_check.py"))]
@@ -66,7 +67,7 @@ def _highlighted_text(page: DatasetPage) -> tuple[str, str]:
         for it in block:
             fragment = it.fragment()
             fmt = fragment.charFormat()
-            marked = fmt.hasProperty(fmt.Property.BackgroundBrush) and fmt.background().color() == TRAINED_BACKGROUND
+            marked = fmt.hasProperty(fmt.Property.BackgroundBrush) and fmt.background().color() == QColor(theme.colors().trained)
             (trained if marked else untrained).append(fragment.text())
         block = block.next()
     return "".join(trained), "".join(untrained)

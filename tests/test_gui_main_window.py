@@ -31,7 +31,7 @@ def test_pages_and_shortcut_navigation(qtbot, home, tmp_path, monkeypatch):
     assert [window.sidebar.item(i).text() for i in range(window.sidebar.count())] == \
         ["Model", "Dataset", "Train", "Chat", "Runs", "Engine"]
     window.show_page("Runs")
-    assert window.stack.currentWidget() is window.runs_page
+    assert window.current_page() is window.runs_page
     shortcuts = {a.text(): a.shortcut().toString() for a in window.actions()}
     assert shortcuts["Train"] == "Ctrl+3"
 
@@ -46,7 +46,7 @@ def test_state_persists_across_restarts(qtbot, home, tmp_path, monkeypatch):
     window.close()
     again = _window(qtbot, home, tmp_path, monkeypatch)
     assert again.state.config.dataset == str(data) and again.state.config.model == "llama-3.2-1b"
-    assert again.stack.currentWidget() is again.chat_page
+    assert again.current_page() is again.chat_page
 
 
 def test_closing_during_training_asks_and_stop_saves(qtbot, home, tmp_path, monkeypatch):
@@ -87,6 +87,6 @@ def test_demo_flag_opens_on_the_demo_settings_and_sample(qtbot, home, tmp_path, 
     assert app_module.main(["--demo", "--home", str(home)]) == 0
     window = shown[0]
     assert window.state.config == demo_settings.demo_config()
-    assert window.stack.currentWidget() is window.train_page
+    assert window.current_page() is window.train_page
     assert window.train_page.buttons["Start"].isEnabled()
     window.dataset_page.job.cancel()

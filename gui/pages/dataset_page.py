@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QPushButton,
     QSplitter,
+    QStackedWidget,
     QTableView,
     QTableWidget,
     QTableWidgetItem,
@@ -31,7 +32,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+import resources
+from engine.light import demo_settings
 from engine.light.dataset_formats import FORMAT_DESCRIPTIONS, FORMATS
+from gui import theme
 from gui.app_state import AppState
 from gui.data_check_job import DataCheckJob
 from gui.widgets.labels import plain_label
@@ -40,10 +44,12 @@ from gui.widgets.records_model import RecordsModel
 
 AUTO_DETECT = "Auto-detect"
 PROBLEM_COLUMNS = ("Severity", "Row", "Line", "Field", "Message")
-TRAINED_BACKGROUND = QColor("#bbf7d0")
 FILE_FILTER = "Datasets (*.json *.jsonl *.ndjson *.csv *.tsv *.parquet *.txt);;All files (*)"
-MESSAGE_STYLE = {"error": "background:#fee2e2; color:#7f1d1d; padding:6px; border-radius:4px;",
-                 "info": "background:#e0f2fe; color:#0c4a6e; padding:6px; border-radius:4px;"}
+def _message_style(kind: str) -> str:
+    c = theme.colors()
+    edge = c.error if kind == "error" else c.accent
+    return (f"background:{c.alternate}; color:{c.text}; border-left: 3px solid {edge}; padding:6px; "
+            "border-radius:4px;")
 
 
 class DatasetPage(QWidget):
@@ -79,12 +85,14 @@ class DatasetPage(QWidget):
         self.button_open = QPushButton("Open…")
         self.path_label = plain_label("Drop a dataset file here, or open one.")
         self.format_combo = QComboBox()
+        self.format_combo.setAccessibleName("Dataset format")
         self.format_combo.addItem(AUTO_DETECT, None)
         for name in FORMATS:
             self.format_combo.addItem(name, name)
             self.format_combo.setItemData(self.format_combo.count() - 1, FORMAT_DESCRIPTIONS[name],
                                           Qt.ItemDataRole.ToolTipRole)
         self.columns_edit = QLineEdit(placeholderText="column mapping, e.g. instruction=question output=answer")
+        self.columns_edit.setAccessibleName("Column mapping")
         self.button_check = QPushButton("Check")
         self.button_cancel = QPushButton("Cancel")
         self.button_cancel.setEnabled(False)
@@ -96,6 +104,7 @@ class DatasetPage(QWidget):
 
     def _build_results(self) -> None:
         self.data_table = QTableView()
+        self.data_table.setAccessibleName("Dataset rows")
         self.data_table.setModel(self.records)
         self.data_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.data_table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
@@ -106,12 +115,14 @@ class DatasetPage(QWidget):
 
         self.problems = QTableWidget(0, len(PROBLEM_COLUMNS))
         self.problems.setHorizontalHeaderLabels(PROBLEM_COLUMNS)
+        self.problems.setAccessibleName("Problems found")
         self.problems.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.problems.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.problems.horizontalHeader().setStretchLastSection(True)
         self.problems.verticalHeader().hide()
 
         self.preview = QPlainTextEdit(readOnly=True)
+        self.preview.setAccessibleName("Examples as the model sees them")
         self.preview.setAcceptDrops(False)  # a file dropped here opens it, like anywhere on the page
         self.preview.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
         self.histogram = LazyPlot({"bottom": "tokens per row (before the cutoff)", "left": "rows"})
@@ -145,11 +156,42 @@ class DatasetPage(QWidget):
         splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.addWidget(data)
         splitter.addWidget(self.tabs)
+        self.body = QStackedWidget()  # the empty state until a file is opened, then its rows and checks
+        self.body.addWidget(self._empty_state())
+        self.body.addWidget(splitter)
         layout = QVBoxLayout(self)
         layout.addLayout(bar)
         for widget in (self.path_label, self.message, self.status, self.detection_label, self.summary_label):
             layout.addWidget(widget)
-        layout.addWidget(splitter, 1)
+        layout.addWidget(self.body, 1)
+
+    def _empty_state(self) -> QWidget:
+        panel = QWidget()
+        column = QVBoxLayout(panel)
+        column.addStretch(1)
+        title = plain_label("Drop a dataset file here", wrap=False)
+        title.setObjectName("emptyTitle")
+        column.addWidget(title, 0, Qt.AlignmentFlag.AlignHCenter)
+        note = plain_label("Instructions (alpaca), conversations (ShareGPT or OpenAI messages) or plain text, as JSON, "
+                           "JSONL, CSV, Parquet or TXT. LlamaDesk detects the format and checks every row.")
+        note.setObjectName("pagePurpose")
+        note.setAlignment(Qt.AlignmentFlag.AlignHCenter)
+        note.setMaximumWidth(560)
+        column.addWidget(note, 0, Qt.AlignmentFlag.AlignHCenter)
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        self.empty_open = QPushButton("Open a file…")
+        self.empty_open.setObjectName("primary")
+        self.empty_open.clicked.connect(self._on_open_clicked)
+        self.empty_sample = QPushButton("Use the bundled sample")
+        self.empty_sample.setToolTip("Harbor Lights: 300 questions about a fictional island, the demo's dataset")
+        self.empty_sample.clicked.connect(lambda: self.open_path(str(resources.path(demo_settings.SAMPLE))))
+        buttons.addWidget(self.empty_open)
+        buttons.addWidget(self.empty_sample)
+        buttons.addStretch(1)
+        column.addLayout(buttons)
+        column.addStretch(2)
+        return panel
 
     # -- opening and checking -------------------------------------------------------------------------------
 
@@ -157,6 +199,7 @@ class DatasetPage(QWidget):
         """Show the file's rows at once and start the check."""
         self.path = str(path)
         self.path_label.setText(self.path)
+        self.body.setCurrentIndex(1)
         self.records.open(self.path)
         self.data_note.setText(self.records.note)
         self.run_check()
@@ -239,6 +282,9 @@ class DatasetPage(QWidget):
         self._show_histogram(stats)
         if report.get("rows_usable", 0) > 0:
             self.state.update(self._checked, origin=self)
+            longest = (stats.get("percentiles") or {}).get("max")
+            if longest:
+                self.state.set_longest_row(self.state.config.dataset, self.state.config.model, int(longest))
         else:
             self._show_message("No usable rows: every row has a problem.\n→ fix the problems listed below, or "
                                "choose the right format and map your columns", "error")
@@ -285,7 +331,7 @@ class DatasetPage(QWidget):
         self.preview.clear()
         cursor = QTextCursor(self.preview.document())
         plain, trained, heading = QTextCharFormat(), QTextCharFormat(), QTextCharFormat()
-        trained.setBackground(TRAINED_BACKGROUND)
+        trained.setBackground(QColor(theme.colors().trained))
         heading.setFontWeight(QFont.Weight.Bold)
         for n, example in enumerate(examples):
             cut = " · truncated at the cutoff" if example.get("truncated") else ""
@@ -326,7 +372,7 @@ class DatasetPage(QWidget):
 
     def _show_message(self, text: str, kind: str) -> None:
         self.message.setText(text)
-        self.message.setStyleSheet(MESSAGE_STYLE[kind])
+        self.message.setStyleSheet(_message_style(kind))
         self.message.setProperty("kind", kind)
         self.message.show()
 

@@ -39,8 +39,10 @@ class ModelPage(QWidget):
         self.specs = catalog.load_catalog()
         self.download = EngineClient(self, command=engine_command)
         self.table = RowTable(COLUMNS, len(self.specs) + 1)
+        self.table.setAccessibleName("Models")
         self.table.itemSelectionChanged.connect(self._on_table_selection)
         self.hub_id = QLineEdit(placeholderText="Hugging Face id, e.g. meta-llama/Llama-3.2-1B-Instruct")
+        self.hub_id.setAccessibleName("Hugging Face id")
         self.hub_id.returnPressed.connect(self._use_hub_id)
         buttons = QHBoxLayout()
         for name, handler in (("Local folder…", self._choose_folder), ("Use id", self._use_hub_id),

@@ -1,36 +1,57 @@
-"""Runs page: every run folder (from the app or the command line), with open, resume, chat, export, folder and
-delete."""
+"""Runs page: every run folder (from the app or the command line), sorted by any column and filtered by text and
+status, with open, resume, chat, export, folder and delete."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QUrl, Signal
+from PySide6.QtCore import Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
-from PySide6.QtWidgets import QHBoxLayout, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QComboBox,
+    QHBoxLayout,
+    QLineEdit,
+    QPushButton,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
 from engine.light.run_folder import RunSummary, list_runs
 from gui.app_state import AppState
 from gui.widgets.dialogs import ask, warn
 from gui.widgets.labels import plain_label
-from gui.widgets.row_table import RowTable
+from gui.widgets.row_table import KEY_ROLE, RowTable
 
 COLUMNS = ("Run", "Status", "Model", "Dataset", "Steps", "Final loss", "Duration", "Started")
+ALL = "All statuses"
 
 
 class RunsPage(QWidget):
     """Signals: sig_open_run(RunSummary), sig_resume_run(RunSummary), sig_chat_run(RunSummary),
-    sig_export_run(RunSummary)."""
+    sig_export_run(RunSummary), sig_show_page(str) for the empty state's button."""
 
     sig_open_run = Signal(object)
     sig_resume_run = Signal(object)
     sig_chat_run = Signal(object)
     sig_export_run = Signal(object)
+    sig_show_page = Signal(str)
 
     def __init__(self, state: AppState, parent: QWidget | None = None):
         super().__init__(parent)
         self.state = state
         self.runs: list[RunSummary] = []
         self.table = RowTable(COLUMNS)
+        self.table.setAccessibleName("Runs")
+        self.table.setSortingEnabled(True)
+        self.table.sortByColumn(COLUMNS.index("Started"), Qt.SortOrder.DescendingOrder)  # newest first
         self.table.itemSelectionChanged.connect(self._on_table_selection)
+        self.filter_edit = QLineEdit(placeholderText="Filter by name, model or dataset")
+        self.filter_edit.setAccessibleName("Filter runs")
+        self.filter_edit.setClearButtonEnabled(True)
+        self.filter_edit.textChanged.connect(lambda _: self._apply_filter())
+        self.status_combo = QComboBox()
+        self.status_combo.setAccessibleName("Status")
+        self.status_combo.addItems([ALL, "finished", "running", "paused", "stopped", "failed", "crashed"])
+        self.status_combo.currentTextChanged.connect(lambda _: self._apply_filter())
         self.table.itemDoubleClicked.connect(lambda _: self._emit(self.sig_open_run))
         self.detail = plain_label(selectable=True)
         self.buttons = {}
@@ -45,27 +66,75 @@ class RunsPage(QWidget):
             self.buttons[name] = button
             row.addWidget(button)
         row.addStretch(1)
+        row.addWidget(self.filter_edit)
+        row.addWidget(self.status_combo)
+        self.body = QStackedWidget()  # the empty state until there is a run
+        self.body.addWidget(self._empty_state())
+        self.body.addWidget(self.table)
         layout = QVBoxLayout(self)
         layout.addLayout(row)
-        layout.addWidget(self.table, 1)
+        layout.addWidget(self.body, 1)
         layout.addWidget(self.detail)
         state.sig_runs_changed.connect(self.refresh)
         self.refresh()
 
+    def _empty_state(self) -> QWidget:
+        panel = QWidget()
+        column = QVBoxLayout(panel)
+        column.addStretch(1)
+        title = plain_label("No runs yet", wrap=False)
+        title.setObjectName("emptyTitle")
+        note = plain_label("Fine-tune a model on the Train page. Runs started from the command line "
+                           "(llamadesk-engine train) appear here too.")
+        note.setObjectName("pagePurpose")
+        go = QPushButton("Go to Train")
+        go.setObjectName("primary")
+        go.clicked.connect(lambda: self.sig_show_page.emit("Train"))
+        for widget in (title, note, go):
+            column.addWidget(widget, 0, Qt.AlignmentFlag.AlignHCenter)
+        column.addStretch(2)
+        return panel
+
     def refresh(self) -> None:
+        chosen = self.selected()
         self.runs = list_runs()
+        self.table.setSortingEnabled(False)
         self.table.setRowCount(len(self.runs))
         for i, run in enumerate(self.runs):
             loss = f"{run.final_loss:.4f}" if run.final_loss is not None else "—"
             duration = f"{run.duration_s / 60:.1f} min" if run.duration_s else "—"
-            steps = f"{run.steps}/{run.total_steps}" if run.total_steps else "—"
+            steps = f"{run.steps:,} / {run.total_steps:,}" if run.total_steps else "—"
             started = run.started.strftime("%Y-%m-%d %H:%M") if run.started else "—"
-            self.table.set_row(i, (run.name, run.status, run.model, run.dataset, steps, loss, duration, started))
+            keys = (run.name.lower(), run.status, run.model.lower(), run.dataset.lower(), run.steps, run.final_loss,
+                    run.duration_s, run.started.timestamp() if run.started else None)
+            self.table.set_row(i, (run.name, run.status, run.model, run.dataset, steps, loss, duration, started),
+                               sort_keys=keys, key=i)
+        self.table.setSortingEnabled(True)
+        self.body.setCurrentIndex(1 if self.runs else 0)
+        self._apply_filter()
+        if chosen is not None:
+            self.select(chosen.name)
         self._on_table_selection()
 
+    def _apply_filter(self) -> None:
+        words = self.filter_edit.text().lower().split()
+        status = self.status_combo.currentText()
+        for row in range(self.table.rowCount()):
+            run = self.runs[self.table.item(row, 0).data(KEY_ROLE)]
+            text = f"{run.name} {run.model} {run.dataset}".lower()
+            shown = all(w in text for w in words) and status in (ALL, run.status)
+            self.table.setRowHidden(row, not shown)
+
+    def select(self, name: str) -> bool:
+        for row in range(self.table.rowCount()):
+            if self.runs[self.table.item(row, 0).data(KEY_ROLE)].name == name:
+                self.table.selectRow(row)
+                return True
+        return False
+
     def selected(self) -> RunSummary | None:
-        row = self.table.selected_row()
-        return None if row is None else self.runs[row]
+        key = self.table.selected_key() if self.runs else None
+        return None if key is None or key >= len(self.runs) else self.runs[key]
 
     def _on_table_selection(self) -> None:
         run = self.selected()

@@ -1,8 +1,30 @@
-"""A read-only table whose rows are picked one at a time: the shape of the catalog and run lists."""
+"""A read-only table whose rows are picked one at a time: the shape of the catalog and run lists. Columns sort by
+their values (numbers as numbers, dates as dates) when sorting is on; each row remembers what it shows (``key``),
+so a sorted or filtered table still answers which item is selected."""
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem, QWidget
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHeaderView,
+    QTableWidget,
+    QTableWidgetItem,
+    QWidget,
+)
+
+KEY_ROLE = Qt.ItemDataRole.UserRole + 10
+SORT_ROLE = Qt.ItemDataRole.UserRole + 11
+
+
+class _Item(QTableWidgetItem):
+    def __lt__(self, other: QTableWidgetItem) -> bool:
+        mine, theirs = self.data(SORT_ROLE), other.data(SORT_ROLE)
+        if mine is None or theirs is None or type(mine) is not type(theirs):
+            return (mine is None, str(mine)) < (theirs is None, str(theirs))  # missing values sort last
+        return mine < theirs
 
 
 class RowTable(QTableWidget):
@@ -12,12 +34,27 @@ class RowTable(QTableWidget):
         self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.setAlternatingRowColors(True)
+        self.verticalHeader().hide()
         self.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.horizontalHeader().setStretchLastSection(True)
 
-    def set_row(self, row: int, cells: tuple) -> None:
+    def set_row(self, row: int, cells: tuple, *, sort_keys: tuple | None = None, key: Any = None) -> None:
+        """Show ``cells`` in ``row``; ``sort_keys`` (one per cell, None for missing) order the columns, ``key``
+        identifies the row's item."""
+        sorting = self.isSortingEnabled()
+        self.setSortingEnabled(False)  # an item set while sorting is on moves away from its row
         for column, text in enumerate(cells):
-            self.setItem(row, column, QTableWidgetItem(str(text)))
+            item = _Item(str(text))
+            item.setData(SORT_ROLE, sort_keys[column] if sort_keys is not None else str(text).lower())
+            item.setData(KEY_ROLE, key)
+            self.setItem(row, column, item)
+        self.setSortingEnabled(sorting)
 
     def selected_row(self) -> int | None:
         rows = self.selectionModel().selectedRows()
         return rows[0].row() if rows else None
+
+    def selected_key(self) -> Any:
+        row = self.selected_row()
+        return None if row is None else self.item(row, 0).data(KEY_ROLE)
