@@ -2,19 +2,22 @@
 
 It starts a chat engine for a finished run's adapter (or a base model alone), restarts it for another source, and
 sends one request at a time from a small queue. With compare on, each message goes out twice from the same engine:
-adapter on for the left pane, adapter off for the right. Replies stream back as signals addressed to a pane by name.
+adapter on for the left pane, adapter off for the right. Replies stream back as signals addressed to a pane by name;
+each finished reply comes with its token count and the time from its first token to its end, for its speed.
 """
 
 from __future__ import annotations
 
 import itertools
+import time
 from collections import deque
 from dataclasses import dataclass
 
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QObject, Signal
 
 from engine.light import protocol
 from gui.engine_client import EngineClient
+from gui.timers import after
 
 SHUTDOWN_GRACE_MS = 3_000  # a chat engine has nothing to save; past this it is killed
 LEFT, RIGHT = "left", "right"
@@ -25,16 +28,19 @@ class _Request:
     pane: str
     chat: protocol.Chat
     discard: bool = False  # the pane was cleared while it ran: its remaining tokens are dropped
+    first_token_at: float | None = None  # time.monotonic() of the first token
+    streamed: int = 0  # tokens received, for an engine that does not count them in chat_done
 
 
 class ChatController(QObject):
-    """Signals: sig_reply_started(pane), sig_reply_text(pane, text), sig_reply_finished(pane, reason),
-    sig_turn_abandoned(pane, note), sig_status(str), sig_error(str) (empty: clear it), sig_loaded(kind, name) when an
+    """Signals: sig_reply_started(pane), sig_reply_text(pane, text), sig_reply_finished(pane, reason, tokens,
+    seconds from the first token to the end; 0 and 0.0 when unknown), sig_turn_abandoned(pane, note),
+    sig_status(str), sig_error(str) (empty: clear it), sig_loaded(kind, name) when an
     engine starts for a source, sig_controls_changed()."""
 
     sig_reply_started = Signal(str)
     sig_reply_text = Signal(str, str)
-    sig_reply_finished = Signal(str, str)
+    sig_reply_finished = Signal(str, str, int, float)
     sig_turn_abandoned = Signal(str, str)
     sig_status = Signal(str)
     sig_error = Signal(str)
@@ -104,7 +110,7 @@ class ChatController(QObject):
             self.client.kill()
             return
         launch = self._launch
-        QTimer.singleShot(SHUTDOWN_GRACE_MS, self, lambda: self._kill_if_running(launch))
+        after(self, SHUTDOWN_GRACE_MS, lambda: self._kill_if_running(launch))
 
     def shutdown_now(self) -> None:
         """The app is quitting and no timer will fire again: ask, wait briefly, then kill."""
@@ -151,7 +157,7 @@ class ChatController(QObject):
         self._drop_queue(f"not sent: {note}")
         if self._current is not None:
             if not self._current.discard:
-                self.sig_reply_finished.emit(self._current.pane, note)
+                self.sig_reply_finished.emit(self._current.pane, note, 0, 0.0)
             self._current = None
 
     def _pump(self) -> None:
@@ -196,14 +202,20 @@ class ChatController(QObject):
         self._set_error(msg.message + (f"\nHint: {msg.hint}" if msg.hint else ""))
 
     def _on_client_chat_token(self, msg: protocol.ChatToken) -> None:
-        if self._current is not None and msg.id == self._current.chat.id and not self._current.discard:
-            self.sig_reply_text.emit(self._current.pane, msg.text)
+        request = self._current
+        if request is not None and msg.id == request.chat.id and not request.discard:
+            if request.first_token_at is None:
+                request.first_token_at = time.monotonic()
+            request.streamed += 1
+            self.sig_reply_text.emit(request.pane, msg.text)
 
     def _on_client_chat_done(self, msg: protocol.ChatDone) -> None:
         if self._current is None or msg.id != self._current.chat.id:
             return  # a late answer to a request we already gave up on
-        if not self._current.discard:
-            self.sig_reply_finished.emit(self._current.pane, msg.reason)
+        request = self._current
+        if not request.discard:
+            seconds = time.monotonic() - request.first_token_at if request.first_token_at is not None else 0.0
+            self.sig_reply_finished.emit(request.pane, msg.reason, msg.tokens or request.streamed, seconds)
         self._current = None
         self._pump()
 

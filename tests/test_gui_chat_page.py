@@ -1,9 +1,10 @@
 """ChatPage driven by the scripted fake engine: sources, loading, streaming, compare mode, history, stop, clear,
-plain-text rendering and engine failures."""
+regenerate, messages (roles, plain text, code, copy, speed) and engine failures."""
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -18,6 +19,7 @@ from engine.light import protocol
 from gui.app_state import AppState
 from gui.pages.chat_page import ChatPage
 
+_KEPT: list = []
 FAKE = [sys.executable, str(Path(__file__).with_name("fake_engine.py"))]
 HTML = "<b>bold</b><script>x</script>"
 REPO = Path(__file__).resolve().parent.parent
@@ -61,7 +63,10 @@ def make_page(qtbot, home):
         if page.client.is_running():
             with qtbot.waitSignal(page.client.sig_exited, timeout=5_000):
                 page.shutdown()
-        page.deleteLater()
+        page.hide()
+    # Kept, not deleted: deleting a page between tests crashed the test process now and then in Qt's timer dispatch
+    # (a timer of a freed object), with the old transcript as with this one; the app deletes its page only at exit.
+    _KEPT.extend(pages)
 
 
 @pytest.fixture
@@ -97,9 +102,15 @@ def test_lists_finished_runs_with_adapter_newest_first(home, make_page):
     assert page.source_combo.itemText(2) == "Base model only: demo"
     page._state.set_model("llama-3.2-1b")  # the picker follows the chosen base model
     assert page.source_combo.itemText(2) == "Base model only: llama-3.2-1b"
+    page.source_combo.setCurrentIndex(page.source_combo.findData("model:llama-3.2-1b"))
+    assert page.left_pane.title.text() == "Base model: llama-3.2-1b"  # the pane says what it will talk to
     make_run(home, "newest")
-    page.show()  # showEvent refreshes
-    assert page.source_combo.itemData(0) == "run:newest"
+    page.show()  # showEvent refreshes, and a run that finished since is chosen
+    assert page.source_combo.itemData(0) == "run:newest" and page.source_combo.currentData() == "run:newest"
+    assert page.left_pane.title.text() == "Fine-tuned: newest"
+    page.source_combo.setCurrentIndex(page.source_combo.findData("run:old"))
+    page.refresh()  # nothing new: the user's choice stays
+    assert page.source_combo.currentData() == "run:old"
 
 
 def test_load_and_send_streams_into_fine_tuned_pane(qtbot, page):
@@ -114,7 +125,7 @@ def test_load_and_send_streams_into_fine_tuned_pane(qtbot, page):
     qtbot.keyClick(page.input_edit, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
     qtbot.waitUntil(lambda: "[on] You said: hello there" in page.left_pane.transcript.toPlainText(), timeout=10_000)
     assert page.input_edit.toPlainText() == ""
-    assert page.left_pane.transcript.toPlainText().startswith("You: hello there\nModel: [on] You said")
+    assert page.left_pane.transcript.toPlainText().startswith("You: hello there\nFine-tuned: [on] You said")
     assert not page.right_pane.isVisible() and chats(page)[0].adapter == "on"
 
 
@@ -134,7 +145,8 @@ def test_compare_answers_twice_one_request_at_a_time(qtbot, page):
     assert runs_of_events == [("token", first.id), ("done", first.id), ("token", second.id), ("done", second.id)]
     assert "[on] You said: compare me" in page.left_pane.transcript.toPlainText()
     assert "[off] You said: compare me" in page.right_pane.transcript.toPlainText()
-    assert page.left_pane.title.text() == "Fine-tuned" and page.right_pane.title.text() == "Base"
+    assert page.left_pane.title.text() == "Fine-tuned: alpha" and page.right_pane.title.text() == "Base model"
+    assert page.right_pane.transcript.messages()[-1].name == "Base model"
 
 
 def test_multi_turn_history_is_sent(qtbot, page):
@@ -146,22 +158,63 @@ def test_multi_turn_history_is_sent(qtbot, page):
         {"role": "assistant", "content": "[on] You said: first"},
         {"role": "user", "content": "second"},
     ]
-    assert "Model: [on] You said: second" in page.left_pane.transcript.toPlainText()
+    assert "Fine-tuned: [on] You said: second" in page.left_pane.transcript.toPlainText()
+
+
+def fragments(message):
+    """(text, fixed pitch, bold, anchor) of each run of text in a message's document."""
+    out = []
+    block = message.body.document().begin()
+    while block.isValid():
+        it = block.begin()
+        while not it.atEnd():
+            fmt = it.fragment().charFormat()
+            out.append((it.fragment().text(), fmt.fontFixedPitch(), fmt.fontWeight() > QFont.Weight.Normal,
+                        fmt.isAnchor()))
+            it += 1
+        block = block.next()
+    return out
 
 
 def test_model_text_is_plain_text(qtbot, page):
     load(qtbot, page)
-    say(qtbot, page, HTML)
+    say(qtbot, page, HTML + ' <a href="https://example.com">link</a>')
     transcript = page.left_pane.transcript
-    assert f"Model: [on] You said: {HTML}" in transcript.toPlainText()
-    block = transcript.document().begin()
-    while block.isValid():
-        it = block.begin()
-        while not it.atEnd():
-            fragment = it.fragment()
-            assert fragment.charFormat().fontWeight() <= QFont.Weight.Normal, fragment.text()
-            it += 1
-        block = block.next()
+    assert f"Fine-tuned: [on] You said: {HTML}" in transcript.toPlainText()
+    reply = transcript.messages()[-1]
+    assert reply.role == "assistant" and reply.text().endswith('<a href="https://example.com">link</a>')
+    assert not any(bold or anchor for _, _, bold, anchor in fragments(reply))
+    assert reply.body.document().toPlainText() == reply.text()  # shown literally, markup and all
+
+
+def test_messages_show_role_code_speed_and_copy(qtbot, page):
+    load(qtbot, page)
+    say(qtbot, page, "run ```print(1)``` now")
+    user, reply = page.left_pane.transcript.messages()
+    assert (user.role, user.name, reply.role, reply.name) == ("user", "You", "assistant", "Fine-tuned")
+    assert user.background() != reply.background()  # the two roles are told apart at a glance
+    pieces = fragments(reply)
+    assert [text for text, fixed, _, _ in pieces if fixed] == ["```print(1)```"]
+    assert all(not fixed for text, fixed, _, _ in pieces if "now" in text or "said" in text)
+    assert re.fullmatch(r"6 tokens · \d+(\.\d)? tok/s", reply.footer.text()), reply.footer.text()
+    QGuiApplication.clipboard().clear()
+    reply.copy_button.click()
+    assert QGuiApplication.clipboard().text() == "[on] You said: run ```print(1)``` now"
+    assert user.copy_button is None
+
+
+def test_regenerate_asks_the_last_message_again(qtbot, page):
+    load(qtbot, page)
+    assert not page.regenerate_button.isEnabled()
+    say(qtbot, page, "first")
+    say(qtbot, page, "second")
+    assert page.regenerate_button.isEnabled()
+    page.regenerate_button.click()
+    qtbot.waitUntil(lambda: page.send_button.isEnabled() and not page.stop_button.isEnabled(), timeout=10_000)
+    assert chats(page)[-1].messages == chats(page)[-2].messages  # the same conversation, asked again
+    roles = [(m.role, m.text()) for m in page.left_pane.transcript.messages()]
+    assert roles == [("user", "first"), ("assistant", "[on] You said: first"),
+                     ("user", "second"), ("assistant", "[on] You said: second")]  # the old reply was replaced
 
 
 def test_stop_cancels_running_and_drops_queued(qtbot, page):
@@ -205,6 +258,8 @@ def test_reload_base_model_only(qtbot, page):
     load(qtbot, page, "model:demo")  # the running engine is shut down and a new one started
     assert not page.error_label.isVisibleTo(page)
     assert page.left_pane.title.text() == "Base model: demo" and not page.compare_box.isEnabled()
+    assert page.left_pane.transcript.empty_label.isVisibleTo(page)
+    assert "No run has finished" not in page.left_pane.transcript.empty_label.text()  # alpha has
     say(qtbot, page, "base")
     assert chats(page)[-1].adapter == "off"
 

@@ -30,7 +30,7 @@ from engine.light.run_folder import list_runs
 from gui.app_state import AppState
 from gui.chat_controller import LEFT, RIGHT, ChatController
 from gui.widgets.chat_transcript import ChatPane
-from gui.widgets.labels import add_row, plain_label
+from gui.widgets.labels import ElidedLabel, add_row, plain_label
 
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(protocol.Chat)}  # one source of truth: the protocol
 _SAMPLING = (  # (Chat field, label, minimum, maximum, step, tooltip); a step of 1 means an integer
@@ -54,6 +54,7 @@ class ChatPage(QWidget):
     def __init__(self, state: AppState, parent: QWidget | None = None, *, engine_command: list[str] | None = None):
         super().__init__(parent)
         self._state = state
+        self._known_runs: set[str] | None = None  # finished runs at the last refresh; None before the first
         self.controller = ChatController(self, engine_command=engine_command, home=state.home)
         self.client = self.controller.client
         self.setLayout(QVBoxLayout())
@@ -75,15 +76,18 @@ class ChatPage(QWidget):
         self.source_combo = QComboBox()
         self.source_combo.setToolTip("A finished run's adapter (newest first), or the base model alone")
         self.source_combo.setAccessibleName("Chat with")
+        # A long run name must not widen the window: the combo asks for room for 24 characters, its list shows all.
+        self.source_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.source_combo.setMinimumContentsLength(24)
         self.load_button = QPushButton("Load")
         self.export_button = QPushButton("Export…")
         self.export_button.setToolTip("Export this run: merged model, GGUF or Ollama, verified against the fine-tune")
         self.export_button.clicked.connect(self._on_export_clicked)
         self.source_combo.currentIndexChanged.connect(
             lambda _: self.export_button.setEnabled(str(self.source_combo.currentData() or "").startswith("run:")))
-        self.status_label = plain_label("No model loaded.", wrap=False)
+        self.status_label = ElidedLabel("No model loaded.")  # load progress can be long: it never widens the window
         self.error_label = plain_label(selectable=True)
-        self.error_label.setStyleSheet("color: #b00020;")
+        self.error_label.setObjectName("error")  # the theme colours it for the light or dark palette
         self.error_label.hide()
         row = QHBoxLayout()
         row.addWidget(plain_label("Chat with:", wrap=False))
@@ -125,7 +129,8 @@ class ChatPage(QWidget):
 
     def _build_conversation(self) -> QSplitter:
         self.left_pane = ChatPane("Fine-tuned")
-        self.right_pane = ChatPane("Base")
+        self.right_pane = ChatPane("Base model", who="Base model")
+        self.right_pane.transcript.set_assistant_name("Base model")
         self.right_pane.hide()
         self.panes = {LEFT: self.left_pane, RIGHT: self.right_pane}
         splitter = QSplitter()
@@ -144,11 +149,14 @@ class ChatPage(QWidget):
         self.send_button = QPushButton("Send")
         self.send_button.setShortcut(QKeySequence("Ctrl+Return"))
         self.send_button.setToolTip("Send the message (Ctrl+Enter)")
+        self.send_button.setObjectName("primary")
         self.stop_button = QPushButton("Stop generation")
+        self.regenerate_button = QPushButton("Regenerate")
+        self.regenerate_button.setToolTip("Ask the last message again: its replies are replaced by new ones")
         self.clear_button = QPushButton("Clear")
         self.clear_button.setToolTip("Clear both panes and forget the conversation")
         buttons = QVBoxLayout()
-        for button in (self.send_button, self.stop_button, self.clear_button):
+        for button in (self.send_button, self.stop_button, self.regenerate_button, self.clear_button):
             buttons.addWidget(button)
         row = QHBoxLayout()
         row.addWidget(self.input_edit, 1)
@@ -160,11 +168,14 @@ class ChatPage(QWidget):
         self.compare_box.toggled.connect(lambda _: self._update_controls())
         self.send_button.clicked.connect(self._on_send_clicked)
         self.stop_button.clicked.connect(self.controller.stop_generation)
+        self.regenerate_button.clicked.connect(self.regenerate)
         self.clear_button.clicked.connect(self.clear)
+        self.source_combo.currentIndexChanged.connect(lambda _: self._update_titles())
         c = self.controller
         c.sig_reply_started.connect(lambda pane: self.panes[pane].transcript.begin_reply())
         c.sig_reply_text.connect(lambda pane, text: self.panes[pane].transcript.append_reply(text))
-        c.sig_reply_finished.connect(lambda pane, reason: self.panes[pane].transcript.finish_reply(reason))
+        c.sig_reply_finished.connect(
+            lambda pane, reason, tokens, seconds: self.panes[pane].transcript.finish_reply(reason, tokens, seconds))
         c.sig_turn_abandoned.connect(lambda pane, note: self.panes[pane].transcript.abandon_turn(note))
         c.sig_status.connect(self.status_label.setText)
         c.sig_error.connect(self._show_error)
@@ -173,17 +184,26 @@ class ChatPage(QWidget):
 
     # ---- sources -------------------------------------------------------------------------------------------------
     def refresh(self) -> None:
-        """List finished runs with an adapter (newest first) and the current base model; keep the selection."""
+        """List finished runs with an adapter (newest first) and the current base model. The selection is kept,
+        except that a run which finished since the last look is selected: it is the one the user wants to try."""
         selected = self.source_combo.currentData()
+        self.source_combo.blockSignals(True)
         self.source_combo.clear()
-        for run in list_runs():
-            if run.status == "finished" and run.has_adapter:
-                detail = " · ".join(part for part in (run.model, run.dataset) if part)
-                self.source_combo.addItem(f"{run.name} ({detail})" if detail else run.name, f"run:{run.name}")
+        runs = [run for run in list_runs() if run.status == "finished" and run.has_adapter]
+        for run in runs:
+            detail = " · ".join(part for part in (run.model, run.dataset) if part)
+            self.source_combo.addItem(f"{run.name} ({detail})" if detail else run.name, f"run:{run.name}")
         model = self._state.config.model
         self.source_combo.addItem(f"Base model only: {model}", f"model:{model}")
+        names = {run.name for run in runs}
+        if self._known_runs is not None and runs and runs[0].name not in self._known_runs:
+            selected = f"run:{runs[0].name}"  # newest first: a run that just finished
+        self._known_runs = names
         index = self.source_combo.findData(selected)
         self.source_combo.setCurrentIndex(max(index, 0))
+        self.source_combo.blockSignals(False)
+        self.export_button.setEnabled(str(self.source_combo.currentData() or "").startswith("run:"))
+        self._update_titles()
 
     def select_run(self, name: str) -> bool:
         """Choose a run in the source picker (e.g. from the Runs page); False if it has no finished adapter."""
@@ -232,6 +252,19 @@ class ChatPage(QWidget):
     def stop_generation(self) -> None:
         self.controller.stop_generation()
 
+    def regenerate(self) -> bool:
+        """Ask the last user message again in every shown pane, replacing the replies after it."""
+        if not self.controller.is_ready() or self.controller.is_busy():
+            return False
+        panes = [LEFT, RIGHT] if self._comparing() else [LEFT]
+        if any(self.panes[pane].transcript.last_question() is None for pane in panes):
+            return False
+        for pane in panes:
+            self.panes[pane].transcript.retry_last()
+        sampling = {name: box.value() for name, box in self.sampling.items()}
+        return self.controller.send({pane: self.panes[pane].transcript.history() for pane in panes},
+                                    system=self.system_edit.toPlainText().strip(), sampling=sampling)
+
     def clear(self) -> None:
         self.controller.clear()
         for pane in self.panes.values():
@@ -242,7 +275,31 @@ class ChatPage(QWidget):
             self.input_edit.clear()
 
     def _on_controller_loaded(self, kind: str, name: str) -> None:
-        self.left_pane.set_title("Fine-tuned" if kind == "run" else f"Base model: {name}")
+        self._update_titles()
+
+    def _source(self) -> tuple[str, str]:
+        """What the left pane talks to: the loaded source, or before loading, the one chosen in the picker."""
+        if self.controller.loaded is not None:
+            return self.controller.loaded
+        kind, _, name = str(self.source_combo.currentData() or "model:").partition(":")
+        return kind, name
+
+    def _update_titles(self) -> None:
+        kind, name = self._source()
+        if kind == "run":
+            self.left_pane.set_title(f"Fine-tuned: {name}")
+            self.left_pane.transcript.set_assistant_name("Fine-tuned")
+        else:
+            self.left_pane.set_title(f"Base model: {name}")
+            self.left_pane.transcript.set_assistant_name("Base model")
+        ready = self.controller.is_ready()
+        empty = ("Type a message below and press Ctrl+Enter." if ready else
+                 "Choose what to chat with above and press Load." if self.controller.loaded is None else
+                 "The model is loading…")
+        if ready and self.source_combo.count() == 1:  # no fine-tuned run yet
+            empty += "\nNo run has finished yet: the Train page fine-tunes one."
+        self.left_pane.transcript.set_empty_text(empty)
+        self.right_pane.transcript.set_empty_text(empty)
 
     def _show_error(self, text: str) -> None:
         self.error_label.setText(text)
@@ -252,9 +309,12 @@ class ChatPage(QWidget):
         busy = self.controller.is_busy()
         self.send_button.setEnabled(self.controller.is_ready() and not busy)
         self.stop_button.setEnabled(busy)
+        self.regenerate_button.setEnabled(self.controller.is_ready() and not busy
+                                          and self.left_pane.transcript.last_question() is not None)
         # Not while busy: a queued base request must not land in a pane that has just been hidden.
         self.compare_box.setEnabled(self.controller.can_compare() and not busy)
         self.right_pane.setVisible(self._comparing())
+        self._update_titles()
 
     # ---- Qt hooks ----------------------------------------------------------------------------------------------
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:

@@ -1,103 +1,187 @@
-"""A chat pane: a read-only plain-text transcript of "You:" / "Model:" turns, the conversation history it shows,
-and a button that copies the last reply.
+"""A chat pane: the conversation as a scrolling column of messages (``MessageView``), the history it sends with the
+next request, what it says while empty, and a button that copies the last reply.
 
-Model text is inserted with ``QTextCursor.insertText`` and an empty character format, so markup in a reply
-(``<b>``, ``<script>``) is shown literally and can never style or script the view.
+The history is read from the messages themselves, so what is sent is always what is shown: a question that got no
+answer (stopped before its first token, never sent) stays on screen but leaves the history, because the engine
+expects user and assistant turns to alternate.
 """
 
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QGuiApplication, QTextCharFormat, QTextCursor
-from PySide6.QtWidgets import QHBoxLayout, QPlainTextEdit, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtGui import QGuiApplication, QPalette
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QScrollArea,
+    QVBoxLayout,
+    QWidget,
+)
 
-from gui.widgets.labels import plain_label
+from gui.widgets.chat_message import MessageView, speed_text
+from gui.widgets.labels import ElidedLabel, plain_label
 
-# Why a reply ended (protocol ChatDone.reason) → the note written after it; "end" needs none.
+# Why a reply ended (protocol ChatDone.reason) → the note shown with it; "end" needs none.
 _END_NOTES = {"length": "stopped at the max new tokens limit", "cancelled": "stopped", "error": "error"}
 
 
-class ChatTranscript(QPlainTextEdit):
-    """Read-only transcript that also keeps the history sent with the next request. Signals: none."""
+class ChatTranscript(QScrollArea):
+    """The messages of one pane, newest at the bottom; it follows a streaming reply unless the user scrolled up.
+    Signals: none."""
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
-        self.setReadOnly(True)
-        self.setUndoRedoEnabled(False)
-        self.setPlaceholderText("The conversation appears here.")
-        self._history: list[dict] = []
-        self._reply: list[str] | None = None  # the reply being streamed, None between replies
-        self._last_reply = ""
+        self.setWidgetResizable(True)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # messages wrap instead
+        self.setBackgroundRole(QPalette.ColorRole.Base)
+        content = QWidget()
+        content.setBackgroundRole(QPalette.ColorRole.Base)
+        self._column = QVBoxLayout(content)
+        self._column.setSpacing(8)
+        self.empty_label = plain_label("The conversation appears here.")
+        self.empty_label.setObjectName("muted")
+        self.empty_label.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self._column.addWidget(self.empty_label)
+        self._column.addStretch(1)  # messages gather at the top
+        self.setWidget(content)
+        self._rows: list[QWidget] = []  # messages and notices, in order
+        self._reply: MessageView | None = None  # the reply being streamed
+        self._assistant_name = "Model"
+        self._follow = True
+        bar = self.verticalScrollBar()
+        bar.valueChanged.connect(lambda value: setattr(self, "_follow", value >= bar.maximum() - 4))
+        bar.rangeChanged.connect(lambda _low, high: self._follow and bar.setValue(high))
+
+    # ---- what it holds -----------------------------------------------------------------------------------------
+    def messages(self) -> list[MessageView]:
+        return [row for row in self._rows if isinstance(row, MessageView)]
 
     def history(self) -> list[dict]:
-        """The conversation so far as alternating user/assistant messages (copies)."""
-        return [dict(m) for m in self._history]
+        """The conversation sent with the next request: alternating user/assistant messages."""
+        return [{"role": m.role, "content": m.text()} for m in self.messages() if m.in_history]
 
     def last_reply(self) -> str:
-        return self._last_reply
+        replies = [m for m in self.messages() if m.role == "assistant" and m.in_history]
+        return replies[-1].text() if replies else ""
+
+    def last_question(self) -> str | None:
+        questions = [m for m in self.messages() if m.role == "user"]
+        return questions[-1].text() if questions else None
+
+    def toPlainText(self) -> str:
+        """The conversation as text: "name: message" per message, a reply's note in brackets, notices as shown."""
+        lines = []
+        for row in self._rows:
+            if isinstance(row, MessageView):
+                lines.append(f"{row.name}: {row.text()}" + (f"  ({row.note})" if row.note else ""))
+            else:
+                lines.append(row.text())
+        return "\n".join(lines)
+
+    # ---- changes -------------------------------------------------------------------------------------------------
+    def set_assistant_name(self, name: str) -> None:
+        """What the next replies are headed with ("Fine-tuned", "Base model")."""
+        self._assistant_name = name
+
+    def set_empty_text(self, text: str) -> None:
+        self.empty_label.setText(text)
 
     def add_user(self, text: str) -> None:
-        self._append(("\n" if self._history or not self.document().isEmpty() else "") + f"You: {text}\n")
-        self._history.append({"role": "user", "content": text})
+        self._follow = True  # sending a message brings the conversation's end into view
+        self._add(MessageView("user", "You", text))
 
     def begin_reply(self) -> None:
-        self._append("Model: ")
-        self._reply = []
+        self._reply = MessageView("assistant", self._assistant_name)
+        self._reply.start_streaming()
+        self._add(self._reply)
 
     def append_reply(self, text: str) -> None:
-        if self._reply is None:
-            return
-        self._reply.append(text)
-        self._append(text)
+        if self._reply is not None:
+            self._reply.append(text)
 
-    def finish_reply(self, reason: str = "end") -> None:
+    def finish_reply(self, reason: str = "end", tokens: int = 0, seconds: float = 0.0) -> None:
         """End the streamed reply; ``reason`` is ChatDone.reason, or any short note such as "engine stopped"."""
         if self._reply is None:
             return
-        text, self._reply = "".join(self._reply), None
+        reply, self._reply = self._reply, None
         note = _END_NOTES.get(reason, reason) if reason != "end" else ""
-        self._append((f"  ({note})" if note else "") + "\n")
-        if text:
-            self._history.append({"role": "assistant", "content": text})
-            self._last_reply = text
-        else:
+        reply.finish(note, speed_text(tokens, seconds) if tokens else "")
+        reply.in_history = bool(reply.text())
+        if not reply.in_history:
             self._drop_unanswered()
 
     def abandon_turn(self, note: str) -> None:
-        """The last user message will not be answered (dropped from the queue): say so and forget it."""
-        self._append(f"({note})\n")
+        """The last user message will not be answered (dropped from the queue): say so and leave it out."""
+        self._add(self._notice(f"({note})"))
         self._drop_unanswered()
 
+    def retry_last(self) -> str | None:
+        """Remove everything after the last user message and return it, to be asked again; None if there is none."""
+        users = [i for i, row in enumerate(self._rows) if isinstance(row, MessageView) and row.role == "user"]
+        if not users:
+            return None
+        question = self._rows[users[-1]]
+        for row in self._rows[users[-1] + 1:]:
+            self._remove(row)
+        del self._rows[users[-1] + 1:]
+        question.in_history = True
+        self._reply = None
+        return question.text()
+
     def clear_conversation(self) -> None:
-        self.clear()
-        self._history.clear()
-        self._reply, self._last_reply = None, ""
+        for row in self._rows:
+            self._remove(row)
+        self._rows.clear()
+        self._reply = None
+        self.empty_label.show()
+
+    # ---- helpers ---------------------------------------------------------------------------------------------------
+    def _add(self, row: QWidget) -> None:
+        self._column.insertWidget(self._column.count() - 1, row)  # above the closing stretch
+        self._rows.append(row)
+        self.empty_label.hide()
+        if isinstance(row, MessageView) and row.copy_button is not None:
+            # Keep Tab in reading order: this pane, its replies' Copy buttons top to bottom, then what follows.
+            earlier = [m.copy_button for m in self.messages()[:-1] if m.copy_button is not None]
+            QWidget.setTabOrder(earlier[-1] if earlier else self, row.copy_button)
+
+    def _remove(self, row: QWidget) -> None:
+        if isinstance(row, MessageView):
+            row.detach()
+        self._column.removeWidget(row)
+        row.hide()
+        row.deleteLater()
+
+    def _notice(self, text: str) -> QLabel:
+        label = plain_label(text)
+        label.setObjectName("muted")
+        label.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        return label
 
     def _drop_unanswered(self) -> None:
-        # The engine expects user/assistant to alternate, so an unanswered user turn leaves the history.
-        if self._history and self._history[-1]["role"] == "user":
-            self._history.pop()
+        users = [m for m in self.messages() if m.role == "user"]
+        if users and users[-1].in_history and not self._answered(users[-1]):
+            users[-1].in_history = False
 
-    def _append(self, text: str) -> None:
-        bar = self.verticalScrollBar()
-        follow = bar.value() >= bar.maximum() - 4  # keep following the stream unless the user scrolled up
-        cursor = QTextCursor(self.document())
-        cursor.movePosition(QTextCursor.MoveOperation.End)
-        cursor.insertText(text, QTextCharFormat())
-        if follow:
-            bar.setValue(bar.maximum())
+    def _answered(self, question: MessageView) -> bool:
+        after = self.messages()[self.messages().index(question) + 1:]
+        return any(m.role == "assistant" and m.in_history for m in after)
 
 
 class ChatPane(QWidget):
-    """A titled transcript with a Copy button for its last reply. Signals: none."""
+    """A titled conversation with a button that copies its last reply. ``who`` names the pane for assistive
+    technology ("" for the main one, "Base model" for the comparison). Signals: none."""
 
-    def __init__(self, title: str, parent: QWidget | None = None):
+    def __init__(self, title: str, who: str = "", parent: QWidget | None = None):
         super().__init__(parent)
-        self.title = plain_label(title, wrap=False)
-        self.title.setTextFormat(Qt.TextFormat.PlainText)  # titles may carry a model name
+        self.title = ElidedLabel(title)  # titles carry a run or model name, which may be long
         self.transcript = ChatTranscript()
-        self.copy_button = QPushButton("Copy")
+        self.transcript.setAccessibleName(f"{who} conversation" if who else "Conversation")
+        self.copy_button = QPushButton("Copy last reply")
         self.copy_button.setToolTip("Copy this pane's last reply to the clipboard")
+        self.copy_button.setAccessibleName(f"Copy the last {who.lower()} reply" if who else "Copy the last reply")
         self.copy_button.clicked.connect(self._on_copy_clicked)
         header = QHBoxLayout()
         header.addWidget(self.title, 1)
@@ -106,9 +190,10 @@ class ChatPane(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(header)
         layout.addWidget(self.transcript, 1)
+        QWidget.setTabOrder(self.copy_button, self.transcript)
 
     def set_title(self, title: str) -> None:
-        self.title.setText(title)
+        self.title.setText(title)  # cut with "…" when long, the whole title in its tooltip
 
     def _on_copy_clicked(self) -> None:
         QGuiApplication.clipboard().setText(self.transcript.last_reply())
