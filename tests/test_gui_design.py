@@ -1,0 +1,204 @@
+"""The design's pieces: numbers as people write them, the guided path, the sidebar's states, a log that keeps one line
+per progress bar, the loss chart's legend and smoothing, the Runs page's sorting, filter and empty state, Ctrl+Q."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtGui import QKeySequence
+from PySide6.QtWidgets import QApplication
+
+from engine.light.units import plain_number
+from gui import guide
+from gui.app_state import AppState
+
+FAKE = [sys.executable, str(Path(__file__).with_name("fake_engine.py"))]
+
+
+@pytest.mark.parametrize("value, text", [(3.0, "3"), (1024, "1,024"), (0.05, "0.05"), (0.0002, "0.0002"),
+                                         (2e-5, "2e-5"), (1.5e-6, "1.5e-6"), (0.1 + 0.2, "0.3"), (-1.0, "-1")])
+def test_numbers_read_as_people_write_them(value, text):
+    assert plain_number(value) == text
+
+
+def test_number_box_shows_plain_numbers_and_accepts_either_form(qtbot):
+    from gui.widgets.number_box import NumberBox
+
+    box = NumberBox()
+    qtbot.addWidget(box)
+    box.setRange(0, 10)
+    box.setSuffix(" epochs")
+    box.setValue(3)
+    assert box.text() == "3 epochs"
+    for typed, value in (("2e-4", 2e-4), ("0.0002", 2e-4), ("1.5 epochs", 1.5)):
+        box.lineEdit().setText(typed)
+        box.interpretText()
+        assert box.value() == pytest.approx(value), typed
+    box.lineEdit().setText("lots")
+    box.interpretText()
+    assert box.value() == pytest.approx(1.5)  # nonsense leaves the value alone
+
+
+def walk(**changes) -> guide.Facts:
+    return guide.Facts(**{"model": "demo", **changes})
+
+
+def test_the_guide_walks_engine_model_dataset_train_chat():
+    path = [
+        (walk(engine_needs_setup=True), "Engine", ""),
+        (walk(model=""), "Model", ""),
+        (walk(), "Dataset", "use_sample"),
+        (walk(dataset="/d/a.jsonl"), "Dataset", "check"),
+        (walk(dataset="/d/a.jsonl", dataset_rows=0), "Dataset", ""),
+        (walk(dataset="/d/a.jsonl", dataset_rows=300), "Train", "start"),
+        (walk(dataset="/d/a.jsonl", dataset_rows=300, training="step 3/60"), "Train", ""),
+        (walk(dataset="/d/a.jsonl", dataset_rows=300, finished_runs=("r1",)), "Chat", "chat"),
+    ]
+    for facts, page, action in path:
+        upcoming = guide.next_step(facts)
+        assert (upcoming.page, upcoming.action) == (page, action), facts
+    assert guide.next_step(walk(dataset="/d/a.jsonl", dataset_rows=300, finished_runs=("r1",), chatted=True)) is None
+    states = guide.steps(walk(dataset="/d/a.jsonl", dataset_rows=1300, finished_runs=("r2", "r1"), runs=3))
+    assert states["Dataset"] == guide.Step("Dataset", "1,300 rows · a.jsonl", guide.DONE)
+    assert states["Train"].text == "finished: r2" and states["Chat"].mark == guide.DONE
+    assert states["Runs"].text == "3 runs"
+    assert guide.steps(walk(dataset="/d/a.jsonl", dataset_problem="bad"))["Dataset"].mark == guide.ATTENTION
+
+
+def test_log_keeps_one_line_per_progress_bar(qtbot):
+    from gui.widgets.log_view import LogView
+
+    log = LogView()
+    qtbot.addWidget(log)
+    lines = ["Preparing the demo model",
+             *[f"Converting and de-quantizing GGUF tensors...: {p}%|#  | {p * 272 // 100}/272" for p in (1, 14, 58)],
+             "model.safetensors: 10%", "model.safetensors: 100%",
+             "data: 300 rows, 12 skipped", "data: 300 rows, 12 skipped",  # ordinary lines all stay
+             "step 3/60 loss 2.1 was logged by the trainer with these words"]
+    for line in lines:
+        log.add_line(line)
+    assert log.toPlainText().splitlines() == [
+        "Preparing the demo model", lines[3], "model.safetensors: 100%", "data: 300 rows, 12 skipped",
+        "data: 300 rows, 12 skipped", lines[-1]]
+
+
+def test_the_chart_has_a_legend_only_for_what_it_draws_and_a_smoothed_curve(qtbot):
+    from gui.widgets.loss_chart import LossChart, smoothed
+
+    chart = LossChart()
+    qtbot.addWidget(chart)
+    chart.show()
+    chart.set_points([(1, 2.0), (2, 1.0), (3, 1.5)], [])
+    chart._repaint()
+    assert chart.legend_names() == ["train"]  # no evaluation, no "eval" entry
+    chart.add_eval(3, 1.4)
+    chart.set_smoothed(True)
+    assert chart.legend_names() == ["train", "smoothed", "eval"]
+    averaged = [loss for _, loss in smoothed([(1, 2.0), (2, 1.0), (3, 1.5)], weight=0.5)]
+    assert averaged == pytest.approx([2.0, (0.25 * 2 + 0.5 * 1.0) / 0.75, (0.125 * 2 + 0.25 * 1 + 0.5 * 1.5) / 0.875])
+
+
+def _runs_page(home):
+    from gui.pages.runs_page import RunsPage
+
+    return RunsPage(AppState(str(home)))
+
+
+def make_run(home: Path, name: str, model: str, loss: float, age_days: int) -> None:
+    folder = home / "runs" / name
+    folder.mkdir(parents=True)
+    (folder / "config.yaml").write_text(f"model: {model}\ndataset: /data/{name}.jsonl\n")
+    (folder / "events.jsonl").write_text(
+        f'{{"type": "progress", "step": 10, "total_steps": 10, "epoch": 1.0, "loss": {loss}}}\n'
+        '{"type": "state", "state": "finished"}\n')
+    stamp = time.time() - age_days * 86400  # a run's start is its config's time
+    os.utime(folder / "config.yaml", (stamp, stamp))
+
+
+def test_runs_sort_filter_and_empty_state(qtbot, home):
+    page = _runs_page(home)
+    qtbot.addWidget(page)
+    assert page.body.currentIndex() == 0  # the empty state, with its way forward
+    with qtbot.waitSignal(page.sig_show_page) as shown:
+        page.body.currentWidget().findChild(type(page.buttons["Resume"]), "primary").click()
+    assert shown.args == ["Train"]
+    make_run(home, "beta", "demo", 0.9, 2)
+    make_run(home, "alpha", "llama-3.2-1b", 1.7, 1)
+    make_run(home, "gamma", "demo", 0.4, 3)
+    page.refresh()
+    assert page.body.currentIndex() == 1
+
+    def column(name):
+        index = ("Run", "Status", "Model", "Dataset", "Steps", "Final loss").index(name)
+        return [page.table.item(r, index).text() for r in range(page.table.rowCount())
+                if not page.table.isRowHidden(r)]
+
+    assert column("Run") == ["alpha", "beta", "gamma"]  # newest first
+    page.table.sortByColumn(5, Qt.SortOrder.AscendingOrder)
+    assert column("Run") == ["gamma", "beta", "alpha"]  # by the loss as a number
+    page.select("beta")
+    page.filter_edit.setText("demo")
+    assert column("Run") == ["gamma", "beta"] and page.selected().name == "beta"
+    page.refresh()  # a refresh keeps the sort, the filter and the selection
+    assert column("Run") == ["gamma", "beta"] and page.selected().name == "beta"
+    page.status_combo.setCurrentText("failed")
+    assert column("Run") == []
+
+
+def test_ctrl_q_closes_the_window_and_the_sidebar_shows_each_step(qtbot, home, tmp_path):
+    QSettings.setPath(QSettings.Format.NativeFormat, QSettings.Scope.UserScope, str(tmp_path / "settings"))
+    QApplication.instance().setOrganizationName("LlamaDesk-tests")
+    from gui.main_window import MainWindow
+
+    window = MainWindow(AppState(str(home)), engine_command=FAKE)
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
+    assert window.sidebar.state("Model")[1] == guide.DONE and window.sidebar.state("Dataset")[1] == guide.TODO
+    window.show_page("Train")
+    header = window.headers["Train"]
+    assert "Next:" in header.next_label.text() and header.next_button.text() == "Go to Dataset"
+    header.next_button.click()
+    assert window.current_page() is window.dataset_page
+    assert any(a.shortcut() == QKeySequence("Ctrl+Q") for a in window.actions())
+    with qtbot.waitActive(window):  # shortcuts go to the active window
+        window.activateWindow()
+    qtbot.keyClick(window.dataset_page, Qt.Key.Key_Q, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: not window.isVisible(), timeout=5_000)
+
+
+def test_the_memory_estimate_follows_the_datasets_longest_row(qtbot, home):
+    from gui.pages.train_page import TrainPage
+
+    state = AppState(str(home))
+    state.update({"model": "llama-3.2-1b", "dataset": "/data/a.jsonl", "data.cutoff": 2048})
+    page = TrainPage(state, engine_command=FAKE)
+    qtbot.addWidget(page)
+    at_cutoff = page.memory_panel.report.estimate.total
+    assert "longest row" not in page.memory_panel.verdict.text()
+    state.set_longest_row("/data/a.jsonl", "llama-3.2-1b", 300)  # what the Dataset page's check measured
+    report = page.memory_panel.report
+    assert report.data_sequence == 300 and report.worst_case_bytes == at_cutoff
+    assert report.estimate.total < at_cutoff
+    assert "its longest row: 300 tokens" in page.memory_panel.verdict.text()
+    state.update({"train.padding_free": False})  # padded batches: the cutoff is what every batch costs
+    assert page.memory_panel.report.worst_case_bytes is None
+    assert "longest row" not in page.memory_panel.verdict.text()
+
+
+def test_a_zero_that_switches_something_off_says_so(qtbot):
+    from gui.widgets.config_form import ConfigForm
+
+    form = ConfigForm.for_group("basic")
+    qtbot.addWidget(form)
+    steps = form.widgets["train.max_steps"]
+    steps.setValue(0)
+    assert steps.text() == "by epochs"
+    steps.setValue(1200)
+    assert steps.text() == "1,200 steps"
+    assert form.widgets["data.cutoff"].text().endswith("tokens")
