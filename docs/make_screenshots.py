@@ -1,7 +1,9 @@
 """Screenshots of every page with real content, for the README: python docs/make_screenshots.py [--home DIR]
 
 Runs the real engine: it checks the bundled sample dataset, trains a short QLoRA run on the demo model (unless the
-home already holds a finished run), and chats with the result. Renders offscreen; writes docs/screenshots/*.png.
+home already holds a finished run), and chats with the result. Every page at 1280×800 in the light palette and again
+in the dark one (``name-dark.png``); writes docs/screenshots/*.png. Offscreen by default; under a real X server
+(``QT_QPA_PLATFORM=xcb DISPLAY=:99``) the fonts are the desktop's.
 """
 
 from __future__ import annotations
@@ -9,29 +11,32 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 from engine.light.run_folder import list_runs
 
 OUT = Path(__file__).resolve().parent / "screenshots"
+SIZE = (1280, 800)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--home", default=os.environ.get("LLAMADESK_HOME"))
     parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--themes", nargs="+", choices=("light", "dark"), default=["light", "dark"])
     args = parser.parse_args()
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     if args.home:
         os.environ["LLAMADESK_HOME"] = args.home
-    from PySide6.QtCore import QEventLoop, QTimer
+    from PySide6.QtCore import QSettings
 
-    import resources
     from engine.heavy import train
     from engine.heavy.control import Control
     from engine.heavy.events import Emitter
     from engine.light import demo_settings
-    from gui.bootstrap import application, build_window
+    from gui import theme
+    from gui.bootstrap import application
 
     if not any(r.has_adapter for r in list_runs()):
         config = demo_settings.demo_config(**{"train.max_steps": args.steps, "run_name": "vellmoor-demo",
@@ -40,22 +45,41 @@ def main() -> None:
         assert train.run(config, emitter=Emitter(sys.stderr, human=True), control=Control()) == 0
 
     app = application()
-    window = build_window(os.environ.get("LLAMADESK_HOME"))
-    window.resize(1280, 820)
-    window.show()
+    QSettings.setPath(QSettings.Format.NativeFormat, QSettings.Scope.UserScope, tempfile.mkdtemp())  # not the user's
     OUT.mkdir(exist_ok=True)
+    for palette in args.themes:
+        os.environ[theme.ENV_THEME] = palette
+        theme.apply(app)
+        shoot(app, "" if palette == "light" else "-dark")
+    app.quit()
 
-    def wait(signal=None, ms=300_000):
-        loop = QEventLoop()
-        if signal is not None:
-            signal.connect(loop.quit)
-        QTimer.singleShot(ms if signal is not None else 400, loop.quit)
-        loop.exec()
+
+def wait(signal=None, ms=300_000):
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    loop = QEventLoop()
+    if signal is not None:
+        signal.connect(loop.quit)
+    QTimer.singleShot(ms if signal is not None else 400, loop.quit)
+    loop.exec()
+
+
+def shoot(app, suffix: str) -> None:
+    import resources
+    from gui.bootstrap import build_window
+
+    window = build_window(os.environ.get("LLAMADESK_HOME"))
+    window.resize(*SIZE)
+    window.show()
 
     def shot(name: str) -> None:
         wait()
-        window.grab().save(str(OUT / f"{name}.png"))
-        print(f"saved {OUT / name}.png")
+        window.grab().save(str(OUT / f"{name}{suffix}.png"))
+        print(f"saved {OUT / name}{suffix}.png")
+
+    window.state.set_dataset("")
+    window.show_page("Dataset")  # the first run's guide and the page's empty state
+    shot("first-run")
 
     window.show_page("Model")
     window.model_page.table.selectRow(0)
@@ -92,7 +116,9 @@ def main() -> None:
             wait(chat.client.sig_chat_done)
     shot("chat")
     chat.shutdown()
-    app.quit()
+    window.show_page("Engine")
+    shot("engine")
+    window.close()
 
 
 if __name__ == "__main__":

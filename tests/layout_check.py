@@ -42,12 +42,7 @@ def _shown(widget: QWidget) -> bool:
 
 def _inside_scrolling(widget: QWidget) -> bool:
     """Content of a scroll area may extend past the visible part: that is what scrolling is for."""
-    parent = widget.parentWidget()
-    while parent is not None:
-        if isinstance(parent, QAbstractScrollArea):
-            return True
-        parent = parent.parentWidget()
-    return False
+    return _inside(widget, (QAbstractScrollArea,))
 
 
 def problems(window: QWidget) -> list[str]:

@@ -1,6 +1,7 @@
-"""transformers' Trainer with the engine's loss: the chunked causal-LM loss (engine/loss.py) in training when
-``train.loss_chunk_tokens`` is set; the model's own loss otherwise and in evaluation. It also watches every
-micro-batch's loss for NaN or infinity, logged or not, so a diverged step can never be saved."""
+"""transformers' Trainer with the engine's loss: the chunked causal-LM loss (engine/loss.py) when
+``train.loss_chunk_tokens`` is set, in training and in evaluation (which then reports the loss only, never the
+logits); the model's own loss otherwise. It also watches every micro-batch's loss for NaN or infinity, logged or not,
+so a diverged step can never be saved."""
 
 from __future__ import annotations
 
@@ -27,10 +28,7 @@ class EngineTrainer(Trainer):
         return bad is not None and bool(bad)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        # Training only. In evaluation the chunked path, with padding-free batches, reported a validation loss 1.0
-        # above the model's own on the same weights, and training went wrong from that evaluation on (the demo with a
-        # validation split: train loss 1.1 → 2.0, replies ending in garbage); the model's own loss does not.
-        chunked = self.loss_chunk_tokens and model.training
+        chunked = self.loss_chunk_tokens and (model.training or self.args.prediction_loss_only)
         if not chunked:
             self.loss_is_scaled_for_ga = None  # the Trainer's own rule for the model's loss
             return super().compute_loss(model, inputs, return_outputs=return_outputs,

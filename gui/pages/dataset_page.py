@@ -38,6 +38,7 @@ from engine.light.dataset_formats import FORMAT_DESCRIPTIONS, FORMATS
 from gui import theme
 from gui.app_state import AppState
 from gui.data_check_job import DataCheckJob
+from gui.widgets.empty_state import empty_state
 from gui.widgets.labels import plain_label
 from gui.widgets.lazy_plot import LazyPlot
 from gui.widgets.records_model import RecordsModel
@@ -166,32 +167,14 @@ class DatasetPage(QWidget):
         layout.addWidget(self.body, 1)
 
     def _empty_state(self) -> QWidget:
-        panel = QWidget()
-        column = QVBoxLayout(panel)
-        column.addStretch(1)
-        title = plain_label("Drop a dataset file here", wrap=False)
-        title.setObjectName("emptyTitle")
-        column.addWidget(title, 0, Qt.AlignmentFlag.AlignHCenter)
-        note = plain_label("Instructions (alpaca), conversations (ShareGPT or OpenAI messages) or plain text, as JSON, "
-                           "JSONL, CSV, Parquet or TXT. LlamaDesk detects the format and checks every row.")
-        note.setObjectName("pagePurpose")
-        note.setAlignment(Qt.AlignmentFlag.AlignHCenter)
-        note.setMaximumWidth(560)
-        column.addWidget(note, 0, Qt.AlignmentFlag.AlignHCenter)
-        buttons = QHBoxLayout()
-        buttons.addStretch(1)
         self.empty_open = QPushButton("Open a file…")
-        self.empty_open.setObjectName("primary")
         self.empty_open.clicked.connect(self._on_open_clicked)
         self.empty_sample = QPushButton("Use the bundled sample")
-        self.empty_sample.setToolTip("Harbor Lights: 300 questions about a fictional island, the demo's dataset")
+        self.empty_sample.setToolTip("Harbor Lights: questions and answers about a fictional island, the demo's data")
         self.empty_sample.clicked.connect(lambda: self.open_path(str(resources.path(demo_settings.SAMPLE))))
-        buttons.addWidget(self.empty_open)
-        buttons.addWidget(self.empty_sample)
-        buttons.addStretch(1)
-        column.addLayout(buttons)
-        column.addStretch(2)
-        return panel
+        return empty_state("Drop a dataset file here", "Instructions (alpaca), conversations (ShareGPT or OpenAI "
+                           "messages) or plain text, as JSON, JSONL, CSV, Parquet or TXT. LlamaDesk detects the format "
+                           "and checks every row.", [self.empty_open, self.empty_sample])
 
     # -- opening and checking -------------------------------------------------------------------------------
 

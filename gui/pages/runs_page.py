@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
 from engine.light.run_folder import RunSummary, list_runs
 from gui.app_state import AppState
 from gui.widgets.dialogs import ask, warn
+from gui.widgets.empty_state import empty_state
 from gui.widgets.labels import plain_label
 from gui.widgets.row_table import KEY_ROLE, RowTable
 
@@ -79,21 +80,10 @@ class RunsPage(QWidget):
         self.refresh()
 
     def _empty_state(self) -> QWidget:
-        panel = QWidget()
-        column = QVBoxLayout(panel)
-        column.addStretch(1)
-        title = plain_label("No runs yet", wrap=False)
-        title.setObjectName("emptyTitle")
-        note = plain_label("Fine-tune a model on the Train page. Runs started from the command line "
-                           "(llamadesk-engine train) appear here too.")
-        note.setObjectName("pagePurpose")
         go = QPushButton("Go to Train")
-        go.setObjectName("primary")
         go.clicked.connect(lambda: self.sig_show_page.emit("Train"))
-        for widget in (title, note, go):
-            column.addWidget(widget, 0, Qt.AlignmentFlag.AlignHCenter)
-        column.addStretch(2)
-        return panel
+        return empty_state("No runs yet", "Fine-tune a model on the Train page. Runs started from the command line "
+                           "(llamadesk-engine train) appear here too.", [go])
 
     def refresh(self) -> None:
         chosen = self.selected()
