@@ -73,6 +73,26 @@ def test_a_16_bit_qlora_step_trains_every_adapter(tiny_model):
     assert grads and all(g is not None and torch.isfinite(g).all() for g in grads)
 
 
+def test_an_evaluation_leaves_the_4_bit_layers_trainable(tiny_model):
+    """An evaluation forward without gradients must not change what the backward pass through the 4-bit layers gives
+    (bitsandbytes repacks CPU weights for inference on AVX512-BF16 CPUs; on others this holds trivially)."""
+    model = _load_4bit(tiny_model)
+    model_setup.for_training(model, _train_settings(gradient_checkpointing=False), quantized=True, device="cpu")
+    ids = torch.randint(10, 1000, (2, 12))
+
+    def input_gradient():
+        model.train()
+        embeddings = model.get_input_embeddings()(ids).detach().requires_grad_(True)
+        model(inputs_embeds=embeddings, labels=ids).loss.backward()
+        return embeddings.grad
+
+    before = input_gradient()
+    model.eval()
+    with torch.no_grad():
+        model(input_ids=ids)
+    assert torch.equal(input_gradient(), before)
+
+
 def _grads(folder, settings, device="cpu"):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM

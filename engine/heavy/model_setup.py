@@ -41,11 +41,26 @@ def peft_config(config):
     )
 
 
+def keep_cpu_weights_trainable(model) -> None:
+    """bitsandbytes (0.50) repacks a 4-bit layer's weights for a faster CPU kernel the first time the layer runs
+    without gradients on a CPU with AVX512-BF16, and keeps them so; the backward pass through a repacked layer then
+    gives wrong gradients (on the demo: the input's gradient 527 → 2.9). Training evaluates without gradients, so after
+    the first evaluation the run trained wrong (the demo's loss rose from 1.1 to 2.0 and its replies became garbage).
+    Training models keep the trainable layout; chat, which never trains, keeps the fast one."""
+    import bitsandbytes as bnb
+
+    for module in model.modules():
+        if isinstance(module, bnb.nn.Linear4bit):
+            module.support_avx512bf16_for_cpu = False
+
+
 def for_training(model, train, *, quantized: bool, device: str):
     """Freeze ``model`` in place and set up checkpointing from the run's ``train`` settings; returns the model."""
 
     for param in model.parameters():
         param.requires_grad_(False)
+    if quantized and device == "cpu":
+        keep_cpu_weights_trainable(model)
     if quantized and train.fp32_frozen_layers:
         for param in model.parameters():
             if param.dtype in (torch.float16, torch.bfloat16):  # 4-bit weights are stored as uint8: left alone
