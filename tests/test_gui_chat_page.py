@@ -315,3 +315,14 @@ def test_app_quit_waits_for_the_engine(qtbot, page):
     load(qtbot, page)
     QApplication.instance().aboutToQuit.emit()  # the handler waits, so the engine is gone when it returns
     assert not page.client.is_running() and page.sent[-1] == protocol.Shutdown()
+
+
+def test_comparing_gives_both_conversations_the_same_width(qtbot, page):
+    page.resize(1200, 700)
+    page.show()
+    qtbot.waitExposed(page)
+    load(qtbot, page)
+    page.compare_box.setChecked(True)
+    qtbot.wait(20)
+    left, right = page.left_pane.width(), page.right_pane.width()
+    assert right > 0 and abs(left - right) <= 12

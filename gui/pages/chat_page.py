@@ -138,7 +138,15 @@ class ChatPage(QWidget):
             splitter.addWidget(widget)
         splitter.setStretchFactor(1, 1)
         splitter.setStretchFactor(2, 1)
+        self.splitter = splitter
         return splitter
+
+    def _share_panes(self) -> None:
+        """When the base model's pane appears, the two conversations get the same width."""
+        sizes = self.splitter.sizes()
+        if len(sizes) == 3 and sum(sizes[1:]):
+            half = sum(sizes[1:]) // 2
+            self.splitter.setSizes([sizes[0], half, sum(sizes[1:]) - half])
 
     def _build_input_row(self) -> QHBoxLayout:
         self.input_edit = QPlainTextEdit()
@@ -313,7 +321,11 @@ class ChatPage(QWidget):
                                           and self.left_pane.transcript.last_question() is not None)
         # Not while busy: a queued base request must not land in a pane that has just been hidden.
         self.compare_box.setEnabled(self.controller.can_compare() and not busy)
-        self.right_pane.setVisible(self._comparing())
+        comparing = self._comparing()
+        if comparing != self.right_pane.isVisibleTo(self):
+            self.right_pane.setVisible(comparing)
+            if comparing:
+                self._share_panes()
         self._update_titles()
 
     # ---- Qt hooks ----------------------------------------------------------------------------------------------
