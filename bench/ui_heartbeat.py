@@ -1,7 +1,6 @@
 """UI responsiveness while a real CPU training runs: lateness of a 50 ms QTimer heartbeat in the GUI process.
 
-Starts the real engine (QLoRA on the demo model and the bundled sample) through EngineClient, exactly as the Train
-page does, shows the Train page, and records how late each heartbeat fires while events stream in. Target: the
+Starts the real engine (QLoRA on the demo model and the bundled sample) through the Train page's controller, shows the Train page, and records how late each heartbeat fires while events stream in. Target: the
 worst lateness stays under 100 ms. Usage: QT_QPA_PLATFORM=offscreen python bench/ui_heartbeat.py [--steps 8]
 """
 
@@ -32,8 +31,8 @@ def main() -> None:
     window.state.set_config(config)
     heartbeat = Heartbeat(0.050)
     events = [0]
-    page.client.sig_message.connect(lambda _: events.__setitem__(0, events[0] + 1))
-    page.client.sig_exited.connect(lambda outcome: app.quit())
+    page.controller.sig_message.connect(lambda _: events.__setitem__(0, events[0] + 1))
+    page.controller.sig_ended.connect(lambda _end: app.quit())
     heartbeat.start()
     page.start()
     app.exec()
