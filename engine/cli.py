@@ -129,6 +129,14 @@ def _add_run_commands(commands) -> None:
     config.add_argument("--dataset", default=None, help="dataset to put in the config (same as --set dataset=FILE)")
     config.set_defaults(handler=_cmd_config)
 
+    evaluate = commands.add_parser("eval", help="compare a finished run's fine-tune with its base model on the "
+                                   "validation split: loss, perplexity and greedy answers scored with ROUGE-L")
+    evaluate.add_argument("run", help="the run (folder or name)")
+    evaluate.add_argument("--prompts", type=int, help="validation prompts both models answer (default: the run's "
+                          "train.compare_prompts)")
+    evaluate.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"))
+    evaluate.add_argument("--json", action="store_true", help="protocol lines even on a terminal")
+    evaluate.set_defaults(handler=_cmd_eval)
     export = commands.add_parser("export", help="export a finished run: merged model, GGUF, Ollama or the adapter, "
                                  "verified against the fine-tune")
     export.add_argument("run", help="the run (folder or name)")
@@ -389,6 +397,31 @@ def _adapter_config(adapter: Path) -> run_config.RunConfig | None:
         return run_config.from_mapping(data, str(adapter / "llamadesk.json"), require_dataset=False)
     except (OSError, ValueError, KeyError, TypeError, run_config.ConfigError):
         return None  # an adapter from elsewhere: the base loads with the defaults
+
+
+def _cmd_eval(args) -> int:
+    from engine.heavy import evaluate_run
+    from engine.heavy.device import describe
+    from engine.heavy.events import Emitter, claim_stdout
+    from engine.light import protocol
+
+    folder = RunFolder.find(args.run)
+    if not folder.is_run():
+        print(f"error: {args.run}: not a run folder (no config.yaml)", file=sys.stderr)
+        return 1
+    human = sys.stdout.isatty() and not args.json
+    emitter = Emitter(claim_stdout(), human=human)
+    emitter.emit(protocol.Hello(protocol.PROTOCOL_VERSION, __version__, describe(args.device), "eval"))
+    try:
+        result = evaluate_run.run(folder, emitter=emitter, device=args.device, prompts=args.prompts)
+    except UserError as exc:
+        emitter.emit(protocol.Error(kind=exc.kind, message=f"{exc.where}: {exc.message}" if exc.where else exc.message,
+                                    hint=exc.hint))
+        emitter.emit(protocol.State("failed"))
+        return 1
+    if human:
+        print(evaluate_run.summary(result))
+    return 0
 
 
 def _cmd_export(args) -> int:

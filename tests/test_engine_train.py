@@ -31,7 +31,7 @@ def test_training_run_events_and_run_folder(home, tiny_model, small_dataset):
     messages = engine.messages
     assert isinstance(messages[0], protocol.Hello) and messages[0].protocol == protocol.PROTOCOL_VERSION
     states = [m.state for m in messages if isinstance(m, protocol.State)]
-    assert states == ["loading_model", "preparing_data", "training", "saving", "finished"]
+    assert states == ["loading_model", "preparing_data", "training", "saving", "comparing", "finished"]
     steps = [m.step for m in messages if isinstance(m, protocol.Progress)]
     assert steps == [1, 2, 3, 4]
     progress = [m for m in messages if isinstance(m, protocol.Progress)][-1]

@@ -202,3 +202,28 @@ def test_a_zero_that_switches_something_off_says_so(qtbot):
     steps.setValue(1200)
     assert steps.text() == "1,200 steps"
     assert form.widgets["data.cutoff"].text().endswith("tokens")
+
+
+def test_the_runs_page_shows_a_runs_comparison_with_the_base_model(qtbot, home):
+    from engine.light.run_folder import RunFolder
+
+    make_run(home, "tuned", "demo", 0.4, 1)
+    folder = RunFolder(home / "runs" / "tuned")
+    (folder.adapter_dir).mkdir()
+    (folder.adapter_dir / "adapter_config.json").write_text("{}")
+    page = _runs_page(home)
+    qtbot.addWidget(page)
+    page.select("tuned")
+    assert "No comparison with the base model yet" in page.comparison.summary.text()
+    folder.write_evaluation({
+        "validation_rows": 15, "before": {"loss": 2.41, "perplexity": 11.13, "rouge_l": 0.18},
+        "after": {"loss": 0.63, "perplexity": 1.88, "rouge_l": 0.71},
+        "answers": [{"prompt": "<|im_start|>user\nWho keeps the light?<|im_end|>\n<|im_start|>assistant\n",
+                     "reference": "Orla Penhallow.", "before": "<b>A keeper</b>", "after": "Orla Penhallow.",
+                     "rouge_l_before": 0.0, "rouge_l_after": 1.0}]})
+    page.refresh()
+    assert page.comparison.summary.text() == ("Base model → fine-tuned: validation loss 2.41 → 0.63 · perplexity "
+                                              "11.1 → 1.9 · ROUGE-L 0.18 → 0.71 (on 15 validation rows)")
+    cells = [page.comparison.table.item(0, c).text() for c in range(4)]
+    assert cells[1] == "Orla Penhallow." and cells[2].startswith("<b>A keeper</b>")  # shown as written
+    assert cells[3] == "Orla Penhallow.\n(ROUGE-L 1.00)"

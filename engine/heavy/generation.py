@@ -40,7 +40,7 @@ class Reply:
 class Generator:
     def __init__(self, model, tokenizer, has_adapter: bool):
         self.model, self.tokenizer, self.has_adapter = model, tokenizer, has_adapter
-        self.end_ids = _end_ids(model, tokenizer)
+        self.end_ids = stop_ids(model, tokenizer)
         self.base_precision = ""
 
     @classmethod
@@ -105,7 +105,8 @@ class Generator:
         return Reply("".join(pieces), reason, len(new), time.monotonic() - started)
 
 
-def _end_ids(model, tokenizer) -> set[int]:
+def stop_ids(model, tokenizer) -> set[int]:
+    """The token ids generation stops at: the model's end-of-sequence ids and every end-of-turn token."""
     ids = set()
     configured = getattr(model.generation_config, "eos_token_id", None)
     ids.update(configured if isinstance(configured, list) else [configured] if configured is not None else [])

@@ -122,7 +122,8 @@ def _train(config, folder: RunFolder, emitter: Emitter, control: Control, *, res
     if callback.last_logs.get("eval_loss") is not None:
         metrics["eval_loss"] = callback.last_logs["eval_loss"]
     code = _finish(folder, config, metrics, emitter,
-                   lambda tmp: (model.save_pretrained(tmp), tokenizer.save_pretrained(tmp)))
+                   lambda tmp: (model.save_pretrained(tmp), tokenizer.save_pretrained(tmp)),
+                   compare=lambda: _compare(trainer.model, tokenizer, eval_set, config, emitter))
     if device == "cuda":
         _calibrate(config)
     return code
@@ -170,12 +171,49 @@ def _resume_point(folder: RunFolder, emitter: Emitter) -> Path | None:
     return checkpoint
 
 
-def _finish(folder: RunFolder, config, metrics: dict, emitter: Emitter, write) -> int:
+def _finish(folder: RunFolder, config, metrics: dict, emitter: Emitter, write, compare=None) -> int:
     emitter.emit(protocol.State("saving", "adapter"))
     adapter = adapter_files.publish(folder, write, config, metrics)
+    if compare is not None:
+        result = compare()
+        if result is not None:
+            folder.write_evaluation(result)
+            metrics = {**metrics, **_headline(result)}
     emitter.emit(protocol.Finished(run_dir=str(folder.path), adapter_path=str(adapter), metrics=metrics))
     emitter.emit(protocol.State("finished"))
     return 0
+
+
+def _compare(model, tokenizer, validation, config, emitter: Emitter) -> dict | None:
+    """The base model against the fine-tune (engine/heavy/before_after.py); None when the run holds out no
+    validation split, the setting is off, or the comparison fails (the adapter is saved: the run stays finished)."""
+    if not config.train.compare_base:
+        return None
+    if validation is None or len(validation) == 0:
+        emitter.emit(protocol.Log("info", "no validation split: the base model and the fine-tune are not compared "
+                                          "(set data.validation_share to hold one out)"))
+        return None
+    from engine.heavy import before_after
+
+    emitter.emit(protocol.State("comparing", "the base model and the fine-tune on the validation split"))
+    try:
+        return before_after.evaluate(model, tokenizer, validation, prompts=config.train.compare_prompts,
+                                     progress=lambda text: emitter.emit(protocol.Log("info", text)))
+    except Exception as exc:  # noqa: BLE001 - the comparison is a report; the adapter is what the run made
+        emitter.emit(protocol.Warning(f"the comparison with the base model failed: {exc}",
+                                      "run 'llamadesk-engine eval RUN' to try again"))
+        return None
+
+
+def _headline(result: dict) -> dict:
+    """The comparison's numbers for the Finished message and the run's summary."""
+    found = {}
+    for side in ("before", "after"):
+        for key in ("loss", "perplexity", "rouge_l"):
+            value = result.get(side, {}).get(key)
+            if value is not None:
+                found[f"{side}_{key}"] = value
+    return found
 
 
 def _check_disk(model, model_dir: Path, config, folder: RunFolder, device: str) -> None:

@@ -117,6 +117,11 @@ class TrainSettings:
                                  label="Log every N steps")
     eval_steps: int = setting(0, "Evaluate on the validation split every N steps; 0 means at the end of each "
                                  "epoch.", low=0, label="Evaluate every N steps", zero="each epoch")
+    compare_base: bool = setting(True, "After training, measure the base model and the fine-tune on the validation "
+                                       "split (loss, perplexity and greedy answers to the first prompts, scored with "
+                                       "ROUGE-L) and save them in the run folder.", label="Compare with the base model")
+    compare_prompts: int = setting(8, "How many validation prompts both models answer for the comparison.", low=0,
+                                   high=1000, label="Prompts to compare")
     save_steps: int = setting(50, "Save a checkpoint every N steps (also on stop).", low=1,
                               label="Checkpoint every N steps")
     keep_checkpoints: int = setting(3, "How many recent checkpoints to keep (older ones are deleted).", low=1,

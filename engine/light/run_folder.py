@@ -40,6 +40,7 @@ class RunFolder:
     CONFIG, EVENTS, METRICS, LOG = "config.yaml", "events.jsonl", "metrics.jsonl", "engine.log"
     LOCK, COMMANDS = "lock", "commands.jsonl"  # commands: stop / pause / resume from a client that did not start it
     CHECKPOINTS, ADAPTER = "checkpoints", "adapter"
+    EVALUATION = "evaluation.json"  # the base model against the fine-tune on the validation split
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
@@ -121,6 +122,23 @@ class RunFolder:
     @property
     def adapter_dir(self) -> Path:
         return self.path / self.ADAPTER
+
+    @property
+    def evaluation_file(self) -> Path:
+        return self.path / self.EVALUATION
+
+    def write_evaluation(self, result: dict) -> None:
+        """Written whole or not at all: a reader never sees half a file."""
+        partial = self.evaluation_file.with_suffix(".json.partial")
+        partial.write_text(json.dumps(result, indent=2, ensure_ascii=False), encoding="utf-8")
+        os.replace(partial, self.evaluation_file)
+
+    def evaluation(self) -> dict | None:
+        try:
+            found = json.loads(self.evaluation_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return found if isinstance(found, dict) else None
 
     def is_run(self) -> bool:
         return self.config_file.is_file()

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
 
 from engine.light.run_folder import RunSummary, list_runs
 from gui.app_state import AppState
+from gui.widgets.comparison_view import ComparisonView
 from gui.widgets.dialogs import ask, warn
 from gui.widgets.empty_state import empty_state
 from gui.widgets.labels import plain_label
@@ -76,6 +77,8 @@ class RunsPage(QWidget):
         layout.addLayout(row)
         layout.addWidget(self.body, 1)
         layout.addWidget(self.detail)
+        self.comparison = ComparisonView()
+        layout.addWidget(self.comparison, 1)
         state.sig_runs_changed.connect(self.refresh)
         self.refresh()
 
@@ -137,6 +140,9 @@ class RunsPage(QWidget):
         self.buttons["Open folder"].setEnabled(run is not None)
         self.buttons["Delete…"].setEnabled(run is not None and run.status != "running")
         self.detail.setText(f"{run.folder.path}" + (f"\nError: {run.error}" if run and run.error else "") if run else "")
+        self.comparison.setVisible(run is not None and run.has_adapter)
+        if run is not None and run.has_adapter:
+            self.comparison.show_result(run.folder.evaluation())
 
     def _emit(self, signal) -> None:
         run = self.selected()

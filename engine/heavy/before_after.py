@@ -1,0 +1,106 @@
+"""Did the fine-tune help? The base model and the fine-tuned one measured on the run's validation split.
+
+One loaded PEFT model answers as both: PEFT's ``disable_adapter`` switches the LoRA layers off for the base. For each
+side: the validation loss and perplexity over every trained token, and greedy answers to the first validation
+prompts, each scored against the reference reply with ROUGE-L (Google's ``rouge-score``). The prompts and references
+are read back from the tokenized split itself (the tokens before an example's first trained token, and that trained
+span), so they are exactly what the model was validated on, for runs made before this feature too.
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import nullcontext
+from typing import Callable
+
+import torch
+
+from engine.heavy.data.tokenize import IGNORE
+from engine.heavy.generation import stop_ids
+
+MAX_NEW_TOKENS = 256
+
+
+def evaluate(model, tokenizer, validation, *, prompts: int,
+             progress: Callable[[str], None] = lambda _: None) -> dict:
+    """The comparison as a plain dict (saved as the run folder's evaluation.json). ``validation`` is the tokenized
+    split (rows of input_ids, labels, position_ids); ``model`` a PeftModel."""
+    rows = [dict(row) for row in validation]
+    model.eval()
+    result = {"validation_rows": len(rows), "before": {}, "after": {}, "answers": []}
+    for side, adapter in (("before", False), ("after", True)):
+        progress(f"validation loss of the {'fine-tune' if adapter else 'base model'}")
+        with _adapter(model, adapter):
+            total, count = _loss_sum(model, rows)
+        loss = total / count if count else None
+        result[side] = {"loss": loss, "perplexity": math.exp(loss) if loss is not None and loss < 50 else None,
+                        "tokens": count}
+    turns = [turn for turn in (_first_turn(row) for row in rows) if turn is not None][:prompts]
+    scorer = _scorer()
+    end_ids = sorted(stop_ids(model, tokenizer))
+    for index, (prompt_ids, reference_ids) in enumerate(turns, start=1):
+        progress(f"answers to validation prompt {index} of {len(turns)}")
+        reference = tokenizer.decode(reference_ids, skip_special_tokens=True).strip()
+        entry = {"prompt": tokenizer.decode(prompt_ids, skip_special_tokens=False), "reference": reference}
+        for side, adapter in (("before", False), ("after", True)):
+            with _adapter(model, adapter):
+                answer = _greedy(model, tokenizer, prompt_ids, end_ids, min(MAX_NEW_TOKENS, 2 * len(reference_ids) + 16))
+            entry[side] = answer
+            entry[f"rouge_l_{side}"] = scorer.score(reference, answer)["rougeL"].fmeasure
+        result["answers"].append(entry)
+    for side in ("before", "after"):
+        scores = [a[f"rouge_l_{side}"] for a in result["answers"]]
+        result[side]["rouge_l"] = sum(scores) / len(scores) if scores else None
+    return result
+
+
+def _adapter(model, on: bool):
+    return nullcontext() if on or not hasattr(model, "disable_adapter") else model.disable_adapter()
+
+
+@torch.no_grad()
+def _loss_sum(model, rows: list[dict]) -> tuple[float, int]:
+    """The summed token loss and the number of trained tokens, one row at a time (no padding to account for)."""
+    total, count = 0.0, 0
+    device = model.device
+    for row in rows:
+        ids = torch.tensor([row["input_ids"]], device=device)
+        labels = torch.tensor([row["labels"]], device=device)
+        positions = torch.tensor([row["position_ids"]], device=device) if "position_ids" in row else None
+        trained = int((labels[:, 1:] != IGNORE).sum())
+        if not trained:
+            continue
+        loss = model(input_ids=ids, labels=labels, position_ids=positions, use_cache=False).loss
+        total += float(loss) * trained
+        count += trained
+    return total, count
+
+
+def _first_turn(row: dict) -> tuple[list[int], list[int]] | None:
+    """The prompt (from the start of the example) and the reference (the first trained span) of a row's first
+    example; packed rows hold several examples, each starting where the position ids restart at 0."""
+    labels, ids = row["labels"], row["input_ids"]
+    first = next((i for i, label in enumerate(labels) if label != IGNORE), None)
+    if first is None or first == 0:
+        return None
+    positions = row.get("position_ids") or list(range(len(ids)))
+    start = max(i for i in range(first + 1) if positions[i] == 0)
+    end = first
+    while end < len(labels) and labels[end] != IGNORE and (end == first or positions[end] != 0):
+        end += 1
+    return list(ids[start:first]), list(ids[first:end])
+
+
+@torch.no_grad()
+def _greedy(model, tokenizer, prompt_ids: list[int], end_ids: list[int], max_new_tokens: int) -> str:
+    ids = torch.tensor([prompt_ids], device=model.device)
+    output = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
+                            do_sample=False, eos_token_id=end_ids,
+                            pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else end_ids[0])
+    return tokenizer.decode(output[0, len(prompt_ids):], skip_special_tokens=True).strip()
+
+
+def _scorer():
+    from rouge_score import rouge_scorer
+
+    return rouge_scorer.RougeScorer(["rougeL"])
