@@ -227,3 +227,22 @@ def test_the_runs_page_shows_a_runs_comparison_with_the_base_model(qtbot, home):
     cells = [page.comparison.table.item(0, c).text() for c in range(4)]
     assert cells[1] == "Orla Penhallow." and cells[2].startswith("<b>A keeper</b>")  # shown as written
     assert cells[3] == "Orla Penhallow.\n(ROUGE-L 1.00)"
+
+
+def test_tracking_is_chosen_with_checkboxes_and_says_how_to_open_the_records(qtbot, home):
+    from gui.pages.train_page import TrainPage
+    from gui.widgets.config_form import ChoiceBoxes
+
+    state = AppState(str(home))
+    page = TrainPage(state, engine_command=FAKE)
+    qtbot.addWidget(page)
+    boxes = page.run_form.widgets["train.report_to"]
+    assert isinstance(boxes, ChoiceBoxes) and list(boxes.boxes) == ["tensorboard", "mlflow", "wandb"]
+    assert not page.tracking_label.isVisibleTo(page)
+    boxes.boxes["tensorboard"].setChecked(True)
+    boxes.boxes["mlflow"].setChecked(True)
+    qtbot.waitUntil(lambda: state.config.train.report_to == ["tensorboard", "mlflow"], timeout=3_000)
+    text = page.tracking_label.text()
+    assert f"tensorboard --logdir {home / 'runs'}" in text and "mlflow ui --backend-store-uri file://" in text
+    state.update({"train.report_to": []})  # from elsewhere (a loaded YAML): the boxes follow
+    assert boxes.chosen() == [] and not page.tracking_label.isVisibleTo(page)

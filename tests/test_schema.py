@@ -25,6 +25,8 @@ def other_values(s: Setting) -> list:
     """Valid values other than the default: every other choice, the flipped flag, numbers around the default."""
     if s.path in OTHER_VALUES:
         return OTHER_VALUES[s.path]
+    if s.choices is not None and s.base_type is list:  # several of the choices at once
+        return [[c] for c in s.choices] + [list(s.choices[:2])]
     if s.choices is not None:
         return [c for c in s.choices if c != s.default]
     if s.base_type is bool:

@@ -12,10 +12,11 @@ from peft import get_peft_model
 from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback, TrainingArguments
 
 from engine.heavy import device as devices
-from engine.heavy import model_setup
+from engine.heavy import model_setup, tracking_setup
 from engine.heavy.collator import PaddingCollator
 from engine.heavy.train_callbacks import EngineCallback
 from engine.heavy.trainer import EngineTrainer
+from engine.light import protocol, tracking
 from engine.light.run_folder import RunFolder
 
 
@@ -42,9 +43,11 @@ def load_model(folder: Path, config, device: str, dtype):
     return get_peft_model(model, model_setup.peft_config(config))
 
 
-def training_arguments(config, folder: RunFolder, device: str, dtype, *, has_eval: bool) -> TrainingArguments:
+def training_arguments(config, folder: RunFolder, device: str, dtype, *, has_eval: bool,
+                       report_to: list[str] = ()) -> TrainingArguments:
     t = config.train
     args = TrainingArguments(
+        run_name=folder.name,  # the run's name in MLflow and W&B
         output_dir=str(folder.checkpoints_dir),
         per_device_train_batch_size=t.micro_batch,
         per_device_eval_batch_size=t.micro_batch,
@@ -70,7 +73,7 @@ def training_arguments(config, folder: RunFolder, device: str, dtype, *, has_eva
         save_strategy="steps",
         save_steps=t.save_steps,
         save_total_limit=None,  # the callback keeps the newest `keep_checkpoints` complete ones
-        report_to=[],
+        report_to=list(report_to),  # the trackers train.report_to chose (engine/heavy/tracking_setup.py)
         disable_tqdm=True,
         remove_unused_columns=False,  # position_ids is not in PeftModel.forward's signature but must reach it
         dataloader_pin_memory=device == "cuda",
@@ -83,10 +86,14 @@ def training_arguments(config, folder: RunFolder, device: str, dtype, *, has_eva
 def build_trainer(model, tokenizer, train_set, eval_set, config, folder: RunFolder, emitter, control, device: str,
                   dtype) -> tuple[EngineTrainer, EngineCallback]:
     has_eval = eval_set is not None and len(eval_set) > 0
+    report_to = tracking_setup.configure(config.train.report_to, folder)
+    for command in tracking.open_commands(report_to, folder.path):
+        emitter.emit(protocol.Log("info", f"tracking: open the records with: {command}"))
     collator = PaddingCollator(tokenizer.pad_token_id, padding_free=config.train.padding_free)
     callback = EngineCallback(emitter=emitter, control=control, folder=folder, collator=collator, device=device,
                               config=config)
-    trainer = EngineTrainer(model=model, args=training_arguments(config, folder, device, dtype, has_eval=has_eval),
+    trainer = EngineTrainer(model=model, args=training_arguments(config, folder, device, dtype, has_eval=has_eval,
+                                                                 report_to=report_to),
                             train_dataset=train_set, eval_dataset=eval_set if has_eval else None,
                             data_collator=collator, processing_class=tokenizer, callbacks=[callback])
     trainer.loss_chunk_tokens = config.train.loss_chunk_tokens

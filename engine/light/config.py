@@ -24,6 +24,7 @@ OPTIMIZERS = ("auto", "paged_adamw_8bit", "adamw_8bit", "adamw_torch")
 SCHEDULERS = ("cosine", "linear", "constant_with_warmup")
 DEVICES = ("auto", "cuda", "cpu")
 TRAIN_ON = ("assistant", "all")
+TRACKERS = ("tensorboard", "mlflow", "wandb")  # experiment trackers the Trainer reports to (train.report_to)
 DEFAULT_LOSS_CHUNK = 1024  # tokens per chunk of the chunked loss: the default, and what the fit advice proposes
 
 
@@ -122,6 +123,12 @@ class TrainSettings:
                                        "ROUGE-L) and save them in the run folder.", label="Compare with the base model")
     compare_prompts: int = setting(8, "How many validation prompts both models answer for the comparison.", low=0,
                                    high=1000, label="Prompts to compare")
+    report_to: list[str] = setting(list, "Experiment trackers that also record the run, through transformers' own "
+                                         "integrations: tensorboard (event files in the run folder), mlflow (a local "
+                                         "store in LlamaDesk's folder), wandb (offline files in the run folder). "
+                                         "tensorboard and mlflow need pip install 'llamadesk[tracking]'; wandb needs "
+                                         "pip install wandb.", choices=TRACKERS, label="Track with",
+                                   group=RUN)
     save_steps: int = setting(50, "Save a checkpoint every N steps (also on stop).", low=1,
                               label="Checkpoint every N steps")
     keep_checkpoints: int = setting(3, "How many recent checkpoints to keep (older ones are deleted).", low=1,

@@ -78,6 +78,9 @@ class Setting:
         """What is wrong with a value of the right type (out of bounds, not a choice), or None."""
         if value is None:
             return None
+        if self.choices is not None and isinstance(value, list):  # a list of choices: each item is one of them
+            wrong = [item for item in value if item not in self.choices]
+            return (f"'{wrong[0]}' is not one of {', '.join(str(c) for c in self.choices)}") if wrong else None
         if self.choices is not None and value not in self.choices:
             return f"'{value}' is not one of {', '.join(str(c) for c in self.choices)}"
         if not isinstance(value, (int, float)) or isinstance(value, bool):

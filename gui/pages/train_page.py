@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 
 import resources
 from engine.light import config as run_config
-from engine.light import gpu, paths
+from engine.light import gpu, paths, tracking
 from engine.light.run_folder import RunFolder, RunSummary
 from engine.light.schema import ADVANCED, BASIC, RUN
 from engine.light.units import gib
@@ -98,13 +98,16 @@ class TrainPage(QWidget):
         advanced_box.toggled.connect(self.advanced.setVisible)
         self.problems = plain_label()
         self.problems.setObjectName("error")
+        self.tracking_label = plain_label(selectable=True)  # how to open the chosen trackers' records
+        self.tracking_label.setObjectName("pagePurpose")
+        self.tracking_label.hide()
         self.gpu_label = plain_label()
         self.memory_panel = MemoryPanel()
         content = QWidget()
         column = QVBoxLayout(content)
         column.setContentsMargins(0, 0, 8, 0)
         column.setSpacing(10)
-        column.addWidget(_section("Run", self.run_form))
+        column.addWidget(_section("Run", self.run_form, self.tracking_label))
         training = _section("Training", self.basic)
         training.layout().insertWidget(0, self.preset)
         column.addWidget(training)
@@ -221,7 +224,13 @@ class TrainPage(QWidget):
                 form.load(config)
             self.problems.clear()
             self.memory_panel.show_for(config, self.state.gpu.latest, self.state.longest_row())
+        self._show_tracking(config)
         self._update_buttons()
+
+    def _show_tracking(self, config: run_config.RunConfig) -> None:
+        commands = tracking.open_commands(config.train.report_to)
+        self.tracking_label.setText("Open the records with:\n" + "\n".join(commands) if commands else "")
+        self.tracking_label.setVisible(bool(commands))
 
     def _on_preset_chosen(self, name: str) -> None:
         if name in self.presets:

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
+    QHBoxLayout,
     QLineEdit,
     QSpinBox,
     QWidget,
@@ -50,7 +51,10 @@ class ConfigForm(QWidget):
 
     def _widget_for(self, s: Setting) -> QWidget:
         kind = s.base_type
-        if s.choices is not None:
+        if s.choices is not None and kind is list:
+            widget = ChoiceBoxes([str(c) for c in s.choices])
+            widget.sig_changed.connect(self.sig_changed)
+        elif s.choices is not None:
             widget = QComboBox()
             widget.addItems(([AUTO] if s.optional else []) + [str(c) for c in s.choices])
             widget.currentTextChanged.connect(self.sig_changed)
@@ -84,7 +88,9 @@ class ConfigForm(QWidget):
         for path, widget in self.widgets.items():
             value = schema.get_path(config, path)
             widget.blockSignals(True)
-            if isinstance(widget, QComboBox):
+            if isinstance(widget, ChoiceBoxes):
+                widget.set_chosen(value or [])
+            elif isinstance(widget, QComboBox):
                 widget.setCurrentText(AUTO if value is None else str(value))
             elif isinstance(widget, QCheckBox):
                 widget.setChecked(bool(value))
@@ -98,7 +104,9 @@ class ConfigForm(QWidget):
         """Write the form's values into plain config data (as from ``RunConfig.to_dict()``) and return it."""
         for path, widget in self.widgets.items():
             kind = self.settings[path].base_type
-            if isinstance(widget, QComboBox):
+            if isinstance(widget, ChoiceBoxes):
+                value = widget.chosen()
+            elif isinstance(widget, QComboBox):
                 text = widget.currentText()
                 value = None if text == AUTO else text
             elif isinstance(widget, QCheckBox):
@@ -113,6 +121,33 @@ class ConfigForm(QWidget):
                 value = widget.text().strip()
             schema.set_path(data, path, value)
         return data
+
+
+class ChoiceBoxes(QWidget):
+    """A list setting with fixed choices (``train.report_to``): one checkbox per choice, in a row."""
+
+    sig_changed = Signal()
+
+    def __init__(self, choices: list[str], parent: QWidget | None = None):
+        super().__init__(parent)
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        self.boxes = {}
+        for choice in choices:
+            box = QCheckBox(choice)
+            box.toggled.connect(self.sig_changed)
+            self.boxes[choice] = box
+            row.addWidget(box)
+        row.addStretch(1)
+
+    def chosen(self) -> list[str]:
+        return [name for name, box in self.boxes.items() if box.isChecked()]
+
+    def set_chosen(self, names: list[str]) -> None:
+        for name, box in self.boxes.items():
+            box.blockSignals(True)
+            box.setChecked(name in names)
+            box.blockSignals(False)
 
 
 def _lowest(s: Setting) -> float:
