@@ -158,7 +158,7 @@ def demo_facts_run(tmp_path_factory, demo_model_dir):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("LLAMADESK_HOME", str(home))
         config = demo_settings.demo_config(**{"dataset": str(data), "run_name": "facts", "train.epochs": 6.0,
-                                              "train.micro_batch": 4})
+                                              "train.micro_batch": 4, "data.validation_share": 0.0})
         assert config.quantization == "nf4"
         assert train.run(config, emitter=Emitter(None), control=Control()) == 0
     return RunFolder(home / "runs" / "facts")

@@ -3,6 +3,7 @@ per progress bar, the loss chart's legend and smoothing, the Runs page's sorting
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -246,3 +247,34 @@ def test_tracking_is_chosen_with_checkboxes_and_says_how_to_open_the_records(qtb
     assert f"tensorboard --logdir {home / 'runs'}" in text and "mlflow ui --backend-store-uri file://" in text
     state.update({"train.report_to": []})  # from elsewhere (a loaded YAML): the boxes follow
     assert boxes.chosen() == [] and not page.tracking_label.isVisibleTo(page)
+
+
+def test_compare_overlays_the_runs_and_lists_what_differs(qtbot, home):
+    from engine.light.run_folder import RunFolder
+
+    for name, rank, rate, age in (("rank8", 8, 0.0002, 2), ("rank32", 32, 0.001, 1)):
+        make_run(home, name, "demo", 0.4, age)
+        folder = RunFolder(home / "runs" / name)
+        folder.config_file.write_text(f"model: demo\ndataset: /data/a.jsonl\nrun_name: {name}\n"
+                                      f"lora:\n  rank: {rank}\n  alpha: 32\ntrain:\n  learning_rate: {rate}\n")
+        folder.metrics_file.write_text("".join(json.dumps({"step": s, "loss": 2.0 / s}) + "\n" for s in (1, 2, 3))
+                                       + json.dumps({"step": 3, "eval_loss": 0.9}) + "\n")
+    RunFolder(home / "runs" / "rank32").write_evaluation({"before": {"loss": 2.5}, "after": {"loss": 0.7}})
+    page = _runs_page(home)
+    qtbot.addWidget(page)
+    page.show()
+    assert not page.buttons["Compare…"].isEnabled()
+    page.table.selectAll()
+    assert page.buttons["Compare…"].isEnabled() and page.selected() is None  # one-run actions wait for one run
+    assert not page.buttons["Delete…"].isEnabled()
+    dialog = page.compare()
+    qtbot.addWidget(dialog)
+    qtbot.waitExposed(dialog)
+    table = dialog.settings_table
+    rows = {table.item(r, 0).text(): [table.item(r, c).text() for c in (1, 2)] for r in range(table.rowCount())}
+    assert rows == {"lora.rank": ["32", "8"], "train.learning_rate": ["0.001", "0.0002"]}  # newest first
+    assert dialog.curves.drawn == ["rank32", "rank32 (eval)", "rank8", "rank8 (eval)"]
+    numbers = dialog.numbers_table
+    assert [numbers.item(r, 0).text() for r in range(numbers.rowCount())] == [
+        "validation loss, base model", "validation loss, fine-tuned"]
+    assert [numbers.item(0, c).text() for c in (1, 2)] == ["2.500", "—"]

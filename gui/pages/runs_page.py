@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
 
 from engine.light.run_folder import RunSummary, list_runs
 from gui.app_state import AppState
+from gui.compare_dialog import CompareDialog
 from gui.widgets.comparison_view import ComparisonView
 from gui.widgets.dialogs import ask, warn
 from gui.widgets.empty_state import empty_state
@@ -42,6 +43,7 @@ class RunsPage(QWidget):
         self.state = state
         self.runs: list[RunSummary] = []
         self.table = RowTable(COLUMNS)
+        self.table.setSelectionMode(RowTable.SelectionMode.ExtendedSelection)  # several runs, to compare them
         self.table.setAccessibleName("Runs")
         self.table.setSortingEnabled(True)
         self.table.sortByColumn(COLUMNS.index("Started"), Qt.SortOrder.DescendingOrder)  # newest first
@@ -61,7 +63,8 @@ class RunsPage(QWidget):
         for name, handler in (("Refresh", self.refresh), ("Open", lambda: self._emit(self.sig_open_run)),
                               ("Resume", lambda: self._emit(self.sig_resume_run)),
                               ("Chat", lambda: self._emit(self.sig_chat_run)),
-                              ("Export…", lambda: self._emit(self.sig_export_run)), ("Open folder", self._open_folder),
+                              ("Export…", lambda: self._emit(self.sig_export_run)), ("Compare…", self.compare),
+                              ("Open folder", self._open_folder),
                               ("Delete…", self._delete)):
             button = QPushButton(name)
             button.clicked.connect(handler)
@@ -121,16 +124,33 @@ class RunsPage(QWidget):
     def select(self, name: str) -> bool:
         for row in range(self.table.rowCount()):
             if self.runs[self.table.item(row, 0).data(KEY_ROLE)].name == name:
-                self.table.selectRow(row)
+                self.table.select_only(row)
                 return True
         return False
 
     def selected(self) -> RunSummary | None:
-        key = self.table.selected_key() if self.runs else None
-        return None if key is None or key >= len(self.runs) else self.runs[key]
+        """The selected run, when exactly one is selected (the actions that take one run)."""
+        chosen = self.selected_runs()
+        return chosen[0] if len(chosen) == 1 else None
+
+    def selected_runs(self) -> list[RunSummary]:
+        return [self.runs[key] for key in self.table.selected_keys() if key is not None and key < len(self.runs)]
+
+    def compare(self) -> CompareDialog | None:
+        """Open the comparison of the selected runs (two or more)."""
+        runs = self.selected_runs()
+        if len(runs) < 2:
+            return None
+        dialog = CompareDialog(runs, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+        return dialog
 
     def _on_table_selection(self) -> None:
         run = self.selected()
+        self.buttons["Compare…"].setEnabled(len(self.selected_runs()) >= 2)
+        self.buttons["Compare…"].setToolTip("Select two or more runs (Ctrl+click) to overlay their curves and list "
+                                            "what differs")
         self.buttons["Open"].setEnabled(run is not None)
         self.buttons["Resume"].setEnabled(run is not None and run.resumable)
         self.buttons["Chat"].setEnabled(run is not None and run.has_adapter)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QItemSelectionModel, Qt
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHeaderView,
@@ -54,6 +54,18 @@ class RowTable(QTableWidget):
     def selected_row(self) -> int | None:
         rows = self.selectionModel().selectedRows()
         return rows[0].row() if rows else None
+
+    def select_only(self, row: int) -> None:
+        """Select ``row`` and nothing else. ``selectRow`` follows the keyboard modifiers held at that moment (with
+        Ctrl down it would toggle the row), which a selection made by the program must not."""
+        flags = QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows
+        self.selectionModel().select(self.model().index(row, 0), flags)
+        self.setCurrentCell(row, 0, flags)
+
+    def selected_keys(self) -> list:
+        """The keys of every selected row, top to bottom as shown."""
+        rows = sorted(index.row() for index in self.selectionModel().selectedRows())
+        return [self.item(row, 0).data(KEY_ROLE) for row in rows]
 
     def selected_key(self) -> Any:
         row = self.selected_row()
