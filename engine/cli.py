@@ -116,6 +116,13 @@ def _add_run_commands(commands) -> None:
     estimate.add_argument("--json", action="store_true")
     estimate.set_defaults(handler=_cmd_estimate)
 
+    timing = commands.add_parser("time", help="how long a run will take here: a short trial with its settings and "
+                                 "data (loading, a few steps, an evaluation pass, generation), extrapolated")
+    _add_config_options(timing)
+    timing.add_argument("--steps", type=int, default=3, help="trial steps measured (after one warm-up step)")
+    timing.add_argument("--json", action="store_true", help="protocol lines even on a terminal")
+    timing.set_defaults(handler=_cmd_time)
+
     chat = commands.add_parser("chat", help="chat with a base model, optionally with a run's adapter (JSON on stdin)")
     chat.add_argument("--model", default=None, help="base model reference (default: the run's model, or demo)")
     chat.add_argument("--run", help="a finished run (folder or name): chat with its adapter")
@@ -357,6 +364,34 @@ def _cmd_train(args) -> int:
     control.on_client_gone = emitter.detach_if_client_gone
     control.listen()
     return train.run(config, emitter=emitter, control=control, resume_dir=run_dir)
+
+
+def _cmd_time(args) -> int:
+    from engine.heavy import time_trial
+    from engine.heavy.control import Control
+    from engine.heavy.device import describe
+    from engine.heavy.events import Emitter, claim_stdout
+    from engine.heavy.train_failures import TrainingFailed
+    from engine.light import protocol
+    from engine.light.units import format_duration
+
+    config = _load_config(args)
+    human = sys.stdout.isatty() and not args.json
+    emitter = Emitter(claim_stdout(), human=human)
+    emitter.emit(protocol.Hello(protocol.PROTOCOL_VERSION, __version__, describe(config.device), "time"))
+    control = Control()
+    control.listen()  # a client's cancel (or closed stdin) ends the trial
+    try:
+        estimate = time_trial.run(config, emitter=emitter, control=control, steps=max(2, args.steps))
+    except TrainingFailed as exc:
+        emitter.emit(protocol.Error(kind=exc.kind, message=exc.message, hint=exc.hint))
+        emitter.emit(protocol.State("failed"))
+        return 1
+    emitter.emit(estimate)
+    if human:
+        parts = ", ".join(f"{name} {format_duration(s)}" for name, s in estimate.parts.items() if s)
+        print(f"about {format_duration(estimate.seconds)}: {estimate.steps} steps × {estimate.step_s:.2f} s ({parts})")
+    return 0
 
 
 def _cmd_estimate(args) -> int:

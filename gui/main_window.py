@@ -250,6 +250,7 @@ class MainWindow(QMainWindow):
         self.chat_page.shutdown()
         self.engine_page.job.cancel()
         self.dataset_page.job.shutdown()  # a check still running must not report into a window being destroyed
+        self.train_page.time_job.shutdown()
         settings = QSettings()
         settings.setValue("window/geometry", self.saveGeometry())
         for name, splitter in self._splitters().items():

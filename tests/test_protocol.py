@@ -25,6 +25,7 @@ SAMPLES = {
     "chat_token": protocol.ChatToken("r1", " Paris"),
     "chat_done": protocol.ChatDone("r1", "end", 8, 1.2),
     "export_progress": protocol.ExportProgress("converting", 12, 30, 41.5, "blk.12"),
+    "time_estimate": protocol.TimeEstimate(312.5, 60, 4.2, {"loading": 12.0, "training": 252.0}, 31.0),
     "export_finished": protocol.ExportFinished("/exports/a", "gguf", ["a.gguf"], {"top1": 1.0}, True),
     "stop": protocol.Stop(),
     "pause": protocol.Pause(),

@@ -82,9 +82,9 @@ def _train(config, folder: RunFolder, emitter: Emitter, control: Control, *, res
            callbacks: tuple) -> int:
     device = devices.resolve_device(config.device)
     dtype = devices.compute_dtype(config.compute_dtype, device)
-    model_dir = _model_dir(config, emitter)
+    model_dir = model_dir_for(config, emitter)
     tokenizer = tokenizer_for(model_dir)
-    train_set, eval_set = _prepare_data(config, tokenizer, emitter)
+    train_set, eval_set = prepare_data(config, tokenizer, emitter)
     checkpoint = _resume_point(folder, emitter) if resuming else None
     if checkpoint is not None and adapter_files.training_complete(checkpoint):
         # Killed after the last step but before the adapter was saved: publish it from the final checkpoint.
@@ -129,7 +129,7 @@ def _train(config, folder: RunFolder, emitter: Emitter, control: Control, *, res
     return code
 
 
-def _model_dir(config, emitter: Emitter) -> Path:
+def model_dir_for(config, emitter: Emitter) -> Path:
     emitter.emit(protocol.State("loading_model", config.model))
     try:
         return model_folder(config.model, progress=lambda m: emitter.emit(protocol.Log("info", m))).path
@@ -137,7 +137,7 @@ def _model_dir(config, emitter: Emitter) -> Path:
         raise TrainingFailed("model", str(exc.message), exc.hint) from None
 
 
-def _prepare_data(config, tokenizer, emitter: Emitter):
+def prepare_data(config, tokenizer, emitter: Emitter):
     """The tokenized train and validation splits (from the cache when a check or an earlier run made them)."""
     emitter.emit(protocol.State("preparing_data", config.dataset))
     try:

@@ -162,6 +162,20 @@ class ExportProgress:
     TYPE: ClassVar[str]
 
 
+@message("time_estimate")
+class TimeEstimate:
+    """How long a run with these settings will take on this machine, from a short trial (``llamadesk-engine time``):
+    the total, the steps it will make and the seconds each takes, and the parts (loading, training, evaluation,
+    comparison) in seconds; ``trial_s``, how long the trial itself took."""
+
+    seconds: float
+    steps: int
+    step_s: float
+    parts: dict = field(default_factory=dict)
+    trial_s: float = 0.0
+    TYPE: ClassVar[str]
+
+
 @message("export_finished")
 class ExportFinished:
     """The export folder, the files in it, and its verification report (also saved as verification.json)."""

@@ -25,11 +25,12 @@ from PySide6.QtWidgets import (
 
 import resources
 from engine.light import config as run_config
-from engine.light import gpu, paths, tracking
+from engine.light import gpu, paths, protocol, tracking
 from engine.light.run_folder import RunFolder, RunSummary
 from engine.light.schema import ADVANCED, BASIC, RUN
-from engine.light.units import gib
+from engine.light.units import format_duration, gib
 from gui.app_state import AppState
+from gui.time_trial_job import TimeTrialJob
 from gui.train_controller import TrainController
 from gui.widgets.config_form import ConfigForm
 from gui.widgets.dialogs import ask, warn
@@ -66,6 +67,7 @@ class TrainPage(QWidget):
     def __init__(self, state: AppState, parent: QWidget | None = None, *, engine_command: list[str] | None = None):
         super().__init__(parent)
         self.state = state
+        self._engine_command = engine_command
         self.controller = TrainController(state, self, engine_command=engine_command)
         self.controller.ask = self._ask
         self.presets = presets()
@@ -103,6 +105,16 @@ class TrainPage(QWidget):
         self.tracking_label.hide()
         self.gpu_label = plain_label()
         self.memory_panel = MemoryPanel()
+        self.time_button = QPushButton("Estimate the time")
+        self.time_button.setToolTip("A short trial on this machine with these settings and this data (loading, a few "
+                                    "steps, an evaluation pass, generation), extrapolated to the whole run")
+        self.time_button.clicked.connect(self._on_time_clicked)
+        self.time_label = plain_label("How long the run will take: a short trial measures it on this machine.",
+                                      selectable=True)
+        self.time_job = TimeTrialJob(self, command=self._engine_command)
+        self.time_job.sig_status.connect(lambda text: self.time_label.setText(f"Measuring: {text}…"))
+        self.time_job.sig_done.connect(self._on_time_estimate)
+        self.time_job.sig_failed.connect(lambda text: self._on_time_ended(f"No estimate: {text}"))
         content = QWidget()
         column = QVBoxLayout(content)
         column.setContentsMargins(0, 0, 8, 0)
@@ -114,6 +126,7 @@ class TrainPage(QWidget):
         column.addWidget(advanced_box)
         column.addWidget(self.problems)
         column.addWidget(_section("GPU memory", self.gpu_label, self.memory_panel))
+        column.addWidget(_section("Time", self.time_label, self.time_button))
         column.addStretch(1)
         # The settings scroll on a short screen instead of squeezing every field below its size.
         self.settings_panel = QScrollArea()
@@ -225,7 +238,32 @@ class TrainPage(QWidget):
             self.problems.clear()
             self.memory_panel.show_for(config, self.state.gpu.latest, self.state.longest_row())
         self._show_tracking(config)
+        if getattr(self, "_timed_config", None) is not None and config != self._timed_config \
+                and not self.time_job.is_running():
+            self._timed_config = None
+            self.time_label.setText("The settings changed since the estimate: estimate again.")
         self._update_buttons()
+
+    # ---- time estimate -------------------------------------------------------------------------------------------
+    def _on_time_clicked(self) -> None:
+        if self.time_job.is_running():
+            self.time_job.cancel()
+            self._on_time_ended("Cancelled.")
+            return
+        self._timed_config = self.state.config
+        self.time_job.start(self.state.config, home=self.state.home)
+        self.time_button.setText("Cancel the estimate")
+        self.time_label.setText("Measuring: starting the engine…")
+
+    def _on_time_estimate(self, estimate: protocol.TimeEstimate) -> None:
+        parts = ", ".join(f"{name} {format_duration(seconds)}" for name, seconds in estimate.parts.items() if seconds)
+        self._on_time_ended(f"About {format_duration(estimate.seconds)} on this machine: {estimate.steps:,} steps × "
+                            f"{estimate.step_s:.2f} s ({parts}). Measured by a {format_duration(estimate.trial_s)} "
+                            "trial.")
+
+    def _on_time_ended(self, text: str) -> None:
+        self.time_label.setText(text)
+        self.time_button.setText("Estimate the time")
 
     def _show_tracking(self, config: run_config.RunConfig) -> None:
         commands = tracking.open_commands(config.train.report_to)
