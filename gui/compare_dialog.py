@@ -77,6 +77,14 @@ def _setting_text(value) -> str:
     return str(value)
 
 
+def _page(note: str, table: QTableWidget) -> QWidget:
+    page = QWidget()
+    column = QVBoxLayout(page)
+    column.addWidget(plain_label(note))
+    column.addWidget(table, 1)
+    return page
+
+
 class CompareDialog(QDialog):
     def __init__(self, runs: list[RunSummary], parent: QWidget | None = None):
         super().__init__(parent)
@@ -93,18 +101,11 @@ class CompareDialog(QDialog):
         self.numbers_table = _table(numbers, names, "Before / after", lambda v: "—" if v is None else f"{v:.3f}")
         self.numbers_table.setAccessibleName("Before and after numbers")
         tabs = QTabWidget()
-        settings_page = QWidget()
-        column = QVBoxLayout(settings_page)
-        column.addWidget(plain_label("Only the settings that differ between these runs." if differences else
-                                     "These runs have the same settings."))
-        column.addWidget(self.settings_table, 1)
-        tabs.addTab(settings_page, "Settings")
-        numbers_page = QWidget()
-        column = QVBoxLayout(numbers_page)
-        column.addWidget(plain_label("The base model and each fine-tune on its validation split." if numbers else
-                                     "None of these runs has a comparison with its base model yet."))
-        column.addWidget(self.numbers_table, 1)
-        tabs.addTab(numbers_page, "Before and after")
+        tabs.addTab(_page("Only the settings that differ between these runs." if differences else
+                          "These runs have the same settings.", self.settings_table), "Settings")
+        tabs.addTab(_page("The base model and each fine-tune on its validation split." if numbers else
+                          "None of these runs has a comparison with its base model yet.", self.numbers_table),
+                    "Before and after")
         splitter = QSplitter()
         splitter.setOrientation(splitter.orientation().Vertical)
         splitter.addWidget(self.curves)
