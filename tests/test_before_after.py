@@ -49,6 +49,7 @@ def test_training_ends_by_comparing_the_base_model_and_the_fine_tune(compared, s
         assert 0.0 <= answer["rouge_l_before"] <= 1.0 and 0.0 <= answer["rouge_l_after"] <= 1.0
 
 
+@pytest.mark.slow
 def test_eval_compares_a_finished_run_again_from_the_command_line(compared):
     home, _ = compared
     folder = RunFolder(home / "runs" / "cmp")
@@ -63,6 +64,7 @@ def test_eval_compares_a_finished_run_again_from_the_command_line(compared):
     assert [a["after"] for a in again["answers"]] == [a["after"] for a in first["answers"][:2]]
 
 
+@pytest.mark.slow
 def test_a_run_without_a_validation_split_is_not_compared_and_says_why(home, tiny_model, small_dataset):
     engine = _train(home, tiny_model, small_dataset, "noval", "--set", "data.validation_share=0")
     assert "comparing" not in [m.state for m in engine.messages if isinstance(m, protocol.State)]

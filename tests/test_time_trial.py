@@ -41,6 +41,7 @@ def test_time_measures_a_trial_and_leaves_no_run_behind(home, tiny_model, small_
     assert not (home / "runs").exists() or not any((home / "runs").iterdir())  # the trial kept nothing
 
 
+@pytest.mark.slow
 def test_the_train_page_estimates_and_can_cancel(qtbot, home, tiny_model, small_dataset):
     from gui.app_state import AppState
     from gui.pages.train_page import TrainPage

@@ -19,6 +19,7 @@ def _train(home, tiny_model, dataset, name, trackers):
                          f"run_name={name}")
 
 
+@pytest.mark.slow
 def test_tensorboard_and_mlflow_record_the_run(home, tiny_model, small_dataset, monkeypatch):
     from mlflow.tracking import MlflowClient
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
