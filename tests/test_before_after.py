@@ -41,11 +41,13 @@ def test_training_ends_by_comparing_the_base_model_and_the_fine_tune(compared, s
     finished = next(m for m in engine.messages if isinstance(m, protocol.Finished))
     assert finished.metrics["before_loss"] == result["before"]["loss"]
     # The prompts and references come from the validation rows themselves: each reference is a reply of the dataset.
-    outputs = {json.loads(line)["output"].strip() for line in small_dataset.read_text().splitlines()}
+    rows = [json.loads(line) for line in small_dataset.read_text().splitlines()]
+    outputs = {row["output"].strip() for row in rows}
     assert len(result["answers"]) == 3
     for answer in result["answers"]:
         assert answer["reference"] in outputs
         assert answer["prompt"].rstrip().endswith("assistant")  # the chat template's header before the reply
+        assert any(answer["question"].startswith(row["instruction"].strip()) for row in rows), answer["question"]
         assert 0.0 <= answer["rouge_l_before"] <= 1.0 and 0.0 <= answer["rouge_l_after"] <= 1.0
 
 

@@ -220,12 +220,14 @@ def test_the_runs_page_shows_a_runs_comparison_with_the_base_model(qtbot, home):
         "validation_rows": 15, "before": {"loss": 2.41, "perplexity": 11.13, "rouge_l": 0.18},
         "after": {"loss": 0.63, "perplexity": 1.88, "rouge_l": 0.71},
         "answers": [{"prompt": "<|im_start|>user\nWho keeps the light?<|im_end|>\n<|im_start|>assistant\n",
+                     "question": "Who keeps the light?",
                      "reference": "Orla Penhallow.", "before": "<b>A keeper</b>", "after": "Orla Penhallow.",
                      "rouge_l_before": 0.0, "rouge_l_after": 1.0}]})
     page.refresh()
     assert page.comparison.summary.text() == ("Base model → fine-tuned: validation loss 2.41 → 0.63 · perplexity "
                                               "11.1 → 1.9 · ROUGE-L 0.18 → 0.71 (on 15 validation rows)")
     cells = [page.comparison.table.item(0, c).text() for c in range(4)]
+    assert cells[0] == "Who keeps the light?"  # the user's turn, not the rendered template
     assert cells[1] == "Orla Penhallow." and cells[2].startswith("<b>A keeper</b>")  # shown as written
     assert cells[3] == "Orla Penhallow.\n(ROUGE-L 1.00)"
 

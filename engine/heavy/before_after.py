@@ -41,7 +41,8 @@ def evaluate(model, tokenizer, validation, *, prompts: int,
     for index, (prompt_ids, reference_ids) in enumerate(turns, start=1):
         progress(f"answers to validation prompt {index} of {len(turns)}")
         reference = tokenizer.decode(reference_ids, skip_special_tokens=True).strip()
-        entry = {"prompt": tokenizer.decode(prompt_ids, skip_special_tokens=False), "reference": reference}
+        entry = {"prompt": tokenizer.decode(prompt_ids, skip_special_tokens=False),
+                 "question": question_text(tokenizer, prompt_ids), "reference": reference}
         for side, adapter in (("before", False), ("after", True)):
             with _adapter(model, adapter):
                 answer = _greedy(model, tokenizer, prompt_ids, end_ids, min(MAX_NEW_TOKENS, 2 * len(reference_ids) + 16))
@@ -52,6 +53,30 @@ def evaluate(model, tokenizer, validation, *, prompts: int,
         scores = [a[f"rouge_l_{side}"] for a in result["answers"]]
         result[side]["rouge_l"] = sum(scores) / len(scores) if scores else None
     return result
+
+
+ROLE_WORDS = {"user", "human", "assistant", "system"}
+
+
+def question_text(tokenizer, prompt_ids: list[int]) -> str:
+    """The last user turn of a rendered prompt, for a reader: the text between the special tokens just before the
+    assistant's header (chatml, Llama 3 and similar templates), without a leading role word; the whole prompt
+    without special tokens when the template marks turns with plain text."""
+    special = set(tokenizer.all_special_ids) | {i for i, t in tokenizer.added_tokens_decoder.items() if t.special}
+    pieces, current = [], []
+    for token in prompt_ids:
+        if token in special:
+            pieces.append(current)
+            current = []
+        else:
+            current.append(token)
+    pieces.append(current)
+    texts = [text for text in (tokenizer.decode(piece).strip() for piece in pieces) if text]
+    if len(texts) < 2:
+        return tokenizer.decode(prompt_ids, skip_special_tokens=True).strip()
+    turn = texts[-2]
+    first, _, rest = turn.partition("\n")
+    return rest.strip() if first.strip().lower() in ROLE_WORDS and rest.strip() else turn
 
 
 def _adapter(model, on: bool):

@@ -7,7 +7,7 @@ from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTab
 
 from gui.widgets.labels import plain_label
 
-COLUMNS = ("Prompt", "Reference", "Base model", "Fine-tuned")
+COLUMNS = ("Question", "Reference", "Base model", "Fine-tuned")
 
 
 def headline(result: dict) -> str:
@@ -50,7 +50,7 @@ class ComparisonView(QWidget):
         answers = result.get("answers", [])
         self.table.setRowCount(len(answers))
         for row, answer in enumerate(answers):
-            cells = (_prompt_text(answer.get("prompt", "")), answer.get("reference", ""),
+            cells = (answer.get("question") or _prompt_text(answer.get("prompt", "")), answer.get("reference", ""),
                      f"{answer.get('before', '')}\n(ROUGE-L {answer.get('rouge_l_before', 0):.2f})",
                      f"{answer.get('after', '')}\n(ROUGE-L {answer.get('rouge_l_after', 0):.2f})")
             for column, text in enumerate(cells):
