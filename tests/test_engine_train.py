@@ -190,3 +190,12 @@ def test_the_run_config_reaches_the_trainer_arguments(home):
     assert (args.per_device_train_batch_size, args.gradient_accumulation_steps) == (3, 5)
     assert (args.save_steps, args.seed, args.max_steps, args.logging_steps, args.eval_steps) == (7, 9, 11, 2, 4)
     assert args.output_dir == str(home / "runs" / "r" / "checkpoints") and args.use_cpu
+
+
+def test_the_last_step_is_always_reported(home, tiny_model, small_dataset):
+    engine = EngineProcess(home, "train", "--json", *_settings(tiny_model, small_dataset, max_steps=7, logging_steps=5,
+                                                                 compare_base="false"), "--set", "run_name=last")
+    assert engine.finish() == 0, engine.stderr.decode()[-2000:]
+    assert [m.step for m in engine.messages if isinstance(m, protocol.Progress)] == [1, 5, 7]
+    summary = RunFolder(home / "runs" / "last").summary()
+    assert (summary.steps, summary.total_steps) == (7, 7) and summary.final_loss is not None

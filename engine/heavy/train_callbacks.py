@@ -87,6 +87,8 @@ class EngineCallback(TrainerCallback):
 
     # -- stop and pause at step boundaries --------------------------------------------------------------------
     def on_step_end(self, args, state, control, **kwargs):
+        if state.max_steps and state.global_step >= state.max_steps:
+            control.should_log = True  # the last step is always reported: the run ends at "54 of 54", its final loss
         if self.trainer is not None and self.trainer.step_was_nonfinite() and self.diverged_at is None:
             # Every step, logged or not: stop before this step's weights can be saved.
             self.diverged_at = state.global_step
