@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
 from engine import __version__
 from engine.light import config as run_config
-from engine.light import paths
+from engine.light import gpu, paths
 from engine.light.errors import UserError
 from engine.light.export_options import FORMATS, MERGE_INTO, QUANTS, ExportOptions
 from engine.light.run_folder import RunFolder
@@ -23,6 +24,7 @@ from engine.light.run_folder import RunFolder
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    os.environ.update(gpu.CUDA_ORDER)  # before torch starts CUDA: its device numbers are NVML's, in PCI order
     if args.home:
         paths.set_home(args.home)
     if not getattr(args, "handler", None):

@@ -12,7 +12,7 @@ from typing import Callable
 from PySide6.QtCore import QObject, Signal
 
 from engine.light import config as run_config
-from engine.light import disk, estimator, fit, paths, protocol
+from engine.light import disk, estimator, fit, gpu, paths, protocol
 from engine.light.errors import ModelSourceError
 from engine.light.run_folder import RunFolder, RunSummary, busy_runs
 from engine.light.units import format_duration, gib
@@ -198,8 +198,8 @@ class TrainController(QObject):
         busy = [f"the LlamaDesk run {folder.name} (process {pid})" for folder, pid in busy_runs()]
         self.state.gpu.refresh()  # a fresh reading: the user is about to claim the GPU
         probe = self.state.gpu.wait()
-        if probe is not None and probe.available:
-            card = probe.gpus[0]
+        card = gpu.training_gpu(probe) if probe is not None and probe.available else None
+        if card is not None:
             if card.other_processes_bytes() > OTHER_GPU_USE_BYTES:
                 busy.append(f"other programs holding {gib(card.other_processes_bytes())} of {card.name}")
         if not busy:

@@ -24,10 +24,12 @@ def _unsupported(*_):
 
 
 def card(name="NVIDIA GeForce RTX 4090", total_gib=24.0, used_gib=0.0, capability=(8, 9), power_mw=310_000,
-         limit_mw=450_000, processes=(), throttle=0):
-    """One GPU: ``processes`` is a list of (pid, name, used bytes)."""
+         limit_mw=450_000, processes=(), throttle=0, bus_id=None, uuid=None):
+    """One GPU: ``processes`` is a list of (pid, name, used bytes); ``bus_id`` and ``uuid`` default to ones made
+    from its place in the list."""
     return {"name": name, "total": int(total_gib * GIB), "used": int(used_gib * GIB), "capability": capability,
-            "power": power_mw, "limit": limit_mw, "processes": list(processes), "throttle": throttle}
+            "power": power_mw, "limit": limit_mw, "processes": list(processes), "throttle": throttle,
+            "bus_id": bus_id, "uuid": uuid}
 
 
 def module(*cards, driver="560.35.03", cuda=12060, init_error: Exception | None = None):
@@ -63,4 +65,6 @@ def module(*cards, driver="560.35.03", cuda=12060, init_error: Exception | None 
                                                         for p, _, u in cards[h]["processes"]],
         nvmlDeviceGetGraphicsRunningProcesses=lambda h: [],
         nvmlSystemGetProcessName=lambda pid: names[pid],
+        nvmlDeviceGetPciInfo=lambda h: types.SimpleNamespace(busId=cards[h]["bus_id"] or f"00000000:{h + 1:02X}:00.0"),
+        nvmlDeviceGetUUID=lambda h: cards[h]["uuid"] or f"GPU-{h:08x}-1111-2222-3333-444455556666",
     )

@@ -66,3 +66,47 @@ def test_cli_gpus_json():
                          check=True).stdout
     data = json.loads(out)
     assert set(data) == {"available", "reason", "driver", "cuda_driver", "gpus"}
+
+
+TWO = (fake_nvml.card(name="NVIDIA GeForce RTX 3060", total_gib=12.0, used_gib=1.0, bus_id="00000000:0A:00.0",
+                      uuid="GPU-aaaa1111-0000-0000-0000-000000000000"),
+       fake_nvml.card(name="NVIDIA GeForce RTX 4090", total_gib=24.0, used_gib=2.0, bus_id="00000000:01:00.0",
+                      uuid="GPU-bbbb2222-0000-0000-0000-000000000000"))
+
+
+@pytest.mark.parametrize("visible, names", [
+    (None, ["NVIDIA GeForce RTX 4090", "NVIDIA GeForce RTX 3060"]),  # CUDA's numbers follow the PCI bus
+    ("1", ["NVIDIA GeForce RTX 3060"]),
+    ("GPU-aaaa", ["NVIDIA GeForce RTX 3060"]),  # a UUID prefix, as CUDA accepts it
+    ("1,0", ["NVIDIA GeForce RTX 3060", "NVIDIA GeForce RTX 4090"]),
+    ("0,7,1", ["NVIDIA GeForce RTX 4090"]),  # CUDA stops at the first entry that names no GPU
+    ("GPU-", []),  # ambiguous: both match
+    ("", []),
+])
+def test_gpus_are_numbered_as_cuda_numbers_them(nvml, visible, names):
+    nvml(fake_nvml.module(*TWO))
+    result = gpu.probe()
+    assert [g.pci_bus_id for g in result.gpus] == ["00000000:0A:00.0", "00000000:01:00.0"]
+    assert [g.name for g in gpu.cuda_devices(result, visible)] == names
+
+
+def test_the_fit_check_reads_the_gpu_the_run_will_use(nvml, monkeypatch):
+    from engine.light import config as run_config
+    from engine.light import fit
+
+    nvml(fake_nvml.module(*TWO))
+    config = run_config.from_mapping({"model": "llama-3.2-1b", "dataset": "d.jsonl"})
+    assert fit.check(config).gpu_name == "NVIDIA GeForce RTX 4090"  # CUDA device 0, though NVML lists it second
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
+    report = fit.check(config)
+    assert report.gpu_name == "NVIDIA GeForce RTX 3060" and report.verdict.free_bytes == 11 * GIB
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert fit.check(config).verdict is None and "CUDA_VISIBLE_DEVICES" in fit.check(config).reason
+
+
+def test_the_engine_numbers_cuda_devices_in_pci_order():
+    probe = ("import os, engine.cli as c; c.main(['models', '--json']); "
+             "print(os.environ.get('CUDA_DEVICE_ORDER'))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                         env={k: v for k, v in __import__("os").environ.items() if k != "CUDA_DEVICE_ORDER"})
+    assert out.stdout.strip().splitlines()[-1] == "PCI_BUS_ID"

@@ -104,7 +104,11 @@ def check(config: RunConfig, *, free_bytes: int | None = None, gpu_name: str | N
             return FitReport(result, None, None, reason=probe.reason[:1].upper() + probe.reason[1:]
                              + ": the estimate is for a CUDA GPU.", measured=measured,
                              data_sequence=config.data.cutoff if worst else None, worst_case_bytes=worst)
-        card = probe.gpus[0]
+        card = gpu.training_gpu(probe)  # CUDA's device 0, which need not be NVML's first GPU
+        if card is None:
+            return FitReport(result, None, None, reason="CUDA_VISIBLE_DEVICES leaves no GPU visible to the engine: "
+                             "the estimate is for a CUDA GPU.", measured=measured,
+                             data_sequence=config.data.cutoff if worst else None, worst_case_bytes=worst)
         free_bytes, gpu_name = card.free_bytes, card.name
     report = FitReport(result, gpu_name or "GPU", estimator.verdict(result.total, free_bytes), measured=measured,
                        data_sequence=config.data.cutoff if worst else None, worst_case_bytes=worst)

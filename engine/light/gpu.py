@@ -49,6 +49,8 @@ class GpuInfo:
     memory_clock_mhz: int | None = None
     throttle_reasons: list[str] = field(default_factory=list)
     processes: list[GpuProcess] = field(default_factory=list)
+    pci_bus_id: str | None = None  # "00000000:01:00.0": how NVML and CUDA (in PCI order) agree on which GPU is which
+    uuid: str | None = None
 
     @property
     def bf16(self) -> bool:
@@ -128,7 +130,43 @@ def _device(pynvml, index: int) -> GpuInfo | None:
         memory_clock_mhz=_optional(lambda: pynvml.nvmlDeviceGetClockInfo(handle, pynvml.NVML_CLOCK_MEM)),
         throttle_reasons=_throttle(pynvml, handle),
         processes=_processes(pynvml, handle),
+        pci_bus_id=_text(_optional(lambda: pynvml.nvmlDeviceGetPciInfo(handle).busId)) or None,
+        uuid=_text(_optional(lambda: pynvml.nvmlDeviceGetUUID(handle))) or None,
     )
+
+
+# The engine makes CUDA number GPUs in PCI bus order, as NVML lists them; CUDA's own default ("fastest first") would
+# let CUDA device 0 be another card than NVML's first, and the fit check would read the wrong GPU's memory.
+CUDA_ORDER = {"CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
+
+
+def cuda_devices(result: Probe, visible: str | None = None) -> list[GpuInfo]:
+    """The GPUs as CUDA numbers them in the engine: in PCI bus order, filtered by ``visible`` (the value of
+    CUDA_VISIBLE_DEVICES: indices or UUID prefixes, as CUDA reads them, stopping at the first entry that names no
+    GPU; None: every GPU)."""
+    ordered = sorted(result.gpus, key=lambda g: (g.pci_bus_id is None, (g.pci_bus_id or "").lower(), g.index))
+    if visible is None:
+        return ordered
+    chosen: list[GpuInfo] = []
+    for entry in (part.strip() for part in visible.split(",")):
+        found = None
+        if entry.isdigit() and int(entry) < len(ordered):
+            found = ordered[int(entry)]
+        elif entry.startswith("GPU-"):
+            matches = [g for g in ordered if g.uuid and g.uuid.startswith(entry)]
+            found = matches[0] if len(matches) == 1 else None
+        if found is None or found in chosen:
+            break  # CUDA ignores the rest of the list from an invalid entry on
+        chosen.append(found)
+    return chosen
+
+
+def training_gpu(result: Probe) -> GpuInfo | None:
+    """The GPU a run started now would train on: CUDA device 0 of the engine."""
+    import os
+
+    devices = cuda_devices(result, os.environ.get("CUDA_VISIBLE_DEVICES"))
+    return devices[0] if devices else None
 
 
 def _throttle(pynvml, handle) -> list[str]:

@@ -74,7 +74,7 @@ class ModelPage(QWidget):
         self.refresh()
 
     def _on_gpu_probe(self, probe: gpu.Probe) -> None:
-        reading = probe.gpus[0] if probe.available and probe.gpus else None
+        reading = gpu.training_gpu(probe) if probe.available and probe.gpus else None
         self.gpu.setText(f"{reading.name}: {gib(reading.free_bytes)} free of {gib(reading.total_bytes)}" if reading
                          else "No NVIDIA GPU found — the demo model can train on the CPU, slowly.")
         if memory_panel.changed(self._reading, probe):

@@ -348,9 +348,10 @@ class TrainPage(QWidget):
 
 
 def gpu_summary(probe: gpu.Probe) -> str:
-    if not probe.available:
-        return "No NVIDIA GPU found — the demo model can train on the CPU, slowly."
-    card = probe.gpus[0]
+    card = gpu.training_gpu(probe) if probe.available else None
+    if card is None:
+        return ("No NVIDIA GPU found — the demo model can train on the CPU, slowly." if not probe.available else
+                "CUDA_VISIBLE_DEVICES hides every GPU from the engine: it will train on the CPU.")
     capability = f", compute capability {card.compute_capability}" if card.compute_capability else ""
     others = card.other_processes_bytes()
     busy = f"\nOther programs are using {gib(others)} of it." if others else ""
@@ -359,9 +360,9 @@ def gpu_summary(probe: gpu.Probe) -> str:
 
 
 def telemetry_text(probe: gpu.Probe) -> str:
-    if not probe.available:
+    card = gpu.training_gpu(probe) if probe.available else None
+    if card is None:
         return ""
-    card = probe.gpus[0]
     parts = [f"GPU memory {card.used_bytes / 2**30:.1f} / {gib(card.total_bytes)}"]
     if card.utilization_pct is not None:
         parts.append(f"utilisation {card.utilization_pct}%")
