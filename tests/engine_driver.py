@@ -27,7 +27,8 @@ class EngineProcess:
         self._reader = protocol.Reader()
         threading.Thread(target=self._pump, daemon=True).start()
         self.stderr = b""
-        threading.Thread(target=self._drain_stderr, daemon=True).start()
+        self._stderr_reader = threading.Thread(target=self._drain_stderr, daemon=True)
+        self._stderr_reader.start()
 
     def _pump(self):
         for line in self.proc.stdout:
@@ -67,7 +68,9 @@ class EngineProcess:
         except queue.Empty:
             self.proc.kill()
             raise AssertionError("the engine did not exit") from None
-        return self.proc.wait(timeout=30)
+        code = self.proc.wait(timeout=30)
+        self._stderr_reader.join(timeout=30)  # stderr is read by its own thread: all of it is in self.stderr now
+        return code
 
     def drain(self) -> list:
         """All messages received so far, including ones not yet consumed by wait_for."""
