@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "resources" / "sample" / "harbor_lights.json"
 
@@ -81,6 +83,7 @@ def test_missing_file_is_a_clear_error(demo_home, tmp_path):
     assert result.stdout == ""
 
 
+@pytest.mark.slow
 def test_a_run_after_a_check_with_the_same_settings_starts_from_the_checks_cache(home, tiny_model, small_dataset,
                                                                                   tmp_path):
     """The Dataset page checks with the run config the Train page then starts: the run must not tokenize again."""

@@ -18,6 +18,7 @@ from tests.engine_driver import EngineProcess, of_type, state
 
 
 def _settings(tiny_model, dataset, **train_overrides):
+    train_overrides.setdefault("compare_base", "false")  # tests/test_before_after.py covers the comparison
     return ["--set", f"model={tiny_model}", "--set", f"dataset={dataset}", "--set", "quantization=none",
             "--set", "data.validation_share=0.1"] + [
         part for key, value in train_overrides.items() for part in ("--set", f"train.{key}={value}")]
@@ -31,7 +32,7 @@ def test_training_run_events_and_run_folder(home, tiny_model, small_dataset):
     messages = engine.messages
     assert isinstance(messages[0], protocol.Hello) and messages[0].protocol == protocol.PROTOCOL_VERSION
     states = [m.state for m in messages if isinstance(m, protocol.State)]
-    assert states == ["loading_model", "preparing_data", "training", "saving", "comparing", "finished"]
+    assert states == ["loading_model", "preparing_data", "training", "saving", "finished"]
     steps = [m.step for m in messages if isinstance(m, protocol.Progress)]
     assert steps == [1, 2, 3, 4]
     progress = [m for m in messages if isinstance(m, protocol.Progress)][-1]
@@ -110,6 +111,7 @@ def test_stop_saves_a_checkpoint_and_resume_finishes(home, tiny_model, small_dat
     assert (run_dir / "adapter" / "adapter_model.safetensors").is_file()
 
 
+@pytest.mark.slow
 def test_pause_saves_a_checkpoint_ends_the_engine_and_resume_goes_on(home, tiny_model, small_dataset):
     """Pause frees everything the engine held: it saves a checkpoint and its process ends. Resume is a new engine from
     that checkpoint; the steps, the metrics and the run's clock go on without a gap."""
@@ -192,9 +194,10 @@ def test_the_run_config_reaches_the_trainer_arguments(home):
     assert args.output_dir == str(home / "runs" / "r" / "checkpoints") and args.use_cpu
 
 
+@pytest.mark.slow
 def test_the_last_step_is_always_reported(home, tiny_model, small_dataset):
-    engine = EngineProcess(home, "train", "--json", *_settings(tiny_model, small_dataset, max_steps=7, logging_steps=5,
-                                                                 compare_base="false"), "--set", "run_name=last")
+    engine = EngineProcess(home, "train", "--json", *_settings(tiny_model, small_dataset, max_steps=7, logging_steps=5),
+                           "--set", "run_name=last")
     assert engine.finish() == 0, engine.stderr.decode()[-2000:]
     assert [m.step for m in engine.messages if isinstance(m, protocol.Progress)] == [1, 5, 7]
     summary = RunFolder(home / "runs" / "last").summary()

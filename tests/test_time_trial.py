@@ -26,6 +26,7 @@ def test_the_planned_steps_and_evaluations_follow_the_schedule(tiny_model, small
     assert time_trial.planned_steps(config.with_values({"train.max_steps": 7}), train_rows=32) == 7
 
 
+@pytest.mark.slow
 def test_time_measures_a_trial_and_leaves_no_run_behind(home, tiny_model, small_dataset):
     engine = EngineProcess(home, "time", "--json", "--set", f"model={tiny_model}", "--set", f"dataset={small_dataset}",
                            "--set", "quantization=none", "--set", "data.validation_share=0.2", "--set",
