@@ -30,12 +30,12 @@ def evaluate(model, tokenizer, validation, *, prompts: int,
     result = {"validation_rows": len(rows), "before": {}, "after": {}, "answers": []}
     for side, adapter in (("before", False), ("after", True)):
         progress(f"validation loss of the {'fine-tune' if adapter else 'base model'}")
-        with _adapter(model, adapter):
+        with adapter_on(model, adapter):
             total, count = _loss_sum(model, rows)
         loss = total / count if count else None
         result[side] = {"loss": loss, "perplexity": math.exp(loss) if loss is not None and loss < 50 else None,
                         "tokens": count}
-    turns = [turn for turn in (_first_turn(row) for row in rows) if turn is not None][:prompts]
+    turns = [turn for turn in (first_turn(row) for row in rows) if turn is not None][:prompts]
     scorer = _scorer()
     end_ids = sorted(stop_ids(model, tokenizer))
     for index, (prompt_ids, reference_ids) in enumerate(turns, start=1):
@@ -44,7 +44,7 @@ def evaluate(model, tokenizer, validation, *, prompts: int,
         entry = {"prompt": tokenizer.decode(prompt_ids, skip_special_tokens=False),
                  "question": question_text(tokenizer, prompt_ids), "reference": reference}
         for side, adapter in (("before", False), ("after", True)):
-            with _adapter(model, adapter):
+            with adapter_on(model, adapter):
                 answer = _greedy(model, tokenizer, prompt_ids, end_ids, min(MAX_NEW_TOKENS, 2 * len(reference_ids) + 16))
             entry[side] = answer
             entry[f"rouge_l_{side}"] = scorer.score(reference, answer)["rougeL"].fmeasure
@@ -79,7 +79,7 @@ def question_text(tokenizer, prompt_ids: list[int]) -> str:
     return rest.strip() if first.strip().lower() in ROLE_WORDS and rest.strip() else turn
 
 
-def _adapter(model, on: bool):
+def adapter_on(model, on: bool):
     return nullcontext() if on or not hasattr(model, "disable_adapter") else model.disable_adapter()
 
 
@@ -101,7 +101,7 @@ def _loss_sum(model, rows: list[dict]) -> tuple[float, int]:
     return total, count
 
 
-def _first_turn(row: dict) -> tuple[list[int], list[int]] | None:
+def first_turn(row: dict) -> tuple[list[int], list[int]] | None:
     """The prompt (from the start of the example) and the reference (the first trained span) of a row's first
     example; packed rows hold several examples, each starting where the position ids restart at 0."""
     labels, ids = row["labels"], row["input_ids"]

@@ -107,14 +107,14 @@ def _time_evaluation(trainer, eval_set, emitter: Emitter) -> float:
 def _time_generation(model, tokenizer, rows, emitter: Emitter) -> float:
     """Seconds per greedy token, from a few tokens with the adapter on and off (as the comparison generates)."""
     emitter.emit(protocol.State("timing", "generation speed"))
-    turn = next((t for t in (before_after._first_turn(dict(row)) for row in rows) if t is not None), None)
+    turn = next((t for t in (before_after.first_turn(dict(row)) for row in rows) if t is not None), None)
     if turn is None:
         return 0.0
     model.eval()
     ids = torch.tensor([turn[0]], device=model.device)
     began = time.monotonic()
     for adapter in (False, True):
-        with before_after._adapter(model, adapter), torch.no_grad():
+        with before_after.adapter_on(model, adapter), torch.no_grad():
             model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False,
                            min_new_tokens=PROBE_TOKENS, max_new_tokens=PROBE_TOKENS,
                            pad_token_id=tokenizer.pad_token_id)
@@ -127,7 +127,7 @@ def _estimate(config: RunConfig, *, train_rows: int, validation, setup_s: float,
     evaluations = planned_evaluations(config, steps, validation is not None and len(validation) > 0)
     compare_s = 0.0
     if config.train.compare_base and validation is not None and len(validation) > 0:
-        turns = [t for t in (before_after._first_turn(dict(row)) for row in validation) if t is not None]
+        turns = [t for t in (before_after.first_turn(dict(row)) for row in validation) if t is not None]
         turns = turns[:config.train.compare_prompts]
         generated = sum(min(before_after.MAX_NEW_TOKENS, 2 * len(reference) + 16) for _, reference in turns)
         compare_s = 2 * eval_s + 2 * generated * token_s  # a loss pass per side, then both sides answer
