@@ -15,7 +15,7 @@ from pathlib import Path
 
 from engine import __version__
 from engine.light import config as run_config
-from engine.light import gpu, paths
+from engine.light import gpu, paths, ranks
 from engine.light.errors import UserError
 from engine.light.export_options import FORMATS, MERGE_INTO, QUANTS, ExportOptions
 from engine.light.run_folder import RunFolder
@@ -111,6 +111,13 @@ def _add_run_commands(commands) -> None:
                        "complete checkpoint; --set changes its settings (e.g. a smaller micro-batch)")
     train.add_argument("--json", action="store_true", help="protocol lines even on a terminal")
     train.set_defaults(handler=_cmd_train)
+
+    # One rank of a multi-process run: started by the engine's launcher, or by torchrun from a cluster job folder.
+    rank = commands.add_parser("rank")
+    rank.add_argument("run_dir")
+    rank.add_argument("--resume", action="store_true")
+    rank.add_argument("--human", action="store_true", help="readable progress on stdout (a cluster job's log)")
+    rank.set_defaults(handler=_cmd_rank)
 
     estimate = commands.add_parser("estimate", help="GPU memory a run needs, line by line, against this GPU")
     _add_config_options(estimate)
@@ -360,12 +367,30 @@ def _cmd_train(args) -> int:
             print("error: give a run config (or --resume RUN)", file=sys.stderr)
             return 2
         config, run_dir = _load_config(args), None
+    chosen = config if config is not None else RunFolder(run_dir).load_config()
+    if ranks.world_size(chosen) == 1 and chosen.distributed.gpus and chosen.device != "cpu":
+        try:  # one chosen GPU: before torch starts CUDA, it sees that GPU only
+            os.environ["CUDA_VISIBLE_DEVICES"] = ranks.visible_devices(ranks.selected_gpus(chosen, gpu.probe()))
+        except ranks.GpuSelectionError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
     emitter = Emitter(claim_stdout(), human=human)
     emitter.emit(protocol.Hello(protocol.PROTOCOL_VERSION, __version__, describe(), "train"))
     control = Control()
     control.on_client_gone = emitter.detach_if_client_gone
     control.listen()
     return train.run(config, emitter=emitter, control=control, resume_dir=run_dir)
+
+
+def _cmd_rank(args) -> int:
+    from engine.heavy import distributed, train
+    from engine.heavy.control import Control
+    from engine.heavy.events import Emitter, claim_stdout
+
+    out = claim_stdout()
+    # Rank 0 writes the run folder (the launcher passes its events on); on a cluster it also prints progress.
+    emitter = Emitter(out if args.human and distributed.is_main() else None, human=True)
+    return train.run_rank(Path(args.run_dir), emitter=emitter, control=Control(), resume=args.resume)
 
 
 def _cmd_time(args) -> int:

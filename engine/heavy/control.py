@@ -29,6 +29,7 @@ class Control:
         self.reader = protocol.Reader()
         self.on_client_gone = None  # called when stdin reaches end of file
         self._unwatch = threading.Event()
+        self._forward: Path | None = None  # where the client's run commands go on to (the ranks' commands file)
 
     def listen(self, fd: int | None = None) -> threading.Thread:
         """Read commands from file descriptor ``fd`` (stdin by default) on a daemon thread."""
@@ -37,18 +38,29 @@ class Control:
         thread.start()
         return thread
 
-    def watch_file(self, path: Path, interval_s: float = 0.5) -> threading.Thread:
-        """Also take commands appended to ``path``; lines already there were meant for an earlier engine."""
-        path.write_text("", encoding="utf-8")
+    def watch_file(self, path: Path, interval_s: float = 0.5, *, fresh: bool = True) -> threading.Thread:
+        """Also take commands appended to ``path``; lines already there were meant for an earlier engine (unless not
+        ``fresh``: a rank whose launcher emptied the file and may already have passed a command on)."""
+        if fresh or not path.exists():
+            path.write_text("", encoding="utf-8")
         self._unwatch.clear()
         thread = threading.Thread(target=self._poll, args=(path, interval_s), name="control-file", daemon=True)
         thread.start()
         return thread
 
+    def forward_to(self, path: Path) -> None:
+        """Pass the client's stop, pause and resume on to ``path`` (emptied now), where the ranks' rank 0 reads
+        them; they still set this process's own flags too."""
+        path.write_text("", encoding="utf-8")
+        self._forward = path
+
     def unwatch(self) -> None:
         self._unwatch.set()
 
     def handle(self, msg) -> None:
+        if self._forward is not None and isinstance(msg, (protocol.Stop, protocol.Pause, protocol.Resume)):
+            with self._forward.open("a", encoding="utf-8") as handle:
+                handle.write(protocol.encode(msg) + "\n")
         if isinstance(msg, protocol.Stop):
             self.stop.set()
         elif isinstance(msg, protocol.Pause):

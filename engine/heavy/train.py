@@ -7,13 +7,14 @@ Everything this run does is written to its run folder, and every event also goes
 from __future__ import annotations
 
 import logging
+import os
 import traceback
 from pathlib import Path
 
 import torch
 import transformers
 
-from engine.heavy import adapter_files, train_failures
+from engine.heavy import adapter_files, distributed, train_failures
 from engine.heavy import device as devices
 from engine.heavy.control import Control
 from engine.heavy.data import pipeline
@@ -21,7 +22,7 @@ from engine.heavy.events import Emitter
 from engine.heavy.models.resolve import model_folder
 from engine.heavy.train_failures import TrainingFailed
 from engine.heavy.train_setup import build_trainer, load_model, tokenizer_for
-from engine.light import calibration, disk, estimator, fit, protocol
+from engine.light import calibration, disk, estimator, fit, protocol, ranks
 from engine.light import config as run_config
 from engine.light.errors import DatasetError, ModelSourceError
 from engine.light.run_folder import RunFolder, busy_runs
@@ -36,12 +37,20 @@ def run(config: run_config.RunConfig | None, *, emitter: Emitter, control: Contr
     ``callbacks`` are extra TrainerCallbacks (benchmarks, fault injection in tests)."""
     folder, config = _open(config, resume_dir)
     folder.acquire_lock()
-    control.watch_file(folder.commands_file)
+    launching = ranks.world_size(config) > 1
+    if launching:  # the ranks' rank 0 takes the commands from the run folder; this process passes the client's on
+        control.forward_to(folder.commands_file)
+    else:
+        control.watch_file(folder.commands_file)
     emitter.attach_run(folder)
     emitter.emit(protocol.RunStarted(str(folder.path), resumed=resume_dir is not None))
     log_handler = _log_to(folder.log_file)
     _warn_about_other_runs(folder, emitter)
     try:
+        if launching:
+            from engine.heavy import rank_launcher
+
+            return rank_launcher.run(config, folder, emitter, control, resuming=resume_dir is not None)
         return _train(config, folder, emitter, control, resuming=resume_dir is not None, callbacks=callbacks)
     except TrainingFailed as exc:
         log.error("%s: %s", exc.kind, exc.message, exc_info=exc.__cause__)
@@ -54,6 +63,43 @@ def run(config: run_config.RunConfig | None, *, emitter: Emitter, control: Contr
         _cleanup(folder, log_handler, control)
     emitter.emit(protocol.State("failed"))
     return 1
+
+
+def run_rank(run_dir: Path, *, emitter: Emitter, control: Control, resume: bool, callbacks: tuple = ()) -> int:
+    """Train as one rank of a multi-process run (started by the engine's launcher or by torchrun on a cluster).
+
+    Every rank runs the recipe; rank 0 alone reports and writes the run folder. A failure is recorded in the run
+    folder's ``ranks/`` for the launcher, which tells the client; rank 0 also reports its own failures itself."""
+    folder = RunFolder(run_dir)
+    config = folder.load_config()
+    distributed.join(devices.resolve_device(config.device))
+    main, rank = distributed.is_main(), distributed.rank()
+    launched = os.environ.get(distributed.RENDEZVOUS_FILE) is not None  # else torchrun on a cluster
+    resuming = resume or folder.latest_checkpoint() is not None  # a cluster job started again resumes
+    if main:
+        control.watch_file(folder.commands_file, fresh=not launched)
+        emitter.attach_run(folder)
+        if not launched:
+            emitter.emit(protocol.RunStarted(str(folder.path), resumed=resuming))
+    log_handler = _log_to(folder.log_file if main else folder.rank_log(rank))
+    try:
+        return _train(config, folder, emitter, control, resuming=resuming, callbacks=callbacks)
+    except Exception as exc:  # noqa: BLE001 - every failure ends this rank with a record of why
+        failed = exc if isinstance(exc, TrainingFailed) else train_failures.classify(exc)
+        peer = distributed.is_peer_failure(exc.__cause__ or exc)
+        log.error("rank %d failed (%s): %s\n%s", rank, failed.kind, failed.message, traceback.format_exc())
+        folder.record_rank_failure(rank, {"kind": failed.kind, "message": failed.message, "hint": failed.hint,
+                                          "retry": getattr(failed, "retry", None), "peer": peer})
+        if main and not peer:
+            emitter.emit(protocol.Error(kind=failed.kind, message=failed.message, hint=failed.hint,
+                                        retry=getattr(failed, "retry", None)))
+            emitter.emit(protocol.State("failed"))
+        return 1
+    finally:
+        control.unwatch()
+        logging.getLogger().removeHandler(log_handler)
+        log_handler.close()
+        distributed.leave()
 
 
 def _open(config, resume_dir: Path | None) -> tuple[RunFolder, run_config.RunConfig]:
@@ -82,11 +128,15 @@ def _train(config, folder: RunFolder, emitter: Emitter, control: Control, *, res
            callbacks: tuple) -> int:
     device = devices.resolve_device(config.device)
     dtype = devices.compute_dtype(config.compute_dtype, device)
+    main = distributed.is_main()
     model_dir = model_dir_for(config, emitter)
     tokenizer = tokenizer_for(model_dir)
     train_set, eval_set = prepare_data(config, tokenizer, emitter)
     checkpoint = _resume_point(folder, emitter) if resuming else None
+    distributed.barrier()  # rank 0 has tidied the folder for resuming before any rank reads a checkpoint
     if checkpoint is not None and adapter_files.training_complete(checkpoint):
+        if not main:
+            return 0
         # Killed after the last step but before the adapter was saved: publish it from the final checkpoint.
         metrics = adapter_files.checkpoint_metrics(checkpoint)
         return _finish(folder, config, metrics, emitter,
@@ -94,7 +144,8 @@ def _train(config, folder: RunFolder, emitter: Emitter, control: Control, *, res
 
     budget = torch.cuda.mem_get_info()[0] if device == "cuda" else None  # what this run may use, for OOM advice
     model = load_model(model_dir, config, device, dtype)
-    _check_disk(model, model_dir, config, folder, device)
+    if main:
+        _check_disk(model, model_dir, config, folder, device)
     trainer, callback = build_trainer(model, tokenizer, train_set, eval_set, config, folder, emitter, control, device,
                                       dtype)
     for extra in callbacks:
@@ -108,6 +159,8 @@ def _train(config, folder: RunFolder, emitter: Emitter, control: Control, *, res
     finally:
         callback.close()
 
+    if not main:  # rank 0 saves and reports what the run made
+        return 0
     if callback.diverged_at is not None:
         raise train_failures.diverged(callback.diverged_at, folder)
     if callback.stopped_by_user:
@@ -160,6 +213,8 @@ def _resume_point(folder: RunFolder, emitter: Emitter) -> Path | None:
     """The latest complete checkpoint. Before the callback opens metrics.jsonl, the steps after it are dropped:
     they run again and are logged again."""
     found = folder.latest_checkpoint()
+    if not distributed.is_main():
+        return found[1] if found else None
     folder.remove_partial_checkpoints()
     if not found:
         folder.truncate_metrics(0)

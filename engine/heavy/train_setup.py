@@ -12,7 +12,7 @@ from peft import get_peft_model
 from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback, TrainingArguments
 
 from engine.heavy import device as devices
-from engine.heavy import model_setup, tracking_setup
+from engine.heavy import distributed, model_setup, tracking_setup
 from engine.heavy.collator import PaddingCollator
 from engine.heavy.train_callbacks import EngineCallback
 from engine.heavy.trainer import EngineTrainer
@@ -77,6 +77,8 @@ def training_arguments(config, folder: RunFolder, device: str, dtype, *, has_eva
         disable_tqdm=True,
         remove_unused_columns=False,  # position_ids is not in PeftModel.forward's signature but must reach it
         dataloader_pin_memory=device == "cuda",
+        ddp_backend=("nccl" if device == "cuda" else "gloo") if distributed.world_size() > 1 else None,
+        ddp_find_unused_parameters=False,  # every LoRA weight gets a gradient: no search for unused ones per step
     )
     if t.loss_chunk_tokens:
         args.prediction_loss_only = True  # evaluation needs the loss only, never the logits

@@ -24,6 +24,7 @@ OPTIMIZERS = ("auto", "paged_adamw_8bit", "adamw_8bit", "adamw_torch")
 SCHEDULERS = ("cosine", "linear", "constant_with_warmup")
 DEVICES = ("auto", "cuda", "cpu")
 TRAIN_ON = ("assistant", "all")
+STRATEGIES = ("auto", "ddp", "fsdp")  # how several GPUs share a run (distributed.strategy)
 TRACKERS = ("tensorboard", "mlflow", "wandb")  # experiment trackers the Trainer reports to (train.report_to)
 DEFAULT_LOSS_CHUNK = 1024  # tokens per chunk of the chunked loss: the default, and what the fit advice proposes
 
@@ -89,7 +90,8 @@ class TrainSettings:
     micro_batch: int = setting(4, "Sequences per forward pass. Lower it if memory runs out.", low=1, high=4096,
                                label="Micro-batch", group=BASIC, memory=True, unit="sequences")
     grad_accum: int = setting(2, "Micro-batches per optimizer step; effective batch = micro_batch × grad_accum × "
-                                 "GPUs.", low=1, high=65536, label="Gradient accumulation", group=BASIC)
+                                 "GPUs (distributed.gpus).", low=1, high=65536, label="Gradient accumulation",
+                          group=BASIC)
     gradient_checkpointing: bool = setting(True, "Recompute activations in the backward pass: much less memory, "
                                                  "about 30% slower.", memory=True)
     padding_free: bool = setting(True, "Lay each micro-batch's examples side by side in one sequence instead of "
@@ -141,6 +143,24 @@ class TrainSettings:
 
 
 @dataclass
+class DistributedSettings:
+    """Training on several GPUs (or CPU processes): one process per rank, launched by PyTorch's torchrun machinery."""
+
+    gpus: list[str] = setting(list, "The GPUs that train, by PCI bus id (as 'llamadesk-engine gpus' lists them) or "
+                                    "CUDA index. Empty: one GPU, CUDA's first (CUDA_VISIBLE_DEVICES is honoured). "
+                                    "Two or more: one training process per GPU; the effective batch is micro_batch "
+                                    "× grad_accum × GPUs.", label="GPUs", group=RUN, memory=True)
+    strategy: str = setting("auto", "How several GPUs share a run: ddp (each GPU holds the whole 4-bit model and "
+                                    "its own micro-batches; fastest), fsdp (the weights are sharded across the GPUs, "
+                                    "for a model too large for one GPU; CUDA only), or auto (ddp when the model fits "
+                                    "one GPU, fsdp when it fits only the selected GPUs together).",
+                            choices=STRATEGIES, memory=True, resume_safe=False)
+    cpu_processes: int = setting(1, "With device cpu: how many training processes share the run (gloo backend), "
+                                    "for machines without a GPU and for testing the multi-process path.", low=1,
+                                 high=256, label="CPU processes")
+
+
+@dataclass
 class RunConfig:
     model: str = setting("demo", "The base model: 'demo' (offline), a catalog key such as llama-3.2-1b, a Hugging "
                                  "Face id, or a local folder.", group=RUN, memory=True, resume_safe=False)
@@ -159,6 +179,7 @@ class RunConfig:
     train: TrainSettings = field(default_factory=TrainSettings)
     device: str = setting("auto", "Where to train: auto (CUDA if available, else the CPU), cuda or cpu.",
                           choices=DEVICES)
+    distributed: DistributedSettings = field(default_factory=DistributedSettings)
     run_name: str = setting("", "Name of the run folder under the runs folder; empty means a dated name.",
                             group=RUN, label="Run name")
 
@@ -173,6 +194,10 @@ class RunConfig:
             found.append("compute_dtype: bfloat16 training on the CPU is slow and inexact here; use auto or float32")
         if self.device == "cpu" and self.train.optimizer == "paged_adamw_8bit":
             found.append("train.optimizer: paged optimizers need a CUDA GPU; use auto or adamw_torch on the CPU")
+        if len(set(self.distributed.gpus)) != len(self.distributed.gpus):
+            found.append("distributed.gpus: a GPU is listed twice")
+        if self.distributed.cpu_processes > 1 and self.device != "cpu":
+            found.append("distributed.cpu_processes: several CPU processes need device cpu")
         if self.run_name and (Path(self.run_name).name != self.run_name or self.run_name.startswith(".")):
             found.append(f"run_name: '{self.run_name}' must be a plain folder name (no slashes, no leading dot)")
         return found

@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shutil
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -139,6 +140,37 @@ class RunFolder:
         except (OSError, ValueError):
             return None
         return found if isinstance(found, dict) else None
+
+    # -- the ranks of a multi-process run ----------------------------------------------------------------------
+    @property
+    def ranks_dir(self) -> Path:
+        """Per-rank logs and failure records; rank 0 writes the run folder's own files."""
+        return self.path / "ranks"
+
+    def rank_log(self, rank: int) -> Path:
+        self.ranks_dir.mkdir(exist_ok=True)
+        return self.ranks_dir / f"rank-{rank}.log"
+
+    def record_rank_failure(self, rank: int, failure: dict) -> None:
+        self.ranks_dir.mkdir(exist_ok=True)
+        partial = self.ranks_dir / f"failure-{rank}.json.partial"
+        partial.write_text(json.dumps({"rank": rank, "time": time.time(), **failure}, ensure_ascii=False),
+                           encoding="utf-8")
+        os.replace(partial, self.ranks_dir / f"failure-{rank}.json")
+
+    def rank_failures(self) -> list[dict]:
+        """The failures the ranks recorded, earliest first."""
+        found = []
+        for path in sorted(self.ranks_dir.glob("failure-*.json")):
+            try:
+                found.append(json.loads(path.read_text(encoding="utf-8")))
+            except (OSError, ValueError):
+                continue
+        return sorted(found, key=lambda f: f.get("time", 0))
+
+    def clear_rank_failures(self) -> None:
+        for path in self.ranks_dir.glob("failure-*.json"):
+            path.unlink(missing_ok=True)
 
     def is_run(self) -> bool:
         return self.config_file.is_file()

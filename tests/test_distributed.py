@@ -1,0 +1,129 @@
+"""Several training processes (ranks) on a 2-core CPU: two gloo ranks train a tiny random-weight LLaMA in 4-bit, as two
+GPUs would with NCCL. The engine launches them with torchrun's machinery, rank 0 alone speaks and writes the run
+folder, and pause, resume and a killed rank behave as in a single process."""
+
+from __future__ import annotations
+
+import ipaddress
+import signal
+import time
+
+import psutil
+import pytest
+
+from engine.light import protocol
+from engine.light.run_folder import RunFolder
+from tests.engine_driver import EngineProcess, of_type, state
+
+pytestmark = pytest.mark.slow
+
+# Losses of one process and of two ranks with the same global batch differ only by the order float32 sums are taken
+# in (the two ranks' gradients are averaged by an all-reduce): about 1e-7 relative, measured; 1e-5 leaves room for
+# another CPU's kernels and would still catch a rank training on other rows (differences of 1e-3 and more).
+RELATIVE = 1e-5
+
+
+def _settings(tiny_model, dataset, **train):
+    train = {"max_steps": 8, "save_steps": 4, "learning_rate": 0.01, "compare_base": "false", **train}
+    return ["--set", f"model={tiny_model}", "--set", f"dataset={dataset}", "--set", "device=cpu",
+            "--set", "data.validation_share=0.1", "--set", "lora.dropout=0"] + [
+        part for key, value in train.items() for part in ("--set", f"train.{key}={value}")]
+
+
+def _losses(folder: RunFolder) -> dict[int, float]:
+    return {m["step"]: m["loss"] for m in folder.metrics() if m.get("loss") is not None}
+
+
+def _ranks_of(engine: EngineProcess) -> list[psutil.Process]:
+    found = []
+    for child in psutil.Process(engine.proc.pid).children(recursive=True):
+        try:
+            if "rank" in child.cmdline():
+                found.append(child)
+        except psutil.Error:
+            continue
+    return found
+
+
+def test_two_ranks_train_as_one_process_with_the_same_global_batch(home, tiny_model, small_dataset):
+    one = EngineProcess(home, "train", "--json", *_settings(tiny_model, small_dataset, micro_batch=4),
+                        "--set", "run_name=one")
+    assert one.finish() == 0, one.stderr.decode()[-3000:]
+    two = EngineProcess(home, "train", "--json", *_settings(tiny_model, small_dataset, micro_batch=2),
+                        "--set", "distributed.cpu_processes=2", "--set", "run_name=two")
+    listening = []
+    two.wait_for(of_type(protocol.Progress))
+    for rank in _ranks_of(two):  # what the ranks listen on while they train
+        listening += [c.laddr.ip for c in rank.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN]
+    assert two.finish() == 0, two.stderr.decode()[-3000:]
+
+    single, ranked = RunFolder(home / "runs" / "one"), RunFolder(home / "runs" / "two")
+    a, b = _losses(single), _losses(ranked)
+    print("one process:", a, "\ntwo ranks:  ", b)
+    assert list(a) == list(b) == list(range(1, 9))  # rank 0 alone wrote metrics.jsonl: each step once
+    assert a[8] < a[1] - 0.2  # it learned, so the curves say something
+    for step in a:
+        assert b[step] == pytest.approx(a[step], rel=RELATIVE), step
+    print("the ranks listen on:", listening)
+    assert listening and all(ipaddress.ip_address(ip).is_loopback for ip in listening), listening
+
+    finished = [m for m in two.messages if isinstance(m, protocol.Finished)]
+    assert len(finished) == 1 and ranked.has_adapter
+    assert [m.step for m in two.messages if isinstance(m, protocol.CheckpointSaved)] == [4, 8]
+    checkpoint = ranked.latest_checkpoint()[1]
+    assert (checkpoint / "rng_state_0.pth").is_file() and (checkpoint / "rng_state_1.pth").is_file()
+    assert ranked.summary().status == "finished" and ranked.lock_holder() is None
+    states = [m.state for m in two.messages if isinstance(m, protocol.State)]
+    assert states.count("finished") == 1 and "failed" not in states
+
+
+def test_pause_reaches_every_rank_and_resume_goes_on(home, tiny_model, small_dataset):
+    args = _settings(tiny_model, small_dataset, micro_batch=2, max_steps=60, save_steps=100)
+    engine = EngineProcess(home, "train", "--json", *args, "--set", "distributed.cpu_processes=2",
+                           "--set", "run_name=paused")
+    engine.wait_for(of_type(protocol.Progress))
+    ranks = _ranks_of(engine)
+    assert len(ranks) == 2
+    engine.send(protocol.Pause())
+    engine.wait_for(state("paused"))
+    assert engine.finish() == 0
+    assert not any(r.is_running() and r.status() != psutil.STATUS_ZOMBIE for r in ranks)
+    folder = RunFolder(home / "runs" / "paused")
+    at, _ = folder.latest_checkpoint()
+    assert 0 < at < 60 and folder.summary().status == "paused"
+
+    resumed = EngineProcess(home, "train", "--json", "--resume", "paused")
+    assert resumed.finish() == 0, resumed.stderr.decode()[-3000:]
+    progress = [m.step for m in resumed.messages if isinstance(m, protocol.Progress)]
+    assert progress[0] == at + 1 and progress[-1] == 60
+    assert list(_losses(folder)) == list(range(1, 61))
+    assert folder.summary().status == "finished" and folder.has_adapter
+
+
+def test_a_killed_rank_ends_the_run_and_it_resumes(home, tiny_model, small_dataset):
+    args = _settings(tiny_model, small_dataset, micro_batch=2, max_steps=400, save_steps=2)
+    engine = EngineProcess(home, "train", "--json", *args, "--set", "distributed.cpu_processes=2",
+                           "--set", "run_name=killed")
+    engine.wait_for(lambda m: isinstance(m, protocol.CheckpointSaved) and m.step >= 2)
+    ranks = _ranks_of(engine)
+    victim = next(r for r in ranks if r.environ().get("RANK") == "1")
+    victim.send_signal(signal.SIGKILL)
+    error = engine.wait_for(of_type(protocol.Error))
+    engine.wait_for(state("failed"))
+    assert engine.finish() == 1
+    print(error)
+    assert "rank 1 of 2" in error.message and "signal 9" in error.message
+    assert "resume" in error.hint
+    deadline = time.monotonic() + 30
+    while any(r.is_running() and r.status() != psutil.STATUS_ZOMBIE for r in ranks):
+        assert time.monotonic() < deadline, "a rank outlived the run"
+        time.sleep(0.2)
+    folder = RunFolder(home / "runs" / "killed")
+    step, _ = folder.latest_checkpoint()
+    summary = folder.summary()
+    assert summary.status == "failed" and summary.resumable and folder.lock_holder() is None
+
+    resumed = EngineProcess(home, "train", "--json", "--resume", "killed", "--set", "train.max_steps=" + str(step + 4))
+    assert resumed.finish() == 0, resumed.stderr.decode()[-3000:]
+    assert [m.step for m in resumed.messages if isinstance(m, protocol.Progress)][0] == step + 1
+    assert folder.summary().status == "finished"
