@@ -18,7 +18,8 @@ from engine.light.schema import Setting
 
 # Values a setting may take besides its default, for the settings whose type alone does not suggest one.
 OTHER_VALUES = {"model": ["llama-3.2-1b", "llama-3.1-8b"], "dataset": ["other.jsonl"], "run_name": ["renamed"],
-                "lora.target_modules": [["q_proj", "v_proj"]], "data.columns": [{"instruction": "question"}]}
+                "lora.target_modules": [["q_proj", "v_proj"]], "data.columns": [{"instruction": "question"}],
+                "distributed.gpus": [["0", "1"]]}
 
 
 def other_values(s: Setting) -> list:
@@ -82,7 +83,8 @@ def test_the_estimate_depends_on_a_setting_exactly_when_it_is_marked_as_modelled
     spec = catalog.find("llama-3.1-8b")
     changes = []  # (before, after) totals, on two bases: some settings matter only with one example per row
     for base in (run_config.RunConfig(model="llama-3.1-8b"),
-                 run_config.RunConfig(model="llama-3.1-8b").with_values({"train.micro_batch": 1})):
+                 run_config.RunConfig(model="llama-3.1-8b").with_values({"train.micro_batch": 1}),
+                 run_config.RunConfig(model="llama-3.1-8b").with_values({"distributed.gpus": ["0", "1"]})):
         before = estimator.estimate(spec, base).total
         for value in other_values(s):
             config = base.with_values({s.path: value})

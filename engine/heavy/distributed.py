@@ -16,6 +16,7 @@ import torch.distributed as dist
 # Set by the engine's launcher on one machine: the file the ranks meet in (torch's FileStore). Without it the ranks
 # meet through torchrun's own variables (MASTER_ADDR, MASTER_PORT), as on a cluster.
 RENDEZVOUS_FILE = "LLAMADESK_RENDEZVOUS_FILE"
+STRATEGY = "LLAMADESK_STRATEGY"  # ddp or fsdp, as the launcher resolved distributed.strategy for these GPUs
 TIMEOUT = datetime.timedelta(minutes=30)  # a collective waits this long for a slow rank (a long evaluation, a save)
 
 
@@ -29,6 +30,11 @@ def local_rank() -> int:
 
 def world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", 1))
+
+
+def sharded() -> bool:
+    """Whether the ranks shard the weights (FSDP) instead of each holding the whole model (DDP)."""
+    return world_size() > 1 and os.environ.get(STRATEGY) == "fsdp"
 
 
 def is_main() -> bool:

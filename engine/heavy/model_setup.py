@@ -14,6 +14,8 @@ import torch
 from peft import LoraConfig
 from transformers import BitsAndBytesConfig
 
+from engine.heavy import distributed
+
 
 def quantization_config(config, compute_dtype):
     """The one place a run config becomes a ``BitsAndBytesConfig`` (None for plain LoRA)."""
@@ -25,6 +27,8 @@ def quantization_config(config, compute_dtype):
         bnb_4bit_quant_type="nf4",
         bnb_4bit_use_double_quant=config.double_quant,
         bnb_4bit_compute_dtype=compute_dtype,
+        # FSDP shards float tensors only: the 4-bit weights are then stored in the compute dtype's width
+        bnb_4bit_quant_storage=compute_dtype if distributed.sharded() else torch.uint8,
     )
 
 

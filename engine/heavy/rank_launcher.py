@@ -35,7 +35,8 @@ from engine.heavy import device as devices
 from engine.heavy import distributed
 from engine.heavy.events import Emitter
 from engine.heavy.train_failures import TrainingFailed
-from engine.light import gpu, paths, protocol, ranks
+from engine.light import fit, gpu, paths, protocol, ranks
+from engine.light.errors import ModelSourceError
 from engine.light.run_folder import RunFolder
 
 log = logging.getLogger("engine.ranks")
@@ -97,9 +98,20 @@ def _rank_environment(config, folder: RunFolder) -> dict[str, str]:
         except ranks.GpuSelectionError as exc:
             raise TrainingFailed("gpu", str(exc), "pick the GPUs again on the Train page, or fix distributed.gpus")
         env["CUDA_VISIBLE_DEVICES"] = ranks.visible_devices(cards)
+        env[distributed.STRATEGY] = _strategy(config)
     else:
         env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // ranks.world_size(config))))
     return env
+
+
+def _strategy(config) -> str:
+    """DDP or FSDP: the config's choice, or for auto what the fit check chose for the selected GPUs."""
+    if config.distributed.strategy != "auto":
+        return config.distributed.strategy
+    try:
+        return fit.check(config).strategy or "ddp"
+    except ModelSourceError:  # no architecture facts to estimate with: each GPU holds the model
+        return "ddp"
 
 
 def _explain(failure: ChildFailedError | None, folder: RunFolder, world: int) -> TrainingFailed:

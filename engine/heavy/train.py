@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import traceback
 from pathlib import Path
 
@@ -159,6 +160,8 @@ def _train(config, folder: RunFolder, emitter: Emitter, control: Control, *, res
     finally:
         callback.close()
 
+    done = callback.diverged_at is None and not callback.stopped_by_user and not callback.paused_by_user
+    staged = _gather_sharded_adapter(trainer, folder) if done and distributed.sharded() else None
     if not main:  # rank 0 saves and reports what the run made
         return 0
     if callback.diverged_at is not None:
@@ -174,12 +177,27 @@ def _train(config, folder: RunFolder, emitter: Emitter, control: Control, *, res
     metrics["global_step"] = trainer.state.global_step
     if callback.last_logs.get("eval_loss") is not None:
         metrics["eval_loss"] = callback.last_logs["eval_loss"]
-    code = _finish(folder, config, metrics, emitter,
-                   lambda tmp: (model.save_pretrained(tmp), tokenizer.save_pretrained(tmp)),
-                   compare=lambda: _compare(trainer.model, tokenizer, eval_set, config, emitter))
+    if staged is not None:  # FSDP: the ranks gathered the adapter together; the comparison needs one whole model
+        emitter.emit(protocol.Log("info", "the weights were sharded: compare with the base model afterwards with "
+                                          "'llamadesk-engine eval RUN' on a GPU that holds the model"))
+        code = _finish(folder, config, metrics, emitter,
+                       lambda tmp: (shutil.copytree(staged, tmp, dirs_exist_ok=True), tokenizer.save_pretrained(tmp)))
+        shutil.rmtree(staged, ignore_errors=True)
+    else:
+        code = _finish(folder, config, metrics, emitter,
+                       lambda tmp: (model.save_pretrained(tmp), tokenizer.save_pretrained(tmp)),
+                       compare=lambda: _compare(trainer.model, tokenizer, eval_set, config, emitter))
     if device == "cuda":
         _calibrate(config)
     return code
+
+
+def _gather_sharded_adapter(trainer, folder: RunFolder) -> Path:
+    """With FSDP every rank holds a shard of the adapter: all of them gather it, and rank 0 writes it here."""
+    staged = folder.path / ".adapter-gathered"
+    trainer.save_model(str(staged))
+    distributed.barrier()
+    return staged
 
 
 def model_dir_for(config, emitter: Emitter) -> Path:

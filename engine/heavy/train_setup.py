@@ -4,7 +4,6 @@ these same builders."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
@@ -34,7 +33,8 @@ def load_model(folder: Path, config, device: str, dtype):
         folder,
         dtype=dtype,
         quantization_config=quantization,
-        device_map={"": int(os.environ.get("LOCAL_RANK", 0)) if device == "cuda" else "cpu"},  # one GPU per rank
+        # one GPU per rank; with FSDP the Trainer places the shards (each rank loads to the CPU first)
+        device_map=None if distributed.sharded() else {"": distributed.local_rank() if device == "cuda" else "cpu"},
         attn_implementation="sdpa",
     )
     model.config.use_cache = False  # no KV cache in training; lets transformers see packed sequences
@@ -79,10 +79,22 @@ def training_arguments(config, folder: RunFolder, device: str, dtype, *, has_eva
         dataloader_pin_memory=device == "cuda",
         ddp_backend=("nccl" if device == "cuda" else "gloo") if distributed.world_size() > 1 else None,
         ddp_find_unused_parameters=False,  # every LoRA weight gets a gradient: no search for unused ones per step
+        **sharding_arguments(),
     )
     if t.loss_chunk_tokens:
         args.prediction_loss_only = True  # evaluation needs the loss only, never the logits
     return args
+
+
+def sharding_arguments() -> dict:
+    """FSDP with QLoRA, as the PEFT and bitsandbytes guides set it up; nothing for DDP or one process. (The CUDA
+    path is unverified until bench/fsdp_qlora_gpu.sh has run on GPUs.)"""
+    if not distributed.sharded():
+        return {}
+    return {"fsdp": "full_shard auto_wrap",
+            "fsdp_config": {"backward_prefetch": "backward_pre", "forward_prefetch": False, "use_orig_params": False,
+                            "cpu_ram_efficient_loading": True, "sync_module_states": True,
+                            "state_dict_type": "FULL_STATE_DICT"}}
 
 
 def build_trainer(model, tokenizer, train_set, eval_set, config, folder: RunFolder, emitter, control, device: str,

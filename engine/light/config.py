@@ -196,8 +196,6 @@ class RunConfig:
             found.append("train.optimizer: paged optimizers need a CUDA GPU; use auto or adamw_torch on the CPU")
         if len(set(self.distributed.gpus)) != len(self.distributed.gpus):
             found.append("distributed.gpus: a GPU is listed twice")
-        if self.distributed.cpu_processes > 1 and self.device != "cpu":
-            found.append("distributed.cpu_processes: several CPU processes need device cpu")
         if self.run_name and (Path(self.run_name).name != self.run_name or self.run_name.startswith(".")):
             found.append(f"run_name: '{self.run_name}' must be a plain folder name (no slashes, no leading dot)")
         return found

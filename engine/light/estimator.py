@@ -33,10 +33,19 @@ class Target:
 
     device: str = "cuda"  # "cpu" leaves out the CUDA context and checkpoint offloading
     gpus: int = 1
+    strategy: str = "ddp"  # with several GPUs: ddp (a whole model per GPU) or fsdp (weights and adapters sharded)
     attention: str = "sdpa"  # sdpa / flash_attention_2 keep O(sequence) memory; eager keeps the score matrix
 
 
 CUDA = Target()
+
+
+def target_for(c: RunConfig, strategy: str | None = None) -> Target:
+    """The CUDA target of a config: as many GPUs as it selects, with ``strategy`` (default: the config's, auto
+    read as ddp)."""
+    gpus = max(1, len(c.distributed.gpus))
+    chosen = strategy or c.distributed.strategy
+    return Target(gpus=gpus, strategy="fsdp" if chosen == "fsdp" and gpus > 1 else "ddp")
 
 
 # ---- what the config means on the target -------------------------------------------------------------------------
@@ -133,30 +142,41 @@ def unquantized_params(spec: ModelSpec) -> int:
 
 # ---- the estimate ------------------------------------------------------------------------------------------------
 
-def estimate(spec: ModelSpec, c: RunConfig, t: Target = CUDA) -> Estimate:
+def estimate(spec: ModelSpec, c: RunConfig, t: Target | None = None) -> Estimate:
+    """What one GPU holds (each of them, with several); the target is the config's GPUs unless given."""
+    t = t or target_for(c)
     est = Estimate()
     a = compute_bytes(c, t)
+    shards = t.gpus if t.strategy == "fsdp" and t.gpus > 1 else 1  # FSDP: each GPU keeps 1/N of these
+    sharded = f", a {shards}th of it on each GPU (FSDP)." if shards > 1 else "."
     if c.quantization == "nf4":
-        est.lines.append(Line("4-bit weights", quantized_bytes(spec, c.double_quant),
+        est.lines.append(Line("4-bit weights", quantized_bytes(spec, c.double_quant) // shards,
                               "Linear layers in NF4 (4 bits each) with their per-64 scaling constants"
-                              + (", themselves quantized to 8 bits (double quantization)." if c.double_quant
-                                 else " in fp32."), exact=True))
+                              + (", themselves quantized to 8 bits (double quantization)" if c.double_quant
+                                 else " in fp32") + sharded, exact=shards == 1))
         width = 4 if c.train.fp32_frozen_layers else a
-        est.lines.append(Line("16/32-bit layers", unquantized_params(spec) * width,
+        est.lines.append(Line("16/32-bit layers", unquantized_params(spec) * width // shards,
                               "Embeddings, output head and norms stay unquantized"
-                              + (", upcast to fp32." if width == 4 and a < 4 else f", at {8 * width} bits."),
-                              exact=True))
+                              + (", upcast to fp32" if width == 4 and a < 4 else f", at {8 * width} bits") + sharded,
+                              exact=shards == 1))
+        weights = quantized_bytes(spec, c.double_quant)
     else:
-        est.lines.append(Line("base weights", spec.param_count * a,
-                              f"All {spec.param_count / 1e9:.2f}B parameters at {8 * a} bits (plain LoRA).",
-                              exact=True))
+        est.lines.append(Line("base weights", spec.param_count * a // shards,
+                              f"All {spec.param_count / 1e9:.2f}B parameters at {8 * a} bits (plain LoRA)" + sharded,
+                              exact=shards == 1))
+        weights = spec.param_count * a
+    if shards > 1:
+        est.lines.append(Line("FSDP gathered layers", 2 * weights // spec.num_hidden_layers,
+                              "FSDP gathers each decoder layer's whole weights while it runs, and the next one "
+                              "ahead of time."))
     adapters = lora_params(spec, c.lora.rank, target_modules(c))
-    est.lines.append(Line("LoRA adapters", adapters * 4,
-                          f"{adapters / 1e6:.1f}M trainable parameters (rank {c.lora.rank}) kept in fp32.",
-                          exact=True))
-    est.lines.append(Line("LoRA gradients", adapters * 4, "One fp32 gradient per trainable parameter.", exact=True))
-    est.lines.append(_optimizer_line(adapters, optimizer_name(c, t)))
-    if t.gpus > 1:
+    est.lines.append(Line("LoRA adapters", adapters * 4 // shards,
+                          f"{adapters / 1e6:.1f}M trainable parameters (rank {c.lora.rank}) kept in fp32" + sharded,
+                          exact=shards == 1))
+    est.lines.append(Line("LoRA gradients", adapters * 4 // shards, "One fp32 gradient per trainable parameter"
+                          + sharded, exact=shards == 1))
+    est.lines.append(_optimizer_line(adapters // shards, optimizer_name(c, t)))
+    if t.gpus > 1 and shards == 1:
         est.lines.append(Line("DDP gradient buckets", adapters * 4,
                               f"Each of the {t.gpus} GPUs keeps a copy of the gradients for the all-reduce."))
     est.lines.append(_activations_line(spec, c, t))
@@ -337,19 +357,20 @@ class _Planner:
         return lo * step
 
 
-def largest_micro_batch(spec: ModelSpec, c: RunConfig, free: int, t: Target = CUDA) -> int:
-    return _Planner(spec, c, free, t).largest_micro_batch({})
+def largest_micro_batch(spec: ModelSpec, c: RunConfig, free: int, t: Target | None = None) -> int:
+    return _Planner(spec, c, free, t or target_for(c)).largest_micro_batch({})
 
 
-def longest_sequence(spec: ModelSpec, c: RunConfig, free: int, t: Target = CUDA) -> int:
-    return _Planner(spec, c, free, t).longest_sequence({})
+def longest_sequence(spec: ModelSpec, c: RunConfig, free: int, t: Target | None = None) -> int:
+    return _Planner(spec, c, free, t or target_for(c)).longest_sequence({})
 
 
-def suggestions(spec: ModelSpec, c: RunConfig, free: int, t: Target = CUDA) -> list[Suggestion]:
+def suggestions(spec: ModelSpec, c: RunConfig, free: int, t: Target | None = None) -> list[Suggestion]:
     """Changes that make the run fit, each keeping the effective batch (micro-batch × accumulation) the same.
 
     First the fewest memory savers that leave the training itself unchanged (same batch, sequence and adapters);
     then, on top of all of them, the changes that do alter it, gentlest first."""
+    t = t or target_for(c)
     plan = _Planner(spec, c, free, t)
     kept = []  # training unchanged
     savers = free_savers(c, t)

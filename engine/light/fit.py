@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.light import calibration, catalog, estimator, gpu, schema
+from engine.light import calibration, catalog, estimator, gpu, ranks, schema
 from engine.light.config import BY_PATH, RunConfig
 from engine.light.errors import ModelSourceError
 from engine.light.model_folder import spec_from_config
@@ -45,6 +45,8 @@ class FitReport:
     measured: list[dict] = field(default_factory=list)  # similar past runs on this machine (calibration)
     data_sequence: int | None = None  # the sequence the estimate is for, from the dataset's longest row
     worst_case_bytes: int | None = None  # the need at the full cutoff, when the estimate is for the data
+    strategy: str | None = None  # with several GPUs: ddp or fsdp, as the run would use them
+    per_gpu: list[dict] = field(default_factory=list)  # with several GPUs: each one's name, bus id, free, status
 
     def to_dict(self) -> dict:
         return {
@@ -60,6 +62,8 @@ class FitReport:
             "longest_sequence": self.longest_sequence,
             "reason": self.reason,
             "measured": self.measured,
+            "strategy": self.strategy,
+            "per_gpu": self.per_gpu,
         }
 
     def text(self) -> str:
@@ -68,6 +72,13 @@ class FitReport:
             lines.append(self.reason)
         else:
             v = self.verdict
+            if self.strategy:
+                how = ("each GPU holds the whole model (DDP)" if self.strategy == "ddp" else
+                       "the weights are sharded across the GPUs (FSDP)")
+                lines.append(f"{len(self.per_gpu)} GPUs: {how}; the estimate is for each GPU")
+                for card in self.per_gpu:
+                    lines.append(f"  {card['name']} ({card['bus_id']}): {card['free_bytes'] / estimator.GIB:.2f} GiB "
+                                 f"free → {card['status'].upper()}")
             lines.append(f"{self.gpu_name}: {v.free_bytes / estimator.GIB:.2f} GiB free → {v.status.upper()} "
                          f"(margin {v.margin_bytes / estimator.GIB:+.2f} GiB)")
             lines.append(f"Largest micro-batch that fits: {self.largest_micro_batch}; longest sequence at this "
@@ -89,34 +100,79 @@ def for_data(config: RunConfig, longest_row: int | None) -> RunConfig:
 
 def check(config: RunConfig, *, free_bytes: int | None = None, gpu_name: str | None = None,
           probe: gpu.Probe | None = None, longest_row: int | None = None) -> FitReport:
-    """The estimate for ``config`` against the first GPU's free memory (or ``free_bytes`` when given); with the
-    dataset's ``longest_row`` (tokens, before the cutoff), for the sequences the data really has, the cutoff's
-    need kept as the worst case."""
+    """The estimate for ``config`` against the free memory of the GPU it would train on (each selected GPU, with
+    several: the estimate is per GPU, judged against the one with the least free memory), or against ``free_bytes``
+    when given; with the dataset's ``longest_row`` (tokens, before the cutoff), for the sequences the data really has,
+    the cutoff's need kept as the worst case. With several GPUs and ``distributed.strategy: auto``, FSDP is chosen when
+    the model fits the selected GPUs only sharded."""
     spec = spec_for(config.model)
     full = config
     config = for_data(config, longest_row)
-    worst = estimator.estimate(spec, full).total if config is not full else None
-    result = estimator.estimate(spec, config)
     measured = calibration.similar(config)
+    cards: list[gpu.GpuInfo] = []
+    reason = ""
     if free_bytes is None:
         probe = probe or gpu.probe()
         if not probe.available:
-            return FitReport(result, None, None, reason=probe.reason[:1].upper() + probe.reason[1:]
-                             + ": the estimate is for a CUDA GPU.", measured=measured,
-                             data_sequence=config.data.cutoff if worst else None, worst_case_bytes=worst)
-        card = gpu.training_gpu(probe)  # CUDA's device 0, which need not be NVML's first GPU
-        if card is None:
-            return FitReport(result, None, None, reason="CUDA_VISIBLE_DEVICES leaves no GPU visible to the engine: "
-                             "the estimate is for a CUDA GPU.", measured=measured,
-                             data_sequence=config.data.cutoff if worst else None, worst_case_bytes=worst)
-        free_bytes, gpu_name = card.free_bytes, card.name
+            reason = probe.reason[:1].upper() + probe.reason[1:] + ": the estimate is for a CUDA GPU."
+        else:
+            try:
+                cards = ranks.selected_gpus(config, probe) if len(config.distributed.gpus) > 1 else []
+            except ranks.GpuSelectionError as exc:
+                reason = f"{exc}: the estimate is for one GPU."
+            if not cards and not reason:
+                one = ranks.selected_gpus(config, probe) if config.distributed.gpus else [gpu.training_gpu(probe)]
+                cards = [card for card in one if card is not None]  # CUDA's device 0, which need not be NVML's first
+                if not cards:
+                    reason = "CUDA_VISIBLE_DEVICES leaves no GPU visible to the engine: the estimate is for a CUDA GPU."
+    if cards:
+        tightest = min(cards, key=lambda card: card.free_bytes)
+        free_bytes, gpu_name = tightest.free_bytes, tightest.name
+    strategy = strategy_for(spec, config, free_bytes) if len(config.distributed.gpus) > 1 else None
+    target = estimator.target_for(config, strategy)
+    result = estimator.estimate(spec, config, target)
+    worst = estimator.estimate(spec, full, target).total if config is not full else None
+    if free_bytes is None:
+        return FitReport(result, None, None, reason=reason, measured=measured,
+                         data_sequence=config.data.cutoff if worst else None, worst_case_bytes=worst,
+                         strategy=strategy)
     report = FitReport(result, gpu_name or "GPU", estimator.verdict(result.total, free_bytes), measured=measured,
-                       data_sequence=config.data.cutoff if worst else None, worst_case_bytes=worst)
-    report.largest_micro_batch = estimator.largest_micro_batch(spec, config, free_bytes)
-    report.longest_sequence = estimator.longest_sequence(spec, config, free_bytes)
+                       data_sequence=config.data.cutoff if worst else None, worst_case_bytes=worst, strategy=strategy)
+    if len(cards) > 1:
+        report.per_gpu = [{"name": card.name, "bus_id": card.pci_bus_id or str(card.index),
+                           "free_bytes": card.free_bytes,
+                           "status": estimator.verdict(result.total, card.free_bytes).status} for card in cards]
+    report.largest_micro_batch = estimator.largest_micro_batch(spec, config, free_bytes, target)
+    report.longest_sequence = estimator.longest_sequence(spec, config, free_bytes, target)
     if report.verdict.status != "fits":
-        report.suggestions = estimator.suggestions(spec, config, free_bytes)
+        report.suggestions = _sharding(spec, config, free_bytes, strategy) + estimator.suggestions(
+            spec, config, free_bytes, target)
     return report
+
+
+def strategy_for(spec: catalog.ModelSpec, config: RunConfig, free_bytes: int | None) -> str:
+    """ddp or fsdp for several GPUs: the config's choice, or for ``auto`` DDP when the whole model fits each GPU
+    (no sharding traffic) and FSDP when it fits only sharded."""
+    chosen = config.distributed.strategy
+    if chosen != "auto":
+        return chosen
+    if free_bytes is None or _fits(spec, config, free_bytes, "ddp") or not _fits(spec, config, free_bytes, "fsdp"):
+        return "ddp"
+    return "fsdp"
+
+
+def _fits(spec, config: RunConfig, free_bytes: int, strategy: str) -> bool:
+    need = estimator.estimate(spec, config, estimator.target_for(config, strategy)).total
+    return need <= estimator.FIT_SHARE * free_bytes
+
+
+def _sharding(spec, config: RunConfig, free_bytes: int, strategy: str | None) -> list[estimator.Suggestion]:
+    """Sharding the weights, when DDP was asked for and the selected GPUs hold the run only sharded."""
+    if strategy != "ddp" or not _fits(spec, config, free_bytes, "fsdp"):
+        return []
+    need = estimator.estimate(spec, config, estimator.target_for(config, "fsdp")).total
+    return [estimator.Suggestion(f"shard the weights across the {len(config.distributed.gpus)} GPUs (FSDP)",
+                                 {"distributed.strategy": "fsdp"}, need)]
 
 
 def apply(config: RunConfig, suggestion: estimator.Suggestion) -> RunConfig:

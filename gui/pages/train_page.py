@@ -335,6 +335,7 @@ class TrainPage(QWidget):
         self.progress.setRange(0, max(1, self.progress.maximum()))
 
     def _on_gpu_probe(self, probe: gpu.Probe) -> None:
+        self.run_form.widgets["distributed.gpus"].set_probe(probe)
         self.gpu_label.setText(gpu_summary(probe))
         self.telemetry.setText(telemetry_text(probe))
         self.memory_panel.on_probe(self.state.config, probe, self.state.longest_row())

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 from engine.light import config as run_config
 from engine.light import schema
 from engine.light.schema import Setting
+from gui.widgets.gpu_picker import GpuPicker
 from gui.widgets.labels import add_row
 from gui.widgets.number_box import NumberBox
 
@@ -51,7 +52,10 @@ class ConfigForm(QWidget):
 
     def _widget_for(self, s: Setting) -> QWidget:
         kind = s.base_type
-        if s.choices is not None and kind is list:
+        if s.path == "distributed.gpus":  # the machine's GPUs, as the probe reads them
+            widget = GpuPicker()
+            widget.sig_changed.connect(self.sig_changed)
+        elif s.choices is not None and kind is list:
             widget = ChoiceBoxes([str(c) for c in s.choices])
             widget.sig_changed.connect(self.sig_changed)
         elif s.choices is not None:
@@ -88,7 +92,7 @@ class ConfigForm(QWidget):
         for path, widget in self.widgets.items():
             value = schema.get_path(config, path)
             widget.blockSignals(True)
-            if isinstance(widget, ChoiceBoxes):
+            if isinstance(widget, (ChoiceBoxes, GpuPicker)):
                 widget.set_chosen(value or [])
             elif isinstance(widget, QComboBox):
                 widget.setCurrentText(AUTO if value is None else str(value))
@@ -104,7 +108,7 @@ class ConfigForm(QWidget):
         """Write the form's values into plain config data (as from ``RunConfig.to_dict()``) and return it."""
         for path, widget in self.widgets.items():
             kind = self.settings[path].base_type
-            if isinstance(widget, ChoiceBoxes):
+            if isinstance(widget, (ChoiceBoxes, GpuPicker)):
                 value = widget.chosen()
             elif isinstance(widget, QComboBox):
                 text = widget.currentText()

@@ -97,6 +97,13 @@ class MemoryPanel(QWidget):
                                  f"(margin {v.margin_bytes / GIB:+.1f} GiB). Largest micro-batch that fits: "
                                  f"{report.largest_micro_batch}; longest sequence: {report.longest_sequence}.")
             self.verdict.setStyleSheet(f"color: {VERDICT_COLORS[v.status]};")
+            if report.per_gpu:
+                how = ("each holds the whole model (DDP)" if report.strategy == "ddp" else
+                       "the weights are sharded across them (FSDP)")
+                cards = "; ".join(f"{c['name']} ({c['bus_id']}): {c['free_bytes'] / GIB:.1f} GiB free — {c['status']}"
+                                  for c in report.per_gpu)
+                self.verdict.setText(f"{len(report.per_gpu)} GPUs, {how}; the need is per GPU, against the one with "
+                                     f"the least free memory.\n{cards}\n{self.verdict.text()}")
         for entry in report.measured[:1]:
             self.verdict.setText(self.verdict.text() + "\nSimilar run here: " + calibration.describe(entry))
 

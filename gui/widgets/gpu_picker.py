@@ -1,0 +1,105 @@
+"""Which GPUs train (``distributed.gpus``): one checkbox per NVIDIA GPU, in CUDA's numbering (PCI bus order), with its
+free memory. The choice is kept by PCI bus id, which names the same card after a reboot or a driver update."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QCheckBox, QVBoxLayout, QWidget
+
+from engine.light import gpu, ranks
+from gui.widgets.labels import plain_label
+
+NONE_CHECKED = "None checked: the run trains on GPU 0. Check two or more to train on them together."
+NO_GPU = "No NVIDIA GPU: the run trains on one device."
+
+
+class GpuPicker(QWidget):
+    """The same interface as the form's other list widgets: ``chosen()`` and ``set_chosen()``; ``set_probe()`` with
+    every new GPU reading."""
+
+    sig_changed = Signal()
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self._layout = QVBoxLayout(self)
+        self._layout.setContentsMargins(0, 0, 0, 0)
+        self._layout.setSpacing(2)
+        self.note = plain_label(NO_GPU)
+        self.note.setObjectName("pagePurpose")
+        self._layout.addWidget(self.note)
+        self.boxes: dict[str, QCheckBox] = {}  # by bus id (or the entry as written, for a GPU not on this machine)
+        self._chosen: list[str] = []
+        self._cards: list[gpu.GpuInfo] = []
+
+    def chosen(self) -> list[str]:
+        return list(self._chosen)
+
+    def set_chosen(self, entries: list[str]) -> None:
+        self._chosen = [str(e) for e in entries]
+        self._rebuild()
+
+    def set_probe(self, probe: gpu.Probe) -> None:
+        cards = gpu.cuda_devices(probe) if probe.available else []
+        same = [c.pci_bus_id or str(c.index) for c in cards] == [c.pci_bus_id or str(c.index) for c in self._cards]
+        self._cards = cards
+        if same:
+            for number, card in enumerate(cards):  # only the free memory moved
+                box = self.boxes.get(self._key(card, number))
+                if box is not None:
+                    box.setText(self._label(card, number))
+            return
+        self._rebuild()
+
+    # -------------------------------------------------------------------------------------------------------------
+    def _key(self, card: gpu.GpuInfo, number: int) -> str:
+        """The entry of ``_chosen`` that names this card (as the user or a config wrote it), else its bus id."""
+        for entry in self._chosen:
+            if ranks.find_gpu(entry, self._cards) is card:
+                return entry
+        return card.pci_bus_id or str(number)
+
+    @staticmethod
+    def _label(card: gpu.GpuInfo, number: int) -> str:
+        bus = f" · {card.pci_bus_id}" if card.pci_bus_id else ""
+        return f"GPU {number}: {card.name}{bus} · {card.free_bytes / 2**30:.1f} GiB free"
+
+    def _rebuild(self) -> None:
+        for box in self.boxes.values():
+            self._layout.removeWidget(box)
+            box.deleteLater()
+        self.boxes = {}
+        for number, card in enumerate(self._cards):
+            key = self._key(card, number)
+            self._add_box(key, self._label(card, number), key in self._chosen)
+        for entry in self._chosen:  # chosen in a config, but not on this machine: shown so it can be unchecked
+            if entry not in self.boxes:
+                self._add_box(entry, f"{entry} (not on this machine)", True)
+        self._update_note()
+
+    def _add_box(self, key: str, text: str, checked: bool) -> None:
+        box = QCheckBox(text)
+        box.setChecked(checked)
+        box.setAccessibleName(f"Train on {text}")
+        box.toggled.connect(lambda on, k=key: self._on_toggled(k, on))
+        self.boxes[key] = box
+        self._layout.insertWidget(self._layout.count() - 1, box)
+
+    def _on_toggled(self, key: str, on: bool) -> None:
+        if on and key not in self._chosen:
+            self._chosen.append(key)
+        elif not on and key in self._chosen:
+            self._chosen.remove(key)
+        self._update_note()
+        self.sig_changed.emit()
+
+    def _update_note(self) -> None:
+        if not self._cards:
+            self.note.setText(NO_GPU)
+        elif len(self._chosen) == 0:
+            self.note.setText(NONE_CHECKED if len(self._cards) > 1 else "")
+        elif len(self._chosen) == 1:
+            self.note.setText("One GPU trains.")
+        else:
+            self.note.setText(f"{len(self._chosen)} GPUs train together, one process each: the effective batch is "
+                              f"micro-batch × accumulation × {len(self._chosen)}.")
+        self.note.setVisible(bool(self.note.text()))
