@@ -112,11 +112,22 @@ def _add_run_commands(commands) -> None:
     train.add_argument("--json", action="store_true", help="protocol lines even on a terminal")
     train.set_defaults(handler=_cmd_train)
 
+    cluster = commands.add_parser("cluster", help="write a self-contained job folder that trains a run on a cluster "
+                                  "with torchrun (launch script, Slurm and SkyPilot templates)")
+    _add_config_options(cluster)
+    cluster.add_argument("--out", required=True, metavar="FOLDER", help="the job folder to write (new or empty)")
+    cluster.add_argument("--nodes", type=int, default=2, help="machines (default 2)")
+    cluster.add_argument("--gpus-per-node", type=int, default=8, help="GPUs on each machine (default 8)")
+    cluster.add_argument("--accelerator", default="A100", help="SkyPilot's GPU type for sky.yaml (default A100)")
+    cluster.set_defaults(handler=_cmd_cluster)
+
     # One rank of a multi-process run: started by the engine's launcher, or by torchrun from a cluster job folder.
     rank = commands.add_parser("rank")
     rank.add_argument("run_dir")
     rank.add_argument("--resume", action="store_true")
     rank.add_argument("--human", action="store_true", help="readable progress on stdout (a cluster job's log)")
+    rank.add_argument("--model-folder", help="load the base model from here (a cluster job's copy); the run's config "
+                      "keeps naming the model as it was chosen")
     rank.set_defaults(handler=_cmd_rank)
 
     estimate = commands.add_parser("estimate", help="GPU memory a run needs, line by line, against this GPU")
@@ -390,7 +401,20 @@ def _cmd_rank(args) -> int:
     out = claim_stdout()
     # Rank 0 writes the run folder (the launcher passes its events on); on a cluster it also prints progress.
     emitter = Emitter(out if args.human and distributed.is_main() else None, human=True)
-    return train.run_rank(Path(args.run_dir), emitter=emitter, control=Control(), resume=args.resume)
+    return train.run_rank(Path(args.run_dir), emitter=emitter, control=Control(), resume=args.resume,
+                          model_dir=Path(args.model_folder) if args.model_folder else None)
+
+
+def _cmd_cluster(args) -> int:
+    from engine.heavy import cluster_job
+
+    config = _load_config(args)
+    job = cluster_job.write(config, Path(args.out), nodes=args.nodes, gpus_per_node=args.gpus_per_node,
+                            accelerator=args.accelerator, progress=lambda text: print(text, file=sys.stderr))
+    print(f"Job folder: {job.folder}\n{job.nodes} node(s) × {job.gpus_per_node} GPU(s); run folder {job.run.name}/\n"
+          f"Slurm: cd {job.folder} && sbatch slurm.sbatch\nSkyPilot: cd {job.folder} && sky launch -c {job.run.name} "
+          "sky.yaml\nSee README.txt there.")
+    return 0
 
 
 def _cmd_time(args) -> int:

@@ -5,13 +5,19 @@ folder, and pause, resume and a killed rank behave as in a single process."""
 from __future__ import annotations
 
 import ipaddress
+import os
+import shutil
 import signal
+import socket
+import subprocess
+import sys
 import time
 
 import psutil
 import pytest
+import yaml
 
-from engine.light import protocol
+from engine.light import protocol, ranks
 from engine.light.run_folder import RunFolder
 from tests.engine_driver import EngineProcess, of_type, state
 
@@ -45,10 +51,26 @@ def _ranks_of(engine: EngineProcess) -> list[psutil.Process]:
     return found
 
 
-def test_two_ranks_train_as_one_process_with_the_same_global_batch(home, tiny_model, small_dataset):
+@pytest.fixture(scope="module")
+def one_process(tmp_path_factory, tiny_model, small_dataset) -> dict[int, float]:
+    """The losses of one process with micro-batch 4: what two ranks of micro-batch 2 must reproduce."""
+    home = tmp_path_factory.mktemp("one-process")
     one = EngineProcess(home, "train", "--json", *_settings(tiny_model, small_dataset, micro_batch=4),
                         "--set", "run_name=one")
     assert one.finish() == 0, one.stderr.decode()[-3000:]
+    losses = _losses(RunFolder(home / "runs" / "one"))
+    assert list(losses) == list(range(1, 9)) and losses[8] < losses[1] - 0.2  # it learned: the curve says something
+    return losses
+
+
+def _same_curve(reference: dict[int, float], losses: dict[int, float]) -> None:
+    print("one process:", reference, "\nranks:      ", losses)
+    assert list(losses) == list(reference)  # rank 0 alone wrote metrics.jsonl: each step once
+    for step in reference:
+        assert losses[step] == pytest.approx(reference[step], rel=RELATIVE), step
+
+
+def test_two_ranks_train_as_one_process_with_the_same_global_batch(home, tiny_model, small_dataset, one_process):
     two = EngineProcess(home, "train", "--json", *_settings(tiny_model, small_dataset, micro_batch=2),
                         "--set", "distributed.cpu_processes=2", "--set", "run_name=two")
     listening = []
@@ -57,13 +79,8 @@ def test_two_ranks_train_as_one_process_with_the_same_global_batch(home, tiny_mo
         listening += [c.laddr.ip for c in rank.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN]
     assert two.finish() == 0, two.stderr.decode()[-3000:]
 
-    single, ranked = RunFolder(home / "runs" / "one"), RunFolder(home / "runs" / "two")
-    a, b = _losses(single), _losses(ranked)
-    print("one process:", a, "\ntwo ranks:  ", b)
-    assert list(a) == list(b) == list(range(1, 9))  # rank 0 alone wrote metrics.jsonl: each step once
-    assert a[8] < a[1] - 0.2  # it learned, so the curves say something
-    for step in a:
-        assert b[step] == pytest.approx(a[step], rel=RELATIVE), step
+    ranked = RunFolder(home / "runs" / "two")
+    _same_curve(one_process, _losses(ranked))
     print("the ranks listen on:", listening)
     assert listening and all(ipaddress.ip_address(ip).is_loopback for ip in listening), listening
 
@@ -78,7 +95,7 @@ def test_two_ranks_train_as_one_process_with_the_same_global_batch(home, tiny_mo
 
 
 def test_pause_reaches_every_rank_and_resume_goes_on(home, tiny_model, small_dataset):
-    args = _settings(tiny_model, small_dataset, micro_batch=2, max_steps=60, save_steps=100)
+    args = _settings(tiny_model, small_dataset, micro_batch=2, max_steps=40, save_steps=100)
     engine = EngineProcess(home, "train", "--json", *args, "--set", "distributed.cpu_processes=2",
                            "--set", "run_name=paused")
     engine.wait_for(of_type(protocol.Progress))
@@ -90,13 +107,13 @@ def test_pause_reaches_every_rank_and_resume_goes_on(home, tiny_model, small_dat
     assert not any(r.is_running() and r.status() != psutil.STATUS_ZOMBIE for r in ranks)
     folder = RunFolder(home / "runs" / "paused")
     at, _ = folder.latest_checkpoint()
-    assert 0 < at < 60 and folder.summary().status == "paused"
+    assert 0 < at < 40 and folder.summary().status == "paused"
 
     resumed = EngineProcess(home, "train", "--json", "--resume", "paused")
     assert resumed.finish() == 0, resumed.stderr.decode()[-3000:]
     progress = [m.step for m in resumed.messages if isinstance(m, protocol.Progress)]
-    assert progress[0] == at + 1 and progress[-1] == 60
-    assert list(_losses(folder)) == list(range(1, 61))
+    assert progress[0] == at + 1 and progress[-1] == 40
+    assert list(_losses(folder)) == list(range(1, 41))
     assert folder.summary().status == "finished" and folder.has_adapter
 
 
@@ -127,3 +144,59 @@ def test_a_killed_rank_ends_the_run_and_it_resumes(home, tiny_model, small_datas
     assert resumed.finish() == 0, resumed.stderr.decode()[-3000:]
     assert [m.step for m in resumed.messages if isinstance(m, protocol.Progress)][0] == step + 1
     assert folder.summary().status == "finished"
+
+
+def test_a_cluster_job_trains_on_two_nodes_and_its_run_opens_here(home, tiny_model, small_dataset, one_process,
+                                                                  tmp_path):
+    """The job folder, run as a cluster would: two "nodes" of one process each on 127.0.0.1, two launcher invocations
+    meeting by c10d rendezvous."""
+    job = tmp_path / "job"
+    written = subprocess.run([sys.executable, "-m", "engine", "cluster", *_settings(tiny_model, small_dataset,
+                              micro_batch=2), "--set", "run_name=on-cluster", "--out", str(job), "--nodes", "2",
+                              "--gpus-per-node", "1"], capture_output=True, text=True, env={**os.environ,
+                              "LLAMADESK_HOME": str(home)})
+    assert written.returncode == 0, written.stderr
+    for script in ("launch.sh", "slurm.sbatch"):
+        assert subprocess.run(["bash", "-n", str(job / script)]).returncode == 0, script
+    sbatch = (job / "slurm.sbatch").read_text()
+    assert "#SBATCH --nodes=2" in sbatch and "#SBATCH --gpus-per-node=1" in sbatch
+    task = yaml.safe_load((job / "sky.yaml").read_text())
+    # the fields of a SkyPilot task (docs.skypilot.co: "YAML configuration"), no others
+    assert set(task) <= {"name", "workdir", "num_nodes", "resources", "envs", "secrets", "file_mounts", "setup",
+                         "run", "config"}
+    assert task["num_nodes"] == 2 and task["resources"]["accelerators"] == "A100:1" and task["workdir"] == "."
+    assert "bash launch.sh" in task["run"] and "requirements.txt" in task["setup"]
+    requirements = (job / "requirements.txt").read_text()
+    assert "torch==" in requirements and "PySide6" not in requirements
+    assert not (job / "home" / "models").exists() and (job / "model" / "config.json").is_file()
+
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k != "LLAMADESK_HOME"}  # the job uses its own home
+    env.update(NNODES="2", NPROC_PER_NODE="1", RDZV_ENDPOINT=f"127.0.0.1:{port}", RDZV_ID="test", PYTHON=sys.executable,
+               GLOO_SOCKET_IFNAME=ranks.loopback_interface())
+    nodes = [subprocess.Popen(["bash", str(job / "launch.sh")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              env=env, cwd=tmp_path) for _ in range(2)]
+    logs = [node.communicate(timeout=300)[0].decode(errors="replace") for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0], "\n".join(log[-3000:] for log in logs)
+    log = next(text for text in logs if "[finished]" in text)
+    assert "rank 0 of 2 writes the run folder" in log and "data (from the cache)" in log  # tokenized by the job
+
+    ran = RunFolder(job / "on-cluster")
+    _same_curve(one_process, _losses(ran))
+    shutil.copytree(ran.path, home / "runs" / "on-cluster")  # copied back
+    back = RunFolder(home / "runs" / "on-cluster")
+    assert back in RunFolder.all() and back.summary().status == "finished" and back.has_adapter
+    assert back.load_config().model == str(tiny_model)  # the model as it was chosen here, not the job's copy
+    chat = EngineProcess(home, "chat", "--run", "on-cluster", "--device", "cpu")
+    chat.wait_for(state("ready"))
+    chat.send(protocol.Chat("a", [{"role": "user", "content": "Hello"}], temperature=0.0, max_new_tokens=4))
+    done = chat.wait_for(of_type(protocol.ChatDone))
+    assert done.tokens > 0
+    chat.send(protocol.Shutdown())
+    assert chat.finish() == 0
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

@@ -128,5 +128,7 @@ def _human(msg: Any) -> str:
         return export_report.summary(msg)
     if isinstance(msg, protocol.ChatToken):
         return msg.text
+    if isinstance(msg, protocol.RunStarted):
+        return f"{'resuming' if msg.resumed else 'run folder'}: {msg.run_dir}"
     return protocol.encode(msg)
 

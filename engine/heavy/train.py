@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import socket
 import traceback
 from pathlib import Path
 
@@ -66,7 +67,8 @@ def run(config: run_config.RunConfig | None, *, emitter: Emitter, control: Contr
     return 1
 
 
-def run_rank(run_dir: Path, *, emitter: Emitter, control: Control, resume: bool, callbacks: tuple = ()) -> int:
+def run_rank(run_dir: Path, *, emitter: Emitter, control: Control, resume: bool, callbacks: tuple = (),
+             model_dir: Path | None = None) -> int:
     """Train as one rank of a multi-process run (started by the engine's launcher or by torchrun on a cluster).
 
     Every rank runs the recipe; rank 0 alone reports and writes the run folder. A failure is recorded in the run
@@ -82,9 +84,11 @@ def run_rank(run_dir: Path, *, emitter: Emitter, control: Control, resume: bool,
         emitter.attach_run(folder)
         if not launched:
             emitter.emit(protocol.RunStarted(str(folder.path), resumed=resuming))
+            emitter.emit(protocol.Log("info", f"rank 0 of {distributed.world_size()} writes the run folder "
+                                              f"{socket.gethostname()}:{folder.path}"))
     log_handler = _log_to(folder.log_file if main else folder.rank_log(rank))
     try:
-        return _train(config, folder, emitter, control, resuming=resuming, callbacks=callbacks)
+        return _train(config, folder, emitter, control, resuming=resuming, callbacks=callbacks, model_dir=model_dir)
     except Exception as exc:  # noqa: BLE001 - every failure ends this rank with a record of why
         failed = exc if isinstance(exc, TrainingFailed) else train_failures.classify(exc)
         peer = distributed.is_peer_failure(exc.__cause__ or exc)
@@ -126,11 +130,11 @@ def _warn_about_other_runs(folder: RunFolder, emitter: Emitter) -> None:
 
 
 def _train(config, folder: RunFolder, emitter: Emitter, control: Control, *, resuming: bool,
-           callbacks: tuple) -> int:
+           callbacks: tuple, model_dir: Path | None = None) -> int:
     device = devices.resolve_device(config.device)
     dtype = devices.compute_dtype(config.compute_dtype, device)
     main = distributed.is_main()
-    model_dir = model_dir_for(config, emitter)
+    model_dir = model_dir or model_dir_for(config, emitter)
     tokenizer = tokenizer_for(model_dir)
     train_set, eval_set = prepare_data(config, tokenizer, emitter)
     checkpoint = _resume_point(folder, emitter) if resuming else None
