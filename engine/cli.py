@@ -119,6 +119,7 @@ def _add_run_commands(commands) -> None:
     cluster.add_argument("--nodes", type=int, default=2, help="machines (default 2)")
     cluster.add_argument("--gpus-per-node", type=int, default=8, help="GPUs on each machine (default 8)")
     cluster.add_argument("--accelerator", default="A100", help="SkyPilot's GPU type for sky.yaml (default A100)")
+    cluster.add_argument("--json", action="store_true", help="the result as one JSON object")
     cluster.set_defaults(handler=_cmd_cluster)
 
     # One rank of a multi-process run: started by the engine's launcher, or by torchrun from a cluster job folder.
@@ -411,9 +412,18 @@ def _cmd_cluster(args) -> int:
     config = _load_config(args)
     job = cluster_job.write(config, Path(args.out), nodes=args.nodes, gpus_per_node=args.gpus_per_node,
                             accelerator=args.accelerator, progress=lambda text: print(text, file=sys.stderr))
-    print(f"Job folder: {job.folder}\n{job.nodes} node(s) × {job.gpus_per_node} GPU(s); run folder {job.run.name}/\n"
-          f"Slurm: cd {job.folder} && sbatch slurm.sbatch\nSkyPilot: cd {job.folder} && sky launch -c {job.run.name} "
-          "sky.yaml\nSee README.txt there.")
+    commands = {"slurm": f"cd {job.folder} && sbatch slurm.sbatch",
+                "skypilot": f"cd {job.folder} && sky launch -c {job.run.name} sky.yaml",
+                "torchrun": f"NNODES={job.nodes} NPROC_PER_NODE={job.gpus_per_node} RDZV_ENDPOINT=FIRST_NODE:29500 "
+                            f"bash {job.folder / 'launch.sh'}   (on every node)"}
+    if args.json:
+        print(json.dumps({"folder": str(job.folder), "run": job.run.name, "nodes": job.nodes,
+                          "gpus_per_node": job.gpus_per_node, "commands": commands}))
+        return 0
+    print(f"Job folder: {job.folder}\n{job.nodes} node(s) × {job.gpus_per_node} GPU(s); run folder {job.run.name}/")
+    for name, command in commands.items():
+        print(f"{name}: {command}")
+    print("See README.txt there.")
     return 0
 
 

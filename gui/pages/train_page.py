@@ -119,7 +119,11 @@ class TrainPage(QWidget):
         column = QVBoxLayout(content)
         column.setContentsMargins(0, 0, 8, 0)
         column.setSpacing(10)
-        column.addWidget(_section("Run", self.run_form, self.tracking_label))
+        self.cluster_button = QPushButton("Run on a cluster…")
+        self.cluster_button.setToolTip("Write a job folder that trains these settings on a cluster with torchrun "
+                                       "(Slurm and SkyPilot templates included)")
+        self.cluster_button.clicked.connect(self._on_cluster_clicked)
+        column.addWidget(_section("Run", self.run_form, self.tracking_label, self.cluster_button))
         training = _section("Training", self.basic)
         training.layout().insertWidget(0, self.preset)
         column.addWidget(training)
@@ -245,6 +249,17 @@ class TrainPage(QWidget):
         self._update_buttons()
 
     # ---- time estimate -------------------------------------------------------------------------------------------
+    def _on_cluster_clicked(self) -> None:
+        from gui.cluster_dialog import ClusterDialog
+
+        try:
+            config = self.config()
+        except run_config.ConfigError as exc:
+            self.problems.setText("Before writing a cluster job: " + "; ".join(exc.problems))
+            return
+        dialog = ClusterDialog(config, home=self.state.home, engine_command_=self._engine_command, parent=self)
+        dialog.show()
+
     def _on_time_clicked(self) -> None:
         if self.time_job.is_running():
             self.time_job.cancel()
