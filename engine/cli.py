@@ -379,19 +379,29 @@ def _cmd_train(args) -> int:
             print("error: give a run config (or --resume RUN)", file=sys.stderr)
             return 2
         config, run_dir = _load_config(args), None
-    chosen = config if config is not None else RunFolder(run_dir).load_config()
-    if ranks.world_size(chosen) == 1 and chosen.distributed.gpus and chosen.device != "cpu":
-        try:  # one chosen GPU: before torch starts CUDA, it sees that GPU only
-            os.environ["CUDA_VISIBLE_DEVICES"] = ranks.visible_devices(ranks.selected_gpus(chosen, gpu.probe()))
-        except ranks.GpuSelectionError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
+    if not _show_one_gpu(config if config is not None else RunFolder(run_dir).load_config()):
+        return 1
     emitter = Emitter(claim_stdout(), human=human)
     emitter.emit(protocol.Hello(protocol.PROTOCOL_VERSION, __version__, describe(), "train"))
     control = Control()
     control.on_client_gone = emitter.detach_if_client_gone
     control.listen()
     return train.run(config, emitter=emitter, control=control, resume_dir=run_dir)
+
+
+def _show_one_gpu(config) -> bool:
+    """A single-process run on one chosen GPU: before torch starts CUDA, let it see that GPU only (several GPUs are
+    handed to the ranks by the launcher). False, with the message printed, when the GPU is not on this machine."""
+    first = config.distributed.gpus[:1]
+    if not first or config.device == "cpu" or ranks.world_size(config) > 1:
+        return True
+    try:
+        os.environ["CUDA_VISIBLE_DEVICES"] = ranks.visible_devices(
+            ranks.selected_gpus(config.with_values({"distributed.gpus": first}), gpu.probe()))
+    except ranks.GpuSelectionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return False
+    return True
 
 
 def _cmd_rank(args) -> int:
@@ -437,6 +447,8 @@ def _cmd_time(args) -> int:
     from engine.light.units import format_duration
 
     config = _load_config(args)
+    if not _show_one_gpu(config.with_values({"distributed.gpus": config.distributed.gpus[:1]})):  # one rank timed
+        return 1
     human = sys.stdout.isatty() and not args.json
     emitter = Emitter(claim_stdout(), human=human)
     emitter.emit(protocol.Hello(protocol.PROTOCOL_VERSION, __version__, describe(config.device), "time"))

@@ -24,7 +24,7 @@ from engine.heavy.control import Control
 from engine.heavy.events import Emitter
 from engine.heavy.train import model_dir_for, prepare_data
 from engine.heavy.train_setup import build_trainer, load_model, tokenizer_for
-from engine.light import protocol
+from engine.light import protocol, ranks
 from engine.light.config import RunConfig
 from engine.light.run_folder import RunFolder
 
@@ -49,10 +49,12 @@ class _StepClock(Emitter):
 
 
 def planned_steps(config: RunConfig, train_rows: int) -> int:
-    """The optimizer steps the run will make: ``max_steps``, or the epochs over the training split."""
+    """The optimizer steps the run will make: ``max_steps``, or the epochs over the training split (shared by the
+    ranks, with several GPUs: each step takes a micro-batch from each)."""
     if config.train.max_steps > 0:
         return config.train.max_steps
-    per_epoch = math.ceil(math.ceil(train_rows / config.train.micro_batch) / config.train.grad_accum)
+    per_rank = math.ceil(train_rows / ranks.world_size(config))
+    per_epoch = math.ceil(math.ceil(per_rank / config.train.micro_batch) / config.train.grad_accum)
     return max(1, math.ceil(per_epoch * config.train.epochs))
 
 
@@ -73,7 +75,9 @@ def run(config: RunConfig, *, emitter: Emitter, control: Control, steps: int = T
     train_set, eval_set = prepare_data(config, tokenizer, emitter)
     has_validation = eval_set is not None and len(eval_set) > 0
     trial = config.with_values({"train.max_steps": steps + 1, "train.save_steps": 1_000_000, "train.report_to": [],
-                                "train.logging_steps": 1, "train.eval_steps": 0})
+                                "train.logging_steps": 1, "train.eval_steps": 0,
+                                # one rank is timed: the others take the same time for their share, side by side
+                                "distributed.gpus": config.distributed.gpus[:1], "distributed.cpu_processes": 1})
     work = Path(tempfile.mkdtemp(prefix="llamadesk-time-trial-"))
     try:
         folder = RunFolder.create("trial", root=work)
