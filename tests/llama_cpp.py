@@ -29,6 +29,15 @@ class LlamaCpp:
         params.api_keys = [self._key]
         self.server = xllamacpp.Server(params)
 
+    @property
+    def base_url(self) -> str:
+        """Its OpenAI-compatible API."""
+        return self.server.listening_address.rstrip("/") + "/v1"
+
+    @property
+    def key(self) -> str:
+        return self._key
+
     def greedy(self, prompt: list[int] | str, count: int, *, stop_at_end: bool = False) -> dict:
         """Greedy continuation of token ids (or text): the token ids and their text."""
         found = self._post("/completion", {

