@@ -168,3 +168,28 @@ def _retry_after(exc) -> str | None:
     response = getattr(exc, "response", None)
     value = response.headers.get("retry-after") if response is not None else None
     return value if value and value.replace(".", "", 1).isdigit() else None
+
+
+def endpoint_file():
+    from engine.light import paths
+
+    return paths.home() / "api-endpoint.json"
+
+
+def saved_endpoint() -> Endpoint | None:
+    """The endpoint last set up in the Chat page (its address and model; the key is in the keyring)."""
+    import json
+
+    try:
+        data = json.loads(endpoint_file().read_text(encoding="utf-8"))
+        return Endpoint(str(data["base_url"]), str(data["model"]), float(data.get("timeout_s", DEFAULT_TIMEOUT_S)))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def save_endpoint(endpoint: Endpoint) -> None:
+    import json
+
+    endpoint_file().parent.mkdir(parents=True, exist_ok=True)
+    endpoint_file().write_text(json.dumps({"base_url": endpoint.base_url, "model": endpoint.model,
+                                           "timeout_s": endpoint.timeout_s}), encoding="utf-8")

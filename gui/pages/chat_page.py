@@ -1,7 +1,10 @@
-"""The Chat page: talk to a finished run's adapter (or a base model alone), optionally beside the base model.
+"""The Chat page: talk to a finished run's adapter (or a base model alone), optionally beside the base model and an
+API model.
 
 The page draws the panes and settings; ``ChatController`` runs the engine and the requests. With "Compare with base
 model" on, each message is answered twice by the same engine: adapter on (left pane), then adapter off (right pane).
+With "Compare with an API model" on, ``ApiColumn`` sends the same conversation to an OpenAI-compatible endpoint at
+the same time (third pane), after asking before the first request that would leave this computer.
 """
 
 from __future__ import annotations
@@ -27,9 +30,11 @@ from PySide6.QtWidgets import (
 
 from engine.light import protocol
 from engine.light.run_folder import list_runs
+from gui.api_column import ApiColumn, privacy_notice, reply_footer
 from gui.app_state import AppState
 from gui.chat_controller import LEFT, RIGHT, ChatController
 from gui.widgets.chat_transcript import ChatPane
+from gui.widgets.dialogs import ask
 from gui.widgets.labels import ElidedLabel, add_row, plain_label
 
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(protocol.Chat)}  # one source of truth: the protocol
@@ -57,6 +62,8 @@ class ChatPage(QWidget):
         self._known_runs: set[str] | None = None  # finished runs at the last refresh; None before the first
         self.controller = ChatController(self, engine_command=engine_command, home=state.home)
         self.client = self.controller.client
+        self.api = ApiColumn(self, confirm=lambda endpoint: ask(self, "Send off this computer?",
+                                                                privacy_notice(endpoint)))
         self.setLayout(QVBoxLayout())
         self.layout().addLayout(self._build_source_row())
         self.layout().addWidget(self.error_label)
@@ -112,6 +119,14 @@ class ChatPage(QWidget):
         column.addLayout(form)
         column.addStretch(1)  # keep the rows together at the top instead of spreading them out
         form.addRow(self.compare_box)
+        self.api_box = QCheckBox("Compare with an API model")
+        self.api_box.setToolTip("Send each message to an OpenAI-compatible model too (OpenAI, or an Ollama, "
+                                "llama.cpp or vLLM server), in a third pane")
+        self.api_button = QPushButton("API model…")
+        self.api_button.setToolTip("The API's address, model and key (kept in the system keyring)")
+        self.api_button.clicked.connect(self.choose_api_model)
+        form.addRow(self.api_box)
+        form.addRow(self.api_button)
         add_row(form, "System prompt", self.system_edit)
         self.sampling: dict[str, QSpinBox | QDoubleSpinBox] = {}
         for name, label, low, high, step, tip in _SAMPLING:
@@ -132,21 +147,26 @@ class ChatPage(QWidget):
         self.right_pane = ChatPane("Base model", who="Base model")
         self.right_pane.transcript.set_assistant_name("Base model")
         self.right_pane.hide()
+        self.api_pane = ChatPane("API model", who="API model")
+        self.api_pane.transcript.set_assistant_name("API model")
+        self.api_pane.hide()
         self.panes = {LEFT: self.left_pane, RIGHT: self.right_pane}
         splitter = QSplitter()
-        for widget in (self._build_settings(), self.left_pane, self.right_pane):
+        for widget in (self._build_settings(), self.left_pane, self.right_pane, self.api_pane):
             splitter.addWidget(widget)
-        splitter.setStretchFactor(1, 1)
-        splitter.setStretchFactor(2, 1)
+        for index in (1, 2, 3):
+            splitter.setStretchFactor(index, 1)
         self.splitter = splitter
         return splitter
 
     def _share_panes(self) -> None:
-        """When the base model's pane appears, the two conversations get the same width."""
+        """When a pane appears or goes, the shown conversations get the same width."""
         sizes = self.splitter.sizes()
-        if len(sizes) == 3 and sum(sizes[1:]):
-            half = sum(sizes[1:]) // 2
-            self.splitter.setSizes([sizes[0], half, sum(sizes[1:]) - half])
+        shown = [i for i in (1, 2, 3) if self.splitter.widget(i).isVisibleTo(self)]
+        room = sum(sizes[i] for i in (1, 2, 3))
+        if shown and room:
+            share = room // len(shown)
+            self.splitter.setSizes([sizes[0]] + [share if i in shown else 0 for i in (1, 2, 3)])
 
     def _build_input_row(self) -> QHBoxLayout:
         self.input_edit = QPlainTextEdit()
@@ -174,8 +194,13 @@ class ChatPage(QWidget):
     def _connect(self) -> None:
         self.load_button.clicked.connect(self.load)
         self.compare_box.toggled.connect(lambda _: self._update_controls())
+        self.api_box.toggled.connect(lambda _: self._update_controls())
+        self.api.sig_started.connect(self.api_pane.transcript.begin_reply)
+        self.api.sig_token.connect(self.api_pane.transcript.append_reply)
+        self.api.sig_finished.connect(self._on_api_finished)
+        self.api.sig_failed.connect(self._on_api_failed)
         self.send_button.clicked.connect(self._on_send_clicked)
-        self.stop_button.clicked.connect(self.controller.stop_generation)
+        self.stop_button.clicked.connect(self.stop_generation)
         self.regenerate_button.clicked.connect(self.regenerate)
         self.clear_button.clicked.connect(self.clear)
         self.source_combo.currentIndexChanged.connect(lambda _: self._update_titles())
@@ -239,43 +264,86 @@ class ChatPage(QWidget):
         return self.controller.is_ready()
 
     def is_busy(self) -> bool:
-        return self.controller.is_busy()
+        return self.controller.is_busy() or self.api.is_busy()
 
     # ---- conversation ------------------------------------------------------------------------------------------
     def _comparing(self) -> bool:
         return self.compare_box.isChecked() and self.controller.can_compare()
 
+    def _api_comparing(self) -> bool:
+        return self.api_box.isChecked() and self.api.configured()
+
     def send_message(self, text: str) -> bool:
-        """Send ``text`` to the left pane's model (and the base model, when comparing); False if it cannot go now."""
+        """Send ``text`` to the left pane's model (and the base model and the API model, when comparing); False if it
+        cannot go now."""
         text = text.strip()
-        if not text or not self.controller.is_ready() or self.controller.is_busy():
+        if not text or not self.controller.is_ready() or self.is_busy():
             return False
+        to_api = self._api_comparing() and self.api.allowed()  # asks first when the conversation would leave
         panes = [LEFT, RIGHT] if self._comparing() else [LEFT]
         for pane in panes:
             self.panes[pane].transcript.add_user(text)
+        if to_api:
+            self.api_pane.transcript.add_user(text)
+        elif self._api_comparing():
+            self.api_pane.transcript.add_user(text)
+            self.api_pane.transcript.abandon_turn(f"not sent: you chose not to send to {self.api.endpoint.host}")
+        return self._send(panes, to_api)
+
+    def _send(self, panes: list[str], to_api: bool) -> bool:
         sampling = {name: box.value() for name, box in self.sampling.items()}
-        return self.controller.send({pane: self.panes[pane].transcript.history() for pane in panes},
-                                    system=self.system_edit.toPlainText().strip(), sampling=sampling)
+        system = self.system_edit.toPlainText().strip()
+        sent = self.controller.send({pane: self.panes[pane].transcript.history() for pane in panes},
+                                    system=system, sampling=sampling)
+        if sent and to_api:
+            history = ([{"role": "system", "content": system}] if system else []) + \
+                self.api_pane.transcript.history()
+            self.api.send(history, temperature=sampling["temperature"], max_tokens=sampling["max_new_tokens"])
+        self._update_controls()
+        return sent
+
+    def _on_api_finished(self, reply) -> None:
+        reason = {"length": "length", "cancelled": "cancelled"}.get(reply.finish_reason or "", "end")
+        self.api_pane.transcript.finish_reply(reason, stats=reply_footer(reply))
+        self._update_controls()
+
+    def _on_api_failed(self, text: str) -> None:
+        self.api_pane.transcript.finish_reply("error", stats="")
+        self.api_pane.transcript.abandon_turn(text)  # this column failed; the others carry on
+        self._update_controls()
+
+    def choose_api_model(self) -> None:
+        from gui.api_model_dialog import ApiModelDialog
+
+        dialog = ApiModelDialog(self.api.endpoint, self)
+        if dialog.exec() and dialog.endpoint is not None:
+            self.api.set_endpoint(dialog.endpoint)
+            self.api_box.setChecked(True)
+        self._update_controls()
 
     def stop_generation(self) -> None:
         self.controller.stop_generation()
+        self.api.stop()
 
     def regenerate(self) -> bool:
         """Ask the last user message again in every shown pane, replacing the replies after it."""
-        if not self.controller.is_ready() or self.controller.is_busy():
+        if not self.controller.is_ready() or self.is_busy():
             return False
         panes = [LEFT, RIGHT] if self._comparing() else [LEFT]
         if any(self.panes[pane].transcript.last_question() is None for pane in panes):
             return False
+        to_api = (self._api_comparing() and self.api_pane.transcript.last_question() is not None
+                  and self.api.allowed())
         for pane in panes:
             self.panes[pane].transcript.retry_last()
-        sampling = {name: box.value() for name, box in self.sampling.items()}
-        return self.controller.send({pane: self.panes[pane].transcript.history() for pane in panes},
-                                    system=self.system_edit.toPlainText().strip(), sampling=sampling)
+        if to_api:
+            self.api_pane.transcript.retry_last()
+        return self._send(panes, to_api)
 
     def clear(self) -> None:
         self.controller.clear()
-        for pane in self.panes.values():
+        self.api.stop()
+        for pane in (*self.panes.values(), self.api_pane):
             pane.transcript.clear_conversation()
 
     def _on_send_clicked(self) -> None:
@@ -308,24 +376,37 @@ class ChatPage(QWidget):
             empty += "\nNo run has finished yet: the Train page fine-tunes one."
         self.left_pane.transcript.set_empty_text(empty)
         self.right_pane.transcript.set_empty_text(empty)
+        endpoint = self.api.endpoint
+        if endpoint is None:
+            self.api_pane.set_title("API model: none set up")
+            self.api_pane.transcript.set_empty_text("Press \"API model…\" to give an address, a model and a key.")
+        else:
+            where = "this computer" if endpoint.is_local() else f"{endpoint.host}, off this computer"
+            self.api_pane.set_title(f"API model: {endpoint.model} ({where})")
+            self.api_pane.transcript.set_empty_text(empty if endpoint.is_local() else
+                                                    f"{empty}\nMessages sent here go to {endpoint.host}; you are "
+                                                    "asked before the first one.")
 
     def _show_error(self, text: str) -> None:
         self.error_label.setText(text)
         self.error_label.setVisible(bool(text))
 
     def _update_controls(self) -> None:
-        busy = self.controller.is_busy()
+        busy = self.is_busy()
         self.send_button.setEnabled(self.controller.is_ready() and not busy)
         self.stop_button.setEnabled(busy)
         self.regenerate_button.setEnabled(self.controller.is_ready() and not busy
                                           and self.left_pane.transcript.last_question() is not None)
         # Not while busy: a queued base request must not land in a pane that has just been hidden.
         self.compare_box.setEnabled(self.controller.can_compare() and not busy)
-        comparing = self._comparing()
-        if comparing != self.right_pane.isVisibleTo(self):
-            self.right_pane.setVisible(comparing)
-            if comparing:
-                self._share_panes()
+        self.api_box.setEnabled(not busy)
+        changed = False
+        for pane, shown in ((self.right_pane, self._comparing()), (self.api_pane, self.api_box.isChecked())):
+            if shown != pane.isVisibleTo(self):
+                pane.setVisible(shown)
+                changed = True
+        if changed:
+            self._share_panes()
         self._update_titles()
 
     # ---- Qt hooks ----------------------------------------------------------------------------------------------

@@ -101,13 +101,14 @@ class ChatTranscript(QScrollArea):
         if self._reply is not None:
             self._reply.append(text)
 
-    def finish_reply(self, reason: str = "end", tokens: int = 0, seconds: float = 0.0) -> None:
-        """End the streamed reply; ``reason`` is ChatDone.reason, or any short note such as "engine stopped"."""
+    def finish_reply(self, reason: str = "end", tokens: int = 0, seconds: float = 0.0, stats: str | None = None) -> None:
+        """End the streamed reply; ``reason`` is ChatDone.reason, or any short note such as "engine stopped";
+        ``stats`` replaces the speed footer (an API reply's latency, tokens and cost)."""
         if self._reply is None:
             return
         reply, self._reply = self._reply, None
-        note = _END_NOTES.get(reason, reason) if reason != "end" else ""
-        reply.finish(note, speed_text(tokens, seconds) if tokens else "")
+        note = _END_NOTES.get(reason, reason) if reason not in ("end", "stop") else ""
+        reply.finish(note, stats if stats is not None else speed_text(tokens, seconds) if tokens else "")
         reply.in_history = bool(reply.text())
         if not reply.in_history:
             self._drop_unanswered()
