@@ -63,7 +63,7 @@ class MainWindow(QMainWindow):
         self.dataset_page = DatasetPage(self.state, engine_command=engine_command)
         self.train_page = TrainPage(self.state, engine_command=engine_command)
         self.chat_page = ChatPage(self.state, engine_command=engine_command)
-        self.runs_page = RunsPage(self.state)
+        self.runs_page = RunsPage(self.state, engine_command=engine_command)
         self.engine_page = EnginePage(gpu_monitor=self.state.gpu)
         self.stack = QStackedWidget()
         self.headers: dict[str, PageHeader] = {}

@@ -21,7 +21,7 @@ import torch
 from transformers import TrainerCallback
 
 from engine.heavy import distributed
-from engine.light import protocol
+from engine.light import gpu, protocol
 from engine.light.run_folder import RunFolder
 
 
@@ -32,6 +32,9 @@ class EngineCallback(TrainerCallback):
         self.main = distributed.is_main()  # rank 0, or the only process: reports and writes the run folder
         self.metrics = folder.open_metrics() if self.main else None
         self._parent = os.getppid()  # a rank whose launcher died saves and stops (see on_step_end)
+        # The training GPUs' energy (rank 0 reads every selected GPU); none on the CPU.
+        self.energy = gpu.EnergyMeter() if device == "cuda" and self.main else None
+        self._earlier_wh = 0.0
         self.keep = config.train.keep_checkpoints
         self.stopped_by_user = False
         self.paused_by_user = False
@@ -50,6 +53,11 @@ class EngineCallback(TrainerCallback):
         earlier = [m["elapsed_s"] for m in self.folder.metrics() if m.get("elapsed_s") is not None
                    and m.get("step", 0) <= state.global_step]
         self._earlier_s = earlier[-1] if earlier else 0.0
+        drawn = [m["energy_wh"] for m in self.folder.metrics() if m.get("energy_wh") is not None
+                 and m.get("step", 0) <= state.global_step]
+        self._earlier_wh = drawn[-1] if drawn else 0.0
+        if self.energy is not None:
+            self.energy.sample(time.monotonic())
         self._window_tokens = distributed.total(self.collator.real_tokens, args.device)
         self.emitter.emit(protocol.State("training", f"{state.max_steps} steps"))
 
@@ -81,9 +89,12 @@ class EngineCallback(TrainerCallback):
                                       grad_norm=logs.get("grad_norm"), tokens_per_s=speed, elapsed_s=elapsed,
                                       eta_s=eta)
             self.emitter.emit(event)
-            self.metrics.write({"step": step, "epoch": event.epoch, "loss": event.loss, "learning_rate":
-                                event.learning_rate, "grad_norm": event.grad_norm, "tokens_per_s": speed,
-                                "elapsed_s": round(elapsed, 3)})
+            line = {"step": step, "epoch": event.epoch, "loss": event.loss, "learning_rate": event.learning_rate,
+                    "grad_norm": event.grad_norm, "tokens_per_s": speed, "elapsed_s": round(elapsed, 3)}
+            drawn = self.energy.sample(now) if self.energy is not None else None
+            if drawn is not None:
+                line["energy_wh"] = round(self._earlier_wh + drawn, 4)
+            self.metrics.write(line)
             if memory is not None:
                 self.emitter.emit(protocol.Memory(step=step, allocated_peak_bytes=memory[0],
                                                   reserved_peak_bytes=memory[1]))

@@ -258,3 +258,35 @@ def describe(result: Probe) -> str:
             lines.append(f"  another program is using {gib(process.used_bytes)}: {process.name} "
                          f"(pid {process.pid})")
     return "\n".join(lines)
+
+
+class EnergyMeter:
+    """The energy the training GPUs draw: NVML's power readings of the GPUs CUDA sees (CUDA_VISIBLE_DEVICES
+    honoured), integrated over time by trapezoids. ``watt_hours`` stays None where no reading exists (the CPU)."""
+
+    def __init__(self, read=None):
+        self._read = read or self._power_now
+        self._last: tuple[float, float] | None = None  # (time, watts)
+        self.watt_hours: float | None = None
+
+    def sample(self, now: float) -> float | None:
+        watts = self._read()
+        if watts is None:
+            return self.watt_hours
+        if self._last is not None:
+            then, before = self._last
+            self.watt_hours = (self.watt_hours or 0.0) + (before + watts) / 2 * max(0.0, now - then) / 3600
+        elif self.watt_hours is None:
+            self.watt_hours = 0.0
+        self._last = (now, watts)
+        return self.watt_hours
+
+    @staticmethod
+    def _power_now() -> float | None:
+        import os
+
+        result = probe()
+        if not result.available:
+            return None
+        readings = [g.power_w for g in cuda_devices(result, os.environ.get("CUDA_VISIBLE_DEVICES"))]
+        return sum(readings) if readings and all(r is not None for r in readings) else None

@@ -4,7 +4,7 @@ LlamaDesk's folder on the first edit), never fetched. Prices are US dollars per 
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -32,7 +32,7 @@ class PriceTable:
     models: dict[str, Price]
     path: Path
     problem: str = ""  # why the user's copy was not used
-    notes: list[str] = field(default_factory=list)
+    electricity_per_kwh: float | None = None
 
     def find(self, model: str) -> tuple[str, Price, bool] | None:
         """(the table's name, its prices, whether ``model`` is a fine-tuned copy) for a model id: the longest name in
@@ -97,4 +97,8 @@ def _read(path: Path) -> PriceTable:
             raise ValueError(f"models.{name}: give input and output (and optionally training, tuned_input, "
                              "tuned_output) as numbers")
         models[str(name)] = Price(**{k: float(v) for k, v in values.items() if v is not None})
-    return PriceTable(str(data.get("date", "")), str(data.get("source", "")), models, path)
+    electricity = data.get("electricity_per_kwh")
+    if electricity is not None and not isinstance(electricity, (int, float)):
+        raise ValueError("electricity_per_kwh: give a number (US dollars per kWh)")
+    return PriceTable(str(data.get("date", "")), str(data.get("source", "")), models, path,
+                      electricity_per_kwh=None if electricity is None else float(electricity))

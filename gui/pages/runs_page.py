@@ -15,7 +15,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine.light import api_chat
 from engine.light.run_folder import RunSummary, list_runs
+from gui.api_batch_job import ApiBatchJob
+from gui.api_column import privacy_notice
 from gui.app_state import AppState
 from gui.compare_dialog import CompareDialog
 from gui.widgets.comparison_view import ComparisonView
@@ -38,9 +41,10 @@ class RunsPage(QWidget):
     sig_export_run = Signal(object)
     sig_show_page = Signal(str)
 
-    def __init__(self, state: AppState, parent: QWidget | None = None):
+    def __init__(self, state: AppState, parent: QWidget | None = None, *, engine_command: list[str] | None = None):
         super().__init__(parent)
         self.state = state
+        self.engine_command = engine_command  # for the Costs dialog's engine (None: the app's own)
         self.runs: list[RunSummary] = []
         self.table = RowTable(COLUMNS)
         self.table.setSelectionMode(RowTable.SelectionMode.ExtendedSelection)  # several runs, to compare them
@@ -81,7 +85,30 @@ class RunsPage(QWidget):
         layout.addWidget(self.body, 1)
         layout.addWidget(self.detail)
         self.comparison = ComparisonView()
+        self.api_button = QPushButton("Ask the API model too…")
+        self.api_button.setToolTip("Send this run's compared validation prompts to an OpenAI-compatible model and add "
+                                   "its answers and ROUGE-L to the table (the Chat page's API model)")
+        self.api_button.clicked.connect(self.compare_with_api)
+        self.costs_button = QPushButton("Costs…")
+        self.costs_button.setToolTip("This run against an API fine-tune and API answers: tokens, prices, time and "
+                                     "energy; export the dataset as OpenAI fine-tuning JSONL")
+        self.costs_button.clicked.connect(self.show_costs)
+        self.api_status = plain_label(selectable=True)
+        self.api_status.setObjectName("pagePurpose")
+        api_row = QHBoxLayout()
+        api_row.addWidget(self.api_button)
+        api_row.addWidget(self.costs_button)
+        api_row.addWidget(self.api_status, 1)
+        self.api_row = QWidget()
+        self.api_row.setLayout(api_row)
+        api_row.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.api_row)
         layout.addWidget(self.comparison, 1)
+        self.api_job = ApiBatchJob(self)
+        self.api_job.sig_progress.connect(self.api_status.setText)
+        self.api_job.sig_done.connect(self._on_api_done)
+        self.api_job.sig_failed.connect(lambda text: self._on_api_ended(f"Not added: {text}"))
+        self.confirm = lambda endpoint, what: ask(self, "Send off this computer?", privacy_notice(endpoint, what))
         state.sig_runs_changed.connect(self.refresh)
         self.refresh()
 
@@ -161,8 +188,55 @@ class RunsPage(QWidget):
         self.buttons["Delete…"].setEnabled(run is not None and run.status != "running")
         self.detail.setText(f"{run.folder.path}" + (f"\nError: {run.error}" if run and run.error else "") if run else "")
         self.comparison.setVisible(run is not None and run.has_adapter)
+        self.api_row.setVisible(run is not None and run.has_adapter)
+        evaluation = run.folder.evaluation() if run is not None and run.has_adapter else None
+        self.api_button.setEnabled(bool(evaluation and evaluation.get("answers")) and not self.api_job.is_running())
         if run is not None and run.has_adapter:
-            self.comparison.show_result(run.folder.evaluation())
+            self.comparison.show_result(evaluation)
+
+    def compare_with_api(self) -> bool:
+        """Start the batch comparison of the selected run with the API model (set up first if there is none)."""
+        run = self.selected()
+        if run is None or self.api_job.is_running():
+            return False
+        endpoint = api_chat.saved_endpoint()
+        if endpoint is None:
+            from gui.api_model_dialog import ApiModelDialog
+
+            dialog = ApiModelDialog(None, self)
+            if not dialog.exec() or dialog.endpoint is None:
+                return False
+            endpoint = dialog.endpoint
+            api_chat.save_endpoint(endpoint)
+        count = len((run.folder.evaluation() or {}).get("answers", []))
+        if not endpoint.is_local() and not self.confirm(endpoint, f"the {count} compared validation prompts of "
+                                                                  f"{run.name}"):
+            self.api_status.setText(f"Nothing was sent to {endpoint.host}.")
+            return False
+        self.api_button.setEnabled(False)
+        self.api_status.setText(f"Asking {endpoint.model}…")
+        self._api_run = run.folder
+        return self.api_job.start(run.folder, endpoint)
+
+    def _on_api_done(self, result: dict) -> None:
+        api = result["api"]
+        score = f"ROUGE-L {api['rouge_l']:.2f}" if api.get("rouge_l") is not None else "no answers"
+        self._on_api_ended(f"Added {api['model']}: {score} on {api['answered']} prompts"
+                           + (f"; stopped early: {api['stopped']}" if api.get("stopped") else "") + ".")
+
+    def _on_api_ended(self, text: str) -> None:
+        self.api_status.setText(text)
+        self._on_table_selection()
+
+    def show_costs(self):
+        from gui.cost_dialog import CostDialog
+
+        run = self.selected()
+        if run is None:
+            return None
+        dialog = CostDialog(run, self, home=self.state.home, engine_command_=self.engine_command)
+        dialog.show()
+        return dialog
 
     def _emit(self, signal) -> None:
         run = self.selected()

@@ -8,6 +8,7 @@ from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTab
 from gui.widgets.labels import plain_label
 
 COLUMNS = ("Question", "Reference", "Base model", "Fine-tuned")
+API_COLUMN = "API model"
 
 
 def headline(result: dict) -> str:
@@ -19,7 +20,15 @@ def headline(result: dict) -> str:
         if before is not None and after is not None:
             parts.append(f"{label} {before:.{digits}f} → {after:.{digits}f}")
     rows = result.get("validation_rows")
-    return "Base model → fine-tuned: " + " · ".join(parts) + (f" (on {rows:,} validation rows)" if rows else "")
+    text = "Base model → fine-tuned: " + " · ".join(parts) + (f" (on {rows:,} validation rows)" if rows else "")
+    api = result.get("api")
+    if api and api.get("rouge_l") is not None:
+        cost = f", ${api['cost_usd']:.4f}" if api.get("cost_usd") is not None else ""
+        text += (f"\nAPI model {api['model']}: ROUGE-L {api['rouge_l']:.2f} on {api['answered']} prompts "
+                 f"({api['completion_tokens']:,} tokens{cost})")
+        if api.get("stopped"):
+            text += f"; stopped early: {api['stopped']}"
+    return text
 
 
 class ComparisonView(QWidget):
@@ -48,11 +57,17 @@ class ComparisonView(QWidget):
             return
         self.summary.setText(headline(result))
         answers = result.get("answers", [])
+        api = result.get("api")
+        self.table.setColumnCount(len(COLUMNS) + (1 if api else 0))
+        self.table.setHorizontalHeaderLabels(COLUMNS + ((f"{API_COLUMN}: {api['model']}",) if api else ()))
         self.table.setRowCount(len(answers))
         for row, answer in enumerate(answers):
             cells = (answer.get("question") or _prompt_text(answer.get("prompt", "")), answer.get("reference", ""),
                      f"{answer.get('before', '')}\n(ROUGE-L {answer.get('rouge_l_before', 0):.2f})",
                      f"{answer.get('after', '')}\n(ROUGE-L {answer.get('rouge_l_after', 0):.2f})")
+            if api:
+                cells += (f"{answer['api']}\n(ROUGE-L {answer['rouge_l_api']:.2f})" if "api" in answer else
+                          "(not answered)",)
             for column, text in enumerate(cells):
                 item = QTableWidgetItem(text)  # items are plain text: markup in an answer shows as written
                 item.setToolTip(text)

@@ -1,0 +1,66 @@
+"""The batch comparison with an API model: a finished run's validation prompts (those of its before/after comparison,
+evaluation.json) sent to an OpenAI-compatible model, its answers scored with ROUGE-L against the same references and
+added to the comparison beside the base model's and the fine-tune's. No torch: the window runs it on a thread."""
+
+from __future__ import annotations
+
+import time
+
+from engine.light import api_chat
+from engine.light.api_chat import ApiError, Endpoint
+from engine.light.errors import UserError
+from engine.light.run_folder import RunFolder
+
+
+class CompareError(UserError):
+    kind = "evaluation"
+
+
+def compare(folder: RunFolder, endpoint: Endpoint, *, max_tokens: int = 256, progress=lambda text: None,
+            cancelled=lambda: False) -> dict:
+    """Ask the API model every compared prompt (greedy, as the local models answered them) and save its answers in
+    evaluation.json. A failure part-way keeps the answers so far and says what stopped it."""
+    result = folder.evaluation()
+    if not result or not result.get("answers"):
+        raise CompareError("this run has no comparison with the base model to add the API model to",
+                           where=str(folder.path), hint="run 'llamadesk-engine eval RUN' first (it needs the run's "
+                           "validation split)")
+    from rouge_score import rouge_scorer
+
+    scorer = rouge_scorer.RougeScorer(["rougeL"])
+    answers = result["answers"]
+    totals = {"prompt_tokens": 0, "completion_tokens": 0, "cost_usd": 0.0, "seconds": 0.0}
+    priced, stopped = True, None
+    for entry in answers:  # an earlier API model's answers are replaced
+        for key in ("api", "rouge_l_api", "api_first_token_s"):
+            entry.pop(key, None)
+    started = time.monotonic()
+    for index, entry in enumerate(answers, start=1):
+        if cancelled():
+            stopped = "cancelled"
+            break
+        progress(f"{endpoint.model}: prompt {index} of {len(answers)}")
+        try:
+            reply = api_chat.chat(endpoint, [{"role": "user", "content": entry.get("question") or entry["prompt"]}],
+                                  temperature=0.0, max_tokens=max_tokens)
+        except ApiError as exc:
+            stopped = exc.message + (f" — {exc.hint}" if exc.hint else "")
+            if index == 1:
+                raise  # nothing to keep: the endpoint does not work
+            break
+        entry["api"] = reply.text.strip()
+        entry["rouge_l_api"] = scorer.score(entry.get("reference", ""), entry["api"])["rougeL"].fmeasure
+        entry["api_first_token_s"] = reply.first_token_s
+        totals["prompt_tokens"] += reply.prompt_tokens or 0
+        totals["completion_tokens"] += reply.completion_tokens or 0
+        if reply.cost_usd is None:
+            priced = False
+        else:
+            totals["cost_usd"] += reply.cost_usd
+    answered = [a["rouge_l_api"] for a in answers if "rouge_l_api" in a]
+    totals["seconds"] = round(time.monotonic() - started, 3)
+    result["api"] = {"model": endpoint.model, "base_url": endpoint.base_url, "answered": len(answered),
+                     "rouge_l": sum(answered) / len(answered) if answered else None, **totals,
+                     "cost_usd": totals["cost_usd"] if priced else None, "stopped": stopped}
+    folder.write_evaluation(result)
+    return result
