@@ -36,6 +36,7 @@ def trained(home, tiny_model, small_dataset) -> RunFolder:
     return RunFolder(home / "runs" / "priced")
 
 
+@pytest.mark.slow
 def test_the_costs_of_a_run_and_its_dataset_as_openai_jsonl(home, trained, small_dataset, tmp_path):
     out = tmp_path / "train.jsonl"
     result = json.loads(_engine(home, "costs", "priced", "--json", "--requests", "20000", "--jsonl",

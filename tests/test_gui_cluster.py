@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import sys
 
+import pytest
+
 from engine.light import config as run_config
 from gui.cluster_dialog import ClusterDialog
 
 
+@pytest.mark.slow
 def test_the_dialog_writes_a_job_folder_and_says_how_to_start_it(qtbot, home, tiny_model, small_dataset, tmp_path):
     config = run_config.RunConfig(model=str(tiny_model), dataset=str(small_dataset), device="cpu", run_name="far")
     dialog = ClusterDialog(config, home=str(home), engine_command_=[sys.executable, "-m", "engine"])

@@ -14,6 +14,8 @@ from gui.pages.runs_page import RunsPage
 from tests.llama_cpp import LlamaCpp
 from tests.test_costs import evaluated, trained  # noqa: F401 - fixtures
 
+pytestmark = pytest.mark.slow  # a llama.cpp server and engine processes: about 35 s
+
 
 def _finished(folder: RunFolder) -> None:
     (folder.path / "config.yaml").write_text("model: demo\ndataset: /data/facts.jsonl\n")
