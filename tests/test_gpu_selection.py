@@ -113,8 +113,8 @@ def test_the_train_page_lists_each_gpu_with_a_checkbox(nvml, qtbot, home):
     assert picker.note.text() == "No NVIDIA GPU: the run trains on one device."
     picker.set_probe(gpu.probe())
     labels = [box.text() for box in picker.boxes.values()]
-    assert labels == ["GPU 0: NVIDIA GeForce RTX 4090 · 00000000:01:00.0 · 22.0 GiB free",  # CUDA's numbering
-                      "GPU 1: NVIDIA GeForce RTX 3060 · 00000000:0A:00.0 · 11.0 GiB free"]
+    assert labels == ["GPU 0: RTX 4090 · 01:00.0 · 22.0 GiB free",  # CUDA's numbering
+                      "GPU 1: RTX 3060 · 0A:00.0 · 11.0 GiB free"]
     assert "None checked" in picker.note.text()
     with qtbot.waitSignal(form.sig_changed):
         list(picker.boxes.values())[1].setChecked(True)
@@ -125,8 +125,8 @@ def test_the_train_page_lists_each_gpu_with_a_checkbox(nvml, qtbot, home):
 
     form.load(run_config.RunConfig().with_values({"distributed.gpus": ["1", "00000000:41:00.0"]}))
     checked = {box.text(): box.isChecked() for box in picker.boxes.values()}
-    assert checked == {"GPU 0: NVIDIA GeForce RTX 4090 · 00000000:01:00.0 · 22.0 GiB free": False,
-                       "GPU 1: NVIDIA GeForce RTX 3060 · 00000000:0A:00.0 · 11.0 GiB free": True,
+    assert checked == {"GPU 0: RTX 4090 · 01:00.0 · 22.0 GiB free": False,
+                       "GPU 1: RTX 3060 · 0A:00.0 · 11.0 GiB free": True,
                        "00000000:41:00.0 (not on this machine)": True}
     list(picker.boxes.values())[2].setChecked(False)  # the missing one is let go
     assert form.apply(run_config.RunConfig().to_dict())["distributed"]["gpus"] == ["1"]

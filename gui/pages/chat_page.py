@@ -381,8 +381,8 @@ class ChatPage(QWidget):
             self.api_pane.set_title("API model: none set up")
             self.api_pane.transcript.set_empty_text("Press \"API model…\" to give an address, a model and a key.")
         else:
-            where = "this computer" if endpoint.is_local() else f"{endpoint.host}, off this computer"
-            self.api_pane.set_title(f"API model: {endpoint.model} ({where})")
+            where = "this computer" if endpoint.is_local() else endpoint.host
+            self.api_pane.set_title(f"API: {endpoint.model} ({where})")
             self.api_pane.transcript.set_empty_text(empty if endpoint.is_local() else
                                                     f"{empty}\nMessages sent here go to {endpoint.host}; you are "
                                                     "asked before the first one.")

@@ -60,8 +60,12 @@ class GpuPicker(QWidget):
 
     @staticmethod
     def _label(card: gpu.GpuInfo, number: int) -> str:
-        bus = f" · {card.pci_bus_id}" if card.pci_bus_id else ""
-        return f"GPU {number}: {card.name}{bus} · {card.free_bytes / 2**30:.1f} GiB free"
+        """Short enough for the settings column: "GPU 0: RTX 4090 · 01:00.0 · 22.8 GiB free" (the full name and bus
+        id in the tooltip)."""
+        name = card.name.replace("NVIDIA ", "").replace("GeForce ", "")
+        bus = f" · {card.pci_bus_id.split(':', 1)[1] if card.pci_bus_id.count(':') == 2 else card.pci_bus_id}" \
+            if card.pci_bus_id else ""
+        return f"GPU {number}: {name}{bus} · {card.free_bytes / 2**30:.1f} GiB free"
 
     def _rebuild(self) -> None:
         for box in self.boxes.values():
@@ -70,19 +74,22 @@ class GpuPicker(QWidget):
         self.boxes = {}
         for number, card in enumerate(self._cards):
             key = self._key(card, number)
-            self._add_box(key, self._label(card, number), key in self._chosen)
+            box = self._add_box(key, self._label(card, number), key in self._chosen)
+            box.setToolTip(f"{card.name}, PCI bus {card.pci_bus_id or '?'}, CUDA device {number}"
+                           + (f", {card.uuid}" if card.uuid else ""))
         for entry in self._chosen:  # chosen in a config, but not on this machine: shown so it can be unchecked
             if entry not in self.boxes:
                 self._add_box(entry, f"{entry} (not on this machine)", True)
         self._update_note()
 
-    def _add_box(self, key: str, text: str, checked: bool) -> None:
+    def _add_box(self, key: str, text: str, checked: bool) -> QCheckBox:
         box = QCheckBox(text)
         box.setChecked(checked)
         box.setAccessibleName(f"Train on {text}")
         box.toggled.connect(lambda on, k=key: self._on_toggled(k, on))
         self.boxes[key] = box
         self._layout.insertWidget(self._layout.count() - 1, box)
+        return box
 
     def _on_toggled(self, key: str, on: bool) -> None:
         if on and key not in self._chosen:
