@@ -105,12 +105,19 @@ def main() -> None:
     print(text)
     if args.cpu_smoke:
         return  # a check of this script, not a GPU result
-    name = f"gpu_check-{result['date']}-{re.sub(r'[^A-Za-z0-9]+', '-', device).strip('-')}.json"
+    save_result(f"gpu_check-{result['date']}-{device}", text)
+
+
+def save_result(stem: str, text: str) -> Path:
+    """A GPU result under bench/results/ (and $OUT, which a lent device machine sends back), named for the bench,
+    the date and the GPU."""
+    name = re.sub(r"[^A-Za-z0-9.]+", "-", stem).strip("-") + ".json"
     target = Path(__file__).parent / "results"
     target.mkdir(exist_ok=True)
     (target / name).write_text(text + "\n")
     if os.environ.get("OUT"):
         Path(os.environ["OUT"], name).write_text(text + "\n")
+    return target / name
 
 
 def _write_dataset(path: Path) -> None:

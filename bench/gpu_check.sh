@@ -1,14 +1,7 @@
 #!/usr/bin/env bash
 # One prepared GPU session (see bench/README.md): installs carried wheels, runs the CUDA checks, keeps results.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-if [ -d .whl ]; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-  export PYTHONPATH=/tmp/site:$PWD
-else
-  export PYTHONPATH=$PWD
-fi
-export PYTHONUNBUFFERED=1
+source "$(dirname "$0")/device_setup.sh"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
 # The CUDA tests of the suite (skipped without a GPU): paged 8-bit AdamW + bf16, offloading, pause, calibration.
 LLAMADESK_TEST_TOKENIZER=$PWD/.gpu-tokenizer python3 -m pytest -q -p no:cacheprovider -m gpu tests/test_gpu.py \

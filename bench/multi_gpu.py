@@ -12,7 +12,6 @@ import argparse
 import json
 import os
 import platform
-import re
 import subprocess
 import sys
 import tempfile
@@ -47,10 +46,9 @@ def main() -> None:
     model = write_model(work / "model", args.tokenizer, dtype="float32" if args.cpu_smoke else "bfloat16",
                         **({} if args.cpu_smoke else spec.llama_config_kwargs()))
     data = work / "data.jsonl"
-    import resources
+    from gpu_check import _write_dataset
 
-    rows = json.loads(resources.path("sample/harbor_lights.json").read_text(encoding="utf-8"))
-    data.write_text("".join(json.dumps(r) + "\n" for r in rows * 20), encoding="utf-8")
+    _write_dataset(data)
     results = []
     for strategy in args.strategies.split(",") if not args.cpu_smoke else ["ddp"]:
         values = {"model": str(model), "dataset": str(data), "run_name": f"multi-{strategy}",
@@ -93,12 +91,9 @@ def main() -> None:
     print(text)
     if args.cpu_smoke:
         return
-    name = f"multi_gpu-{result['date']}-{gpus}x-{re.sub(r'[^A-Za-z0-9]+', '-', device).strip('-')}.json"
-    target = Path(__file__).parent / "results"
-    target.mkdir(exist_ok=True)
-    (target / name).write_text(text + "\n")
-    if os.environ.get("OUT"):
-        Path(os.environ["OUT"], name).write_text(text + "\n")
+    from gpu_check import save_result  # bench/ is this script's folder on sys.path
+
+    save_result(f"multi_gpu-{result['date']}-{gpus}x-{device}", text)
 
 
 if __name__ == "__main__":

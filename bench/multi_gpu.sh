@@ -2,14 +2,7 @@
 # The multi-GPU session (see bench/README.md): DDP and FSDP QLoRA on every GPU of a machine with two or more; results
 # under bench/results/. The FSDP path is unverified until this has run.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-if [ -d .whl ]; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-  export PYTHONPATH=/tmp/site:$PWD
-else
-  export PYTHONPATH=$PWD
-fi
-export PYTHONUNBUFFERED=1
+source "$(dirname "$0")/device_setup.sh"
 nvidia-smi --query-gpu=index,name,pci.bus_id,memory.total --format=csv
 count=$(nvidia-smi --query-gpu=index --format=csv,noheader | wc -l)
 if [ "$count" -lt 2 ]; then

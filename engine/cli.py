@@ -400,10 +400,14 @@ def _cmd_train(args) -> int:
             print("error: give a run config (or --resume RUN)", file=sys.stderr)
             return 2
         config, run_dir = _load_config(args), None
-    if not _show_one_gpu(config if config is not None else RunFolder(run_dir).load_config()):
+    chosen = config if config is not None else RunFolder(run_dir).load_config()
+    if not _show_one_gpu(chosen):
         return 1
     emitter = Emitter(claim_stdout(), human=human)
-    emitter.emit(protocol.Hello(protocol.PROTOCOL_VERSION, __version__, describe(), "train"))
+    world = ranks.world_size(chosen)
+    # A launcher of several ranks leaves CUDA alone: a CUDA context here would hold memory on a GPU all run long.
+    device = describe() if world == 1 else {"kind": chosen.device, "ranks": world, "launcher": True}
+    emitter.emit(protocol.Hello(protocol.PROTOCOL_VERSION, __version__, device, "train"))
     control = Control()
     control.on_client_gone = emitter.detach_if_client_gone
     control.listen()

@@ -3,7 +3,6 @@ start it with Slurm, SkyPilot or torchrun. Nothing is sent anywhere: the user co
 
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from PySide6.QtWidgets import (
 from engine.light import config as run_config
 from engine.light import paths
 from gui.engine_client import engine_command, engine_environment
+from gui.engine_json import error_text, json_object
 from gui.line_process import Exit, LineProcess
 from gui.widgets.labels import add_row, plain_label
 
@@ -120,15 +120,11 @@ class ClusterDialog(QDialog):
                       env=engine_environment(self._home))
 
     def _on_line(self, line: str) -> None:
-        try:
-            data = json.loads(line)
-        except ValueError:
+        data = json_object(line)
+        if data is None:
             return
         if "error" in data:
-            error = data["error"]
-            where = f"{error.get('where')}: " if error.get("where") else ""
-            self.report.setPlainText(f"Not written: {where}{error.get('message')}"
-                                     + (f"\n→ {error['hint']}" if error.get("hint") else ""))
+            self.report.setPlainText("Not written: " + error_text(data["error"]))
         elif "folder" in data:
             self.result = data
             commands = data["commands"]

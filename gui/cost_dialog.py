@@ -4,7 +4,6 @@ JSONL. The engine computes it (``llamadesk-engine costs RUN --json``), since cou
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QUrl
@@ -25,6 +24,7 @@ from PySide6.QtWidgets import (
 from engine.light import api_chat, cost_report, prices
 from engine.light.run_folder import RunSummary
 from gui.engine_client import engine_command, engine_environment
+from gui.engine_json import error_text, json_object
 from gui.line_process import Exit, LineProcess
 from gui.widgets.labels import add_row
 
@@ -105,14 +105,11 @@ class CostDialog(QDialog):
             self.calculate(Path(chosen))
 
     def _on_line(self, line: str) -> None:
-        try:
-            data = json.loads(line)
-        except ValueError:
+        data = json_object(line)
+        if data is None:
             return
         if "error" in data:
-            error = data["error"]
-            self.report.setPlainText(f"No costs: {error.get('message')}" + (f"\n→ {error['hint']}"
-                                                                           if error.get("hint") else ""))
+            self.report.setPlainText("No costs: " + error_text(data["error"]))
         elif "tokens" in data:
             self.result = data
             self.report.setPlainText(cost_report.text(data))

@@ -17,6 +17,7 @@ from PySide6.QtCore import QObject, Signal
 from engine.light import config as run_config
 from engine.light import paths
 from gui.engine_client import engine_command, engine_environment
+from gui.engine_json import error_text
 from gui.line_process import Exit, LineProcess
 
 STDERR_TAIL_LINES = 5  # shown when the check fails without its JSON answer
@@ -75,7 +76,7 @@ class DataCheckJob(QObject):
             self.sig_failed.emit(f"could not start the engine: {end.not_started}\n"
                                  "→ check the LlamaDesk installation (or LLAMADESK_ENGINE)")
         elif isinstance(result, dict) and isinstance(result.get("error"), dict):
-            self.sig_failed.emit(_error_text(result["error"]))
+            self.sig_failed.emit(error_text(result["error"], "the data check failed"))
         elif isinstance(result, dict) and "report" in result:
             self.sig_done.emit(result)
         else:
@@ -93,10 +94,3 @@ def _last_json_object(lines: list[str]):
         except ValueError:
             continue
     return None
-
-
-def _error_text(error: dict) -> str:
-    message = str(error.get("message") or "the data check failed")
-    where, hint = error.get("where"), error.get("hint")
-    text = f"{where}: {message}" if where else message
-    return f"{text}\n→ {hint}" if hint else text

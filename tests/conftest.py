@@ -4,6 +4,7 @@ LlamaDesk home; the demo model is prepared once and shared read-only."""
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -86,6 +87,16 @@ def demo_gguf(tmp_path_factory, demo_model_dir) -> Path:
             os.environ.pop("LLAMADESK_HOME", None)
         else:
             os.environ["LLAMADESK_HOME"] = previous
+
+
+@pytest.fixture
+def nvml(monkeypatch):
+    """Installs a fake pynvml (tests/fake_nvml.py): the hardware boundary, and the only thing tests fake there."""
+    def install(fake):
+        monkeypatch.setitem(sys.modules, "pynvml", fake)
+        return fake
+
+    return install
 
 
 @pytest.fixture(autouse=True)

@@ -14,15 +14,6 @@ from tests import fake_nvml
 GIB = 2**30
 
 
-@pytest.fixture
-def nvml(monkeypatch):
-    def install(fake):
-        monkeypatch.setitem(sys.modules, "pynvml", fake)
-        return fake
-
-    return install
-
-
 def test_rtx_4090_with_another_program_holding_memory(nvml):
     nvml(fake_nvml.module(fake_nvml.card(used_gib=3.6, processes=[(4242, "/usr/bin/blender", int(3.1 * GIB))],
                                          throttle=0x4 | 0x1)))

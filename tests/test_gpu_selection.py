@@ -3,8 +3,6 @@ picked with checkboxes on the Train page. The GPUs are faked at pynvml, the hard
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 
 from engine.light import config as run_config
@@ -16,15 +14,6 @@ TWO = (fake_nvml.card(name="NVIDIA GeForce RTX 3060", total_gib=12.0, used_gib=1
                       uuid="GPU-aaaa1111-0000-0000-0000-000000000000"),
        fake_nvml.card(name="NVIDIA GeForce RTX 4090", total_gib=24.0, used_gib=2.0, bus_id="00000000:01:00.0",
                       uuid="GPU-bbbb2222-0000-0000-0000-000000000000"))
-
-
-@pytest.fixture
-def nvml(monkeypatch):
-    def install(fake):
-        monkeypatch.setitem(sys.modules, "pynvml", fake)
-        return fake
-
-    return install
 
 
 def _config(**values):
