@@ -94,7 +94,7 @@ def test_two_ranks_train_as_one_process_with_the_same_global_batch(home, tiny_mo
     assert states.count("finished") == 1 and "failed" not in states
 
 
-def test_pause_reaches_every_rank_and_resume_goes_on(home, tiny_model, small_dataset):
+def test_pause_and_stop_reach_every_rank_and_resume_goes_on(home, tiny_model, small_dataset):
     args = _settings(tiny_model, small_dataset, micro_batch=2, max_steps=40, save_steps=100)
     engine = EngineProcess(home, "train", "--json", *args, "--set", "distributed.cpu_processes=2",
                            "--set", "run_name=paused")
@@ -109,10 +109,19 @@ def test_pause_reaches_every_rank_and_resume_goes_on(home, tiny_model, small_dat
     at, _ = folder.latest_checkpoint()
     assert 0 < at < 40 and folder.summary().status == "paused"
 
+    # Stopped by another client through the run folder (as a restarted app does): rank 0 reads it directly.
+    resumed = EngineProcess(home, "train", "--json", "--resume", "paused")
+    resumed.wait_for(of_type(protocol.Progress))
+    folder.send_command(protocol.Stop())
+    stopped = resumed.wait_for(state("stopped"))
+    assert resumed.finish() == 0 and folder.summary().status == "stopped"
+    again, _ = folder.latest_checkpoint()
+    assert at < again < 40 and f"checkpoint at step {again}" in stopped.detail
+
     resumed = EngineProcess(home, "train", "--json", "--resume", "paused")
     assert resumed.finish() == 0, resumed.stderr.decode()[-3000:]
     progress = [m.step for m in resumed.messages if isinstance(m, protocol.Progress)]
-    assert progress[0] == at + 1 and progress[-1] == 40
+    assert progress[0] == again + 1 and progress[-1] == 40
     assert list(_losses(folder)) == list(range(1, 41))
     assert folder.summary().status == "finished" and folder.has_adapter
 

@@ -254,6 +254,7 @@ class ChatPage(QWidget):
 
     def shutdown(self) -> None:
         self.controller.shutdown()
+        self.api.stop()  # an API reply under way ends at its next piece
 
     def _on_export_clicked(self) -> None:
         kind, _, name = str(self.source_combo.currentData() or "").partition(":")
@@ -424,4 +425,5 @@ class ChatPage(QWidget):
 
     def closeEvent(self, event) -> None:
         self.controller.shutdown()
+        self.api.stop()
         super().closeEvent(event)
