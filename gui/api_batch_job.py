@@ -24,14 +24,21 @@ class ApiBatchJob(QObject):
         super().__init__(parent)
         self._thread: threading.Thread | None = None
         self._cancel = threading.Event()
+        self._running = False  # until the end reaches the window's thread (the worker may outlive its last signal)
+        self.sig_done.connect(self._ended)  # connected first: runs before the page's handlers
+        self.sig_failed.connect(self._ended)
+
+    def _ended(self, *_) -> None:
+        self._running = False
 
     def is_running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self._running
 
     def start(self, folder: RunFolder, endpoint: Endpoint) -> bool:
         if self.is_running():
             return False
         self._cancel.clear()
+        self._running = True
         self._thread = threading.Thread(target=self._run, args=(folder, endpoint), name="api-batch", daemon=True)
         self._thread.start()
         return True

@@ -35,12 +35,20 @@ class ApiColumn(QObject):
         self._allowed: set[str] = set()  # base URLs the user agreed to send to in this session
         self._cancel = threading.Event()
         self._thread: threading.Thread | None = None
+        # Busy from send() until the reply's end reaches this (the window's) thread: the worker thread may still be
+        # alive when its last signal is handled, so its liveness cannot say.
+        self._busy = False
+        self.sig_finished.connect(self._done)  # connected first: runs before the page's handlers
+        self.sig_failed.connect(self._done)
+
+    def _done(self, *_) -> None:
+        self._busy = False
 
     def configured(self) -> bool:
         return self.endpoint is not None and self.endpoint.problem() is None
 
     def is_busy(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self._busy
 
     def set_endpoint(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint
@@ -63,6 +71,7 @@ class ApiColumn(QObject):
         if not self.configured() or self.is_busy() or not self.allowed():
             return False
         self._cancel.clear()
+        self._busy = True
         endpoint = self.endpoint
         self._thread = threading.Thread(target=self._run, args=(endpoint, messages, temperature, max_tokens),
                                         name="api-chat", daemon=True)

@@ -111,3 +111,25 @@ def test_the_api_model_dialog_keeps_the_key_in_the_keyring(qtbot, home):
     assert dialog.endpoint == Endpoint("https://api.openai.com/v1", "gpt-4o", 60.0)
     assert dialog.endpoint.key() == "sk-test-1234"
     assert "sk-test-1234" not in "".join(p.read_text() for p in home.rglob("*") if p.is_file())
+
+
+def test_the_page_is_free_again_when_the_reply_ends_even_if_its_thread_lingers(qtbot, page, monkeypatch):
+    """The worker thread is still alive when its last signal is handled; the page must not wait for it to exit."""
+    import time
+
+    from gui import api_column
+
+    def chat(endpoint, messages, on_token=None, **_):  # an answer at once: the timing is what is tested
+        on_token("Paris.")
+        return api_chat.Reply("Paris.", 10, 2, 0.01, 0.02, None, "stop")
+
+    monkeypatch.setattr(api_column.api_chat, "chat", chat)
+    run = api_column.ApiColumn._run
+    monkeypatch.setattr(api_column.ApiColumn, "_run", lambda self, *args: (run(self, *args), time.sleep(3)))
+    load(qtbot, page)
+    _use(page, Endpoint("http://127.0.0.1:9/v1", "m"))
+    page.input_edit.setPlainText("capital of France?")
+    page.send_button.click()
+    qtbot.waitUntil(lambda: "Paris." in page.api_pane.transcript.toPlainText(), timeout=10_000)
+    qtbot.waitUntil(page.send_button.isEnabled, timeout=2_000)  # before the thread's 3 s are over
+    assert page.api._thread.is_alive() and not page.api.is_busy()
