@@ -25,7 +25,7 @@ pytestmark = pytest.mark.slow
 
 # Losses of one process and of two ranks with the same global batch differ only by the order float32 sums are taken
 # in (the two ranks' gradients are averaged by an all-reduce): about 1e-7 relative, measured; 1e-5 leaves room for
-# another CPU's kernels and would still catch a rank training on other rows (differences of 1e-3 and more).
+# another CPU's kernels and still catches other rows (another data order differs by 1.2e-3 at step 1, measured).
 RELATIVE = 1e-5
 
 
