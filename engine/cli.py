@@ -53,6 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     _add_model_commands(commands)
     _add_data_commands(commands)
     _add_run_commands(commands)
+    _add_scale_commands(commands)
+    _add_api_commands(commands)
     return parser
 
 
@@ -112,45 +114,6 @@ def _add_run_commands(commands) -> None:
     train.add_argument("--json", action="store_true", help="protocol lines even on a terminal")
     train.set_defaults(handler=_cmd_train)
 
-    cluster = commands.add_parser("cluster", help="write a self-contained job folder that trains a run on a cluster "
-                                  "with torchrun (launch script, Slurm and SkyPilot templates)")
-    _add_config_options(cluster)
-    cluster.add_argument("--out", required=True, metavar="FOLDER", help="the job folder to write (new or empty)")
-    cluster.add_argument("--nodes", type=int, default=2, help="machines (default 2)")
-    cluster.add_argument("--gpus-per-node", type=int, default=8, help="GPUs on each machine (default 8)")
-    cluster.add_argument("--accelerator", default="A100", help="SkyPilot's GPU type for sky.yaml (default A100)")
-    cluster.add_argument("--json", action="store_true", help="the result as one JSON object")
-    cluster.set_defaults(handler=_cmd_cluster)
-
-    api = commands.add_parser("compare-api", help="add an OpenAI-compatible model's answers to a finished run's "
-                              "comparison (its validation prompts, scored with ROUGE-L); the key comes from the "
-                              "keyring or $LLAMADESK_API_KEY")
-    api.add_argument("run", help="a finished run with a comparison (folder or name)")
-    api.add_argument("--url", required=True, help="the API's base URL, e.g. https://api.openai.com/v1")
-    api.add_argument("--model", required=True, help="the model name, e.g. gpt-4o-mini")
-    api.add_argument("--max-tokens", type=int, default=256)
-    api.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for each answer")
-    api.add_argument("--yes", action="store_true", help="send to an endpoint off this computer without asking")
-    api.set_defaults(handler=_cmd_compare_api)
-
-    costs = commands.add_parser("costs", help="a run against the API: its dataset as OpenAI fine-tuning JSONL, the "
-                                "tokens, an API fine-tune's price and N requests a month, beside the run's time and "
-                                "energy (prices: the dated table, editable)")
-    costs.add_argument("run", help="a run (folder or name)")
-    costs.add_argument("--api-model", default="gpt-4o-mini", help="the API model to price (default gpt-4o-mini)")
-    costs.add_argument("--requests", type=int, default=10_000, help="requests a month to price (default 10,000)")
-    costs.add_argument("--jsonl", metavar="FILE", help="also write the dataset as OpenAI fine-tuning JSONL here")
-    costs.add_argument("--json", action="store_true", help="one machine-readable JSON object")
-    costs.set_defaults(handler=_cmd_costs)
-
-    # One rank of a multi-process run: started by the engine's launcher, or by torchrun from a cluster job folder.
-    rank = commands.add_parser("rank")
-    rank.add_argument("run_dir")
-    rank.add_argument("--resume", action="store_true")
-    rank.add_argument("--human", action="store_true", help="readable progress on stdout (a cluster job's log)")
-    rank.add_argument("--model-folder", help="load the base model from here (a cluster job's copy); the run's config "
-                      "keeps naming the model as it was chosen")
-    rank.set_defaults(handler=_cmd_rank)
 
     estimate = commands.add_parser("estimate", help="GPU memory a run needs, line by line, against this GPU")
     _add_config_options(estimate)
@@ -205,6 +168,52 @@ def _add_run_commands(commands) -> None:
     demo = commands.add_parser("demo", help="the offline demo: ask, fine-tune on the bundled sample, ask again")
     demo.add_argument("--epochs", type=float, help="passes over the sample (default 3)")
     demo.set_defaults(handler=_cmd_demo)
+
+
+def _add_scale_commands(commands) -> None:
+    """Beyond one process: a cluster job folder, and the rank command that the launcher and torchrun start."""
+    cluster = commands.add_parser("cluster", help="write a self-contained job folder that trains a run on a cluster "
+                                  "with torchrun (launch script, Slurm and SkyPilot templates)")
+    _add_config_options(cluster)
+    cluster.add_argument("--out", required=True, metavar="FOLDER", help="the job folder to write (new or empty)")
+    cluster.add_argument("--nodes", type=int, default=2, help="machines (default 2)")
+    cluster.add_argument("--gpus-per-node", type=int, default=8, help="GPUs on each machine (default 8)")
+    cluster.add_argument("--accelerator", default="A100", help="SkyPilot's GPU type for sky.yaml (default A100)")
+    cluster.add_argument("--json", action="store_true", help="the result as one JSON object")
+    cluster.set_defaults(handler=_cmd_cluster)
+
+    # One rank of a multi-process run: started by the engine's launcher, or by torchrun from a cluster job folder.
+    rank = commands.add_parser("rank")
+    rank.add_argument("run_dir")
+    rank.add_argument("--resume", action="store_true")
+    rank.add_argument("--human", action="store_true", help="readable progress on stdout (a cluster job's log)")
+    rank.add_argument("--model-folder", help="load the base model from here (a cluster job's copy); the run's config "
+                      "keeps naming the model as it was chosen")
+    rank.set_defaults(handler=_cmd_rank)
+
+
+def _add_api_commands(commands) -> None:
+    """An OpenAI-compatible model beside the fine-tune, and what each way costs."""
+    api = commands.add_parser("compare-api", help="add an OpenAI-compatible model's answers to a finished run's "
+                              "comparison (its validation prompts, scored with ROUGE-L); the key comes from the "
+                              "keyring or $LLAMADESK_API_KEY")
+    api.add_argument("run", help="a finished run with a comparison (folder or name)")
+    api.add_argument("--url", required=True, help="the API's base URL, e.g. https://api.openai.com/v1")
+    api.add_argument("--model", required=True, help="the model name, e.g. gpt-4o-mini")
+    api.add_argument("--max-tokens", type=int, default=256)
+    api.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for each answer")
+    api.add_argument("--yes", action="store_true", help="send to an endpoint off this computer without asking")
+    api.set_defaults(handler=_cmd_compare_api)
+
+    costs = commands.add_parser("costs", help="a run against the API: its dataset as OpenAI fine-tuning JSONL, the "
+                                "tokens, an API fine-tune's price and N requests a month, beside the run's time and "
+                                "energy (prices: the dated table, editable)")
+    costs.add_argument("run", help="a run (folder or name)")
+    costs.add_argument("--api-model", default="gpt-4o-mini", help="the API model to price (default gpt-4o-mini)")
+    costs.add_argument("--requests", type=int, default=10_000, help="requests a month to price (default 10,000)")
+    costs.add_argument("--jsonl", metavar="FILE", help="also write the dataset as OpenAI fine-tuning JSONL here")
+    costs.add_argument("--json", action="store_true", help="one machine-readable JSON object")
+    costs.set_defaults(handler=_cmd_costs)
 
 
 def _add_config_options(parser: argparse.ArgumentParser) -> None:
