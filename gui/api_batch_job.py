@@ -23,7 +23,6 @@ class ApiBatchJob(QObject):
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
         self._thread: threading.Thread | None = None
-        self._cancel = threading.Event()
         self._running = False  # until the end reaches the window's thread (the worker may outlive its last signal)
         self.sig_done.connect(self._ended)  # connected first: runs before the page's handlers
         self.sig_failed.connect(self._ended)
@@ -37,23 +36,14 @@ class ApiBatchJob(QObject):
     def start(self, folder: RunFolder, endpoint: Endpoint) -> bool:
         if self.is_running():
             return False
-        self._cancel.clear()
         self._running = True
         self._thread = threading.Thread(target=self._run, args=(folder, endpoint), name="api-batch", daemon=True)
         self._thread.start()
         return True
 
-    def cancel(self) -> None:
-        self._cancel.set()
-
-    def wait(self, timeout: float = 5.0) -> None:
-        if self._thread is not None:
-            self._thread.join(timeout)
-
     def _run(self, folder: RunFolder, endpoint: Endpoint) -> None:
         try:
-            result = api_compare.compare(folder, endpoint, progress=self.sig_progress.emit,
-                                         cancelled=self._cancel.is_set)
+            result = api_compare.compare(folder, endpoint, progress=self.sig_progress.emit)
         except UserError as exc:
             self.sig_failed.emit(exc.message + (f" — {exc.hint}" if exc.hint else ""))
             return

@@ -82,10 +82,6 @@ class ApiColumn(QObject):
     def stop(self) -> None:
         self._cancel.set()
 
-    def wait(self, timeout: float = 5.0) -> None:
-        if self._thread is not None:
-            self._thread.join(timeout)
-
     def _run(self, endpoint: Endpoint, messages, temperature, max_tokens) -> None:
         try:
             reply = api_chat.chat(endpoint, messages, temperature=temperature, max_tokens=max_tokens,

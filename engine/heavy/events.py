@@ -42,23 +42,22 @@ class Emitter:
         with self._lock:
             if self._events is not None:
                 self._events.write(line)
-            if self._out is not None:
-                try:
-                    self._out.write((_human(msg) if self.human else line) + "\n")
-                    self._out.flush()
-                except (BrokenPipeError, ValueError, OSError):
-                    # The client went away: keep training; events.jsonl still records everything.
-                    self._out = None
+            self._to_client(msg, line)
 
     def forward(self, msg: Any) -> None:
         """Pass on a message another process already recorded in the run folder (a rank's): to the client only."""
         with self._lock:
-            if self._out is not None:
-                try:
-                    self._out.write((_human(msg) if self.human else protocol.encode(msg)) + "\n")
-                    self._out.flush()
-                except (BrokenPipeError, ValueError, OSError):
-                    self._out = None
+            self._to_client(msg, protocol.encode(msg))
+
+    def _to_client(self, msg: Any, line: str) -> None:
+        if self._out is None:
+            return
+        try:
+            self._out.write((_human(msg) if self.human else line) + "\n")
+            self._out.flush()
+        except (BrokenPipeError, ValueError, OSError):
+            # The client went away: keep training; events.jsonl still records everything.
+            self._out = None
 
     def detach_if_client_gone(self) -> bool:
         """Called when stdin closes. If the reader of stdout is gone too (the app died), send fds 1 and 2 to the null

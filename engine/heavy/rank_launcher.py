@@ -94,22 +94,23 @@ def _rank_environment(config, folder: RunFolder) -> dict[str, str]:
         Path(stale).unlink(missing_ok=True)
     if devices.resolve_device(config.device) == "cuda":
         try:
-            cards = ranks.selected_gpus(config, gpu.probe())
+            reading = gpu.probe()
+            cards = ranks.selected_gpus(config, reading)
         except ranks.GpuSelectionError as exc:
             raise TrainingFailed("gpu", str(exc), "pick the GPUs again on the Train page, or fix distributed.gpus")
         env["CUDA_VISIBLE_DEVICES"] = ranks.visible_devices(cards)
-        env[distributed.STRATEGY] = _strategy(config)
+        env[distributed.STRATEGY] = _strategy(config, reading)
     else:
         env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // ranks.world_size(config))))
     return env
 
 
-def _strategy(config) -> str:
+def _strategy(config, reading: gpu.Probe) -> str:
     """DDP or FSDP: the config's choice, or for auto what the fit check chose for the selected GPUs."""
     if config.distributed.strategy != "auto":
         return config.distributed.strategy
     try:
-        return fit.check(config).strategy or "ddp"
+        return fit.check(config, probe=reading).strategy or "ddp"
     except ModelSourceError:  # no architecture facts to estimate with: each GPU holds the model
         return "ddp"
 

@@ -16,8 +16,7 @@ class CompareError(UserError):
     kind = "evaluation"
 
 
-def compare(folder: RunFolder, endpoint: Endpoint, *, max_tokens: int = 256, progress=lambda text: None,
-            cancelled=lambda: False) -> dict:
+def compare(folder: RunFolder, endpoint: Endpoint, *, max_tokens: int = 256, progress=lambda text: None) -> dict:
     """Ask the API model every compared prompt (greedy, as the local models answered them) and save its answers in
     evaluation.json. A failure part-way keeps the answers so far and says what stopped it."""
     result = folder.evaluation()
@@ -36,9 +35,6 @@ def compare(folder: RunFolder, endpoint: Endpoint, *, max_tokens: int = 256, pro
             entry.pop(key, None)
     started = time.monotonic()
     for index, entry in enumerate(answers, start=1):
-        if cancelled():
-            stopped = "cancelled"
-            break
         progress(f"{endpoint.model}: prompt {index} of {len(answers)}")
         try:
             reply = api_chat.chat(endpoint, [{"role": "user", "content": entry.get("question") or entry["prompt"]}],

@@ -8,14 +8,11 @@ CUDA_VISIBLE_DEVICES, so rank N trains on the Nth selected GPU whatever order CU
 
 from __future__ import annotations
 
-import os
 import sys
 
 from engine.light import gpu
 
 LOOPBACK = "127.0.0.1"
-# The environment variables of one rank, as torchrun sets them.
-RANK_VARIABLES = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE")
 
 
 class GpuSelectionError(ValueError):
@@ -27,11 +24,6 @@ def world_size(config) -> int:
     if config.device == "cpu":
         return config.distributed.cpu_processes
     return max(1, len(config.distributed.gpus))
-
-
-def in_rank() -> bool:
-    """Whether this process is one rank of a launched group (torchrun's variables are set)."""
-    return "WORLD_SIZE" in os.environ and "RANK" in os.environ
 
 
 def selected_gpus(config, probe: gpu.Probe) -> list[gpu.GpuInfo]:
