@@ -31,6 +31,46 @@ def version() -> str:
     return __version__
 
 
+def platform_lock() -> Path:
+    name = {"win32": "windows", "darwin": "macos"}.get(sys.platform, "linux")
+    return ROOT / "packaging" / "requirements" / f"engine-{name}.txt"
+
+
+def _pins(lock: Path) -> dict[str, str]:
+    """``name==version`` lines of a uv lock (hash and comment lines skipped), by normalised name."""
+    pins = {}
+    for line in lock.read_text(encoding="utf-8").splitlines():
+        line = line.split("#", 1)[0].strip().rstrip("\\").strip()
+        if "==" in line and not line.startswith("--"):
+            name, version_ = line.split(";", 1)[0].split("==", 1)
+            pins[_normal(name)] = version_.strip()
+    return pins
+
+
+def _normal(name: str) -> str:
+    return name.strip().lower().replace("_", "-").replace(".", "-")
+
+
+def lock_differences(lock: Path) -> list[str]:
+    """How this environment differs from the lock: each locked library missing here or at another version."""
+    from importlib import metadata
+
+    installed = {_normal(d.metadata["Name"]): d.version for d in metadata.distributions() if d.metadata["Name"]}
+    return [f"{name}: the lock has {pinned}, this environment {installed.get(name, 'lacks it')}"
+            for name, pinned in sorted(_pins(lock).items()) if installed.get(name) != pinned]
+
+
+def check_environment(lock: Path) -> None:
+    """The offline edition carries this environment's engine libraries: they must be the locked, tested ones."""
+    differences = lock_differences(lock)
+    shown = lock.relative_to(ROOT) if lock.is_relative_to(ROOT) else lock
+    if differences:
+        raise SystemExit(
+            f"refusing to build the offline edition: this environment differs from {shown}, whose "
+            f"versions the test suite passes with:\n  " + "\n  ".join(differences) + "\ninstall the lock first: "
+            f"pip install --no-deps --require-hashes -r {shown}")
+
+
 def prepare_setup(variant: str) -> None:
     """build/engine-setup: the engine wheel, the uv binary and the lock files (thin), or the bundled-engine marker."""
     shutil.rmtree(SETUP, ignore_errors=True)
@@ -99,6 +139,8 @@ def compressed_bytes(folder: Path) -> int:
 
 def build_bundle(variant: str, *, measure: bool = True) -> Path:
     started = time.monotonic()
+    if variant == "full":
+        check_environment(platform_lock())
     prepare_setup(variant)
     render_icons()
     windows_version_info()
