@@ -1,2 +1,7 @@
 """What runs only in the engine process: data tokenization, model download and preparation, training,
 generation and chat. Imports torch and the Hugging Face libraries freely; the GUI never imports it."""
+
+from engine.heavy import hub_kernels
+
+# Before any module here imports transformers or bitsandbytes: nothing is fetched from the hub and run unasked.
+hub_kernels.switch_off()
