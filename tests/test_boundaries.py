@@ -3,7 +3,8 @@
 - ``engine.light`` imports no ML library, no Qt and nothing from ``engine.heavy``: the GUI may import all of it;
 - ``gui`` imports from the engine only ``engine.light`` (at any depth of a module), and a built window has loaded no
   ML library;
-- ``engine`` (light, heavy and the command line) never imports Qt, and ``--help`` and ``models`` load no torch.
+- ``engine`` (light, heavy and the command line) never imports Qt, and ``--help`` and ``models`` load no torch;
+- the command line (``engine/cli/``) imports ``engine.heavy`` and the ML libraries only inside its commands.
 
 The static checks read every import statement, those inside functions too; the runtime checks import in a fresh
 interpreter and look at what got loaded.
@@ -73,6 +74,17 @@ def test_every_light_module_imports_without_loading_a_heavy_library():
                      if p.stem != "__init__")
     loaded = _loaded_after("import " + ", ".join(modules))
     assert not loaded & set(HEAVY + QT), loaded & set(HEAVY + QT)
+
+
+def test_the_command_line_imports_heavy_modules_only_inside_its_commands():
+    offenders = []
+    for path in sorted((REPO / "engine" / "cli").rglob("*.py")):
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:  # module level only: not inside functions
+            names = ([alias.name for alias in node.names] if isinstance(node, ast.Import) else
+                     [node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
+            offenders += [f"{path.relative_to(REPO)}: {name}" for name in names
+                          if _top(name) in HEAVY or name.startswith("engine.heavy")]
+    assert offenders == []
 
 
 def test_engine_help_and_models_do_not_load_torch():

@@ -37,14 +37,9 @@ def setting_differences(configs: list[dict]) -> list[tuple[str, list]]:
 
 
 def curves(folder: RunFolder) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
-    """(train loss points, eval loss points) from the run's metrics."""
-    train, evaluation = [], []
-    for row in folder.metrics():
-        if row.get("loss") is not None and "step" in row:
-            train.append((row["step"], row["loss"]))
-        if row.get("eval_loss") is not None and "step" in row:
-            evaluation.append((row["step"], row["eval_loss"]))
-    return train, evaluation
+    """(train loss points, eval loss points): the run folder's own reader, so a comparison draws what the Train page
+    draws."""
+    return folder.loss_points()
 
 
 def evaluation_numbers(folders: list[RunFolder]) -> list[tuple[str, list]]:

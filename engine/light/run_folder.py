@@ -205,9 +205,12 @@ class RunFolder:
         return read_jsonl(self.metrics_file)
 
     def loss_points(self) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
-        """(train loss points, eval loss points) for the loss curve."""
+        """(train loss points, eval loss points) as (step, loss): the one reader of the loss curves, for the Train
+        page's chart and the Runs page's comparison. A line without a step has no place on the curve."""
         train, evaluation = [], []
         for record in self.metrics():
+            if not isinstance(record, dict) or "step" not in record:
+                continue
             if record.get("loss") is not None:
                 train.append((record["step"], record["loss"]))
             if record.get("eval_loss") is not None:
