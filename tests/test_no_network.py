@@ -4,6 +4,7 @@ connection (tests/network_audit.py). Hub kernels are off: no kernel code is fetc
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -68,28 +69,32 @@ def test_training_chat_and_export_make_no_network_connection(home, tiny_model, s
 
 
 def test_hub_kernels_are_off_in_the_engine_unless_the_user_turns_them_on(tmp_path):
-    """transformers' switch is off, and a ``kernels`` package (here a stand-in that writes down every fetch) is never
-    asked for a kernel, not even by bitsandbytes' CPU backend, which asks on import when the package is installed."""
-    stand_in = tmp_path / "site" / "kernels"
-    stand_in.mkdir(parents=True)
+    """transformers' switch is off, and the ``kernels`` package is never asked for a kernel, not even by bitsandbytes'
+    CPU backend, which asks on import whenever the package is installed. Where ``kernels`` is not installed (the
+    tested releases do not need it) a stand-in package takes its place; either way every fetch is written down."""
     fetched = tmp_path / "fetched.txt"
-    (stand_in / "__init__.py").write_text(textwrap.dedent(f"""
-        def get_kernel(repo_id, *args, **kwargs):
+    site = tmp_path / "site"
+    if importlib.util.find_spec("kernels") is None:
+        (site / "kernels").mkdir(parents=True)
+        (site / "kernels" / "__init__.py").write_text("def get_kernel(repo_id, *args, **kwargs):\n"
+                                                      "    raise RuntimeError('no hub here')\n")
+    check = textwrap.dedent(f"""
+        import os, sys
+        import kernels
+        def record(repo_id, *args, **kwargs):  # in place before anything asks: every fetch is written down
             with open({str(fetched)!r}, "a") as out:
                 out.write(repo_id + "\\n")
             raise RuntimeError("no hub here")
-    """))
-    check = textwrap.dedent("""
-        import os, sys
+        kernels.get_kernel = record
         if sys.argv[1] == "engine":
             import engine.heavy
         import bitsandbytes
-        from transformers.integrations import hub_kernels
-        print(hub_kernels._TRANSFORMERS_USE_HUB_KERNELS)  # what transformers read when it loaded
+        import transformers.integrations.hub_kernels
+        print(os.environ.get("USE_HUB_KERNELS", "YES"))  # transformers' switch, and its default
     """)
 
     def run(side: str, **extra) -> str:
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(stand_in.parent), str(REPO)]), **extra)
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(site), str(REPO)]), **extra)
         env.pop("USE_HUB_KERNELS", None)
         fetched.unlink(missing_ok=True)
         out = subprocess.run([sys.executable, "-c", check, side], env=env, capture_output=True, text=True,
