@@ -1,5 +1,6 @@
-"""The Export dialog: a finished run to a merged model, GGUF, Ollama or its adapter, with the disk space it needs, the
-engine's progress, a cancel, and the verification report at the end (``ExportJob`` runs the engine)."""
+"""The Export dialog: a finished run to a merged model, GGUF, Ollama or its adapter, with the disk space it needs and
+what is in the chosen folder (a folder of someone else's files is refused), the engine's progress, a cancel, and the
+verification report at the end (``ExportJob`` runs the engine)."""
 
 from __future__ import annotations
 
@@ -22,8 +23,17 @@ from PySide6.QtWidgets import (
 )
 
 from engine.light import disk, export_report, fit, protocol
-from engine.light.errors import ModelSourceError
-from engine.light.export_options import FORMATS, MERGE_INTO, QUANTS, ExportOptions, needed_bytes
+from engine.light.errors import ModelSourceError, UserError
+from engine.light.export_options import (
+    FORMATS,
+    MERGE_INTO,
+    QUANTS,
+    ExportOptions,
+    earlier_export,
+    holds_our_export,
+    needed_bytes,
+    target_refusal,
+)
 from engine.light.run_folder import RunSummary
 from engine.light.units import format_duration
 from gui.export_job import ExportJob
@@ -51,6 +61,7 @@ class ExportDialog(QDialog):
         self._quantized = run.config.get("quantization") == "nf4"
         self._parameters = _parameters(run.model)
         self._stages_seen: list[str] = []
+        self._started: ExportOptions | None = None
         layout = QVBoxLayout(self)
         layout.addLayout(self._build_form())
         layout.addWidget(self._build_progress())
@@ -171,13 +182,18 @@ class ExportDialog(QDialog):
             self.disk_label.setText("Choose a folder for the export.")
             self.export_button.setEnabled(False)
             return
+        refusal = target_refusal(options.out, options.default_name(self.run.name))
+        if refusal is not None:
+            self.disk_label.setText(_refusal_text(refusal))
+            self.disk_label.setStyleSheet("color: #b00020;")
+            self.export_button.setEnabled(False)
+            return
         adapter = sum(p.stat().st_size for p in self.run.folder.adapter_dir.rglob("*") if p.is_file())
         need = needed_bytes(self._parameters or 0, options, adapter)
         free = disk.free_bytes(options.out.parent)
-        exists = " The folder exists: the export replaces what is in it." if options.out.exists() else ""
         known = "" if self._parameters or options.format == "adapter" else " (the base model's size is unknown here)"
         self.disk_label.setText(f"Needs about {disk.size(need)} while it runs{known}; {disk.size(free)} is free "
-                                f"there.{exists}")
+                                f"there.{_earlier_text(options.out)}")
         short = free < need
         self.disk_label.setStyleSheet("color: #b00020;" if short else "")
         self.export_button.setEnabled(not short and not self.job.is_running())
@@ -188,6 +204,7 @@ class ExportDialog(QDialog):
         if options.out is None or self.job.is_running():
             return
         self._stages_seen = []
+        self._started = options
         self.report.clear()
         self._result = None
         for widget in (self.open_button, self.copy_button):
@@ -233,13 +250,15 @@ class ExportDialog(QDialog):
         self._result = msg
         self.report.setPlainText(export_report.summary(msg))
         self._set_status("Done and verified: it answers like the fine-tune." if msg.passed else
-                         "Written, but it does NOT answer like the fine-tune: see the report.")
+                         export_report.outcome(msg) + " The report below shows how its answers differ.")
         self.status_label.setStyleSheet("" if msg.passed else "color: #b00020;")
         self.open_button.show()
-        self.copy_button.setVisible(msg.format != "adapter")
+        self.copy_button.setVisible(msg.passed and msg.format != "adapter")
 
     def _on_failed(self, text: str) -> None:
-        self._set_status(f"The export failed: {text}")
+        out = self._started.out if self._started is not None else None
+        unchanged = f"\nYour earlier export at {out} is unchanged." if out and holds_our_export(out) else ""
+        self._set_status(f"The export failed: {text}{unchanged}")
         self.status_label.setStyleSheet("color: #b00020;")
 
     def _on_ended(self) -> None:
@@ -267,6 +286,21 @@ class ExportDialog(QDialog):
             self.job.cancel()
             self.job.wait(ExportJob.CANCEL_GRACE_MS + 5000)
         super().closeEvent(event)
+
+
+def _refusal_text(refusal: UserError) -> str:
+    """'<folder>: <what>.' and what to do, as a sentence of its own."""
+    return f"{refusal.where}: {refusal.message}.\n{refusal.hint[:1].upper()}{refusal.hint[1:]}."
+
+
+def _earlier_text(out: Path) -> str:
+    earlier = earlier_export(out)
+    if earlier is None:
+        return ""
+    if earlier == out:
+        return " An earlier export is there: the new one replaces it only once it is verified."
+    return (f" The earlier export was set aside as {earlier.name} by an export that was interrupted: the next export "
+            "puts it back first, and replaces it only once the new one is verified.")
 
 
 def _combo(choices: dict[str, str], name: str) -> QComboBox:

@@ -313,7 +313,7 @@ def test_a_sentencepiece_llama_2_with_its_own_head_converts_exactly(tmp_path):
 @pytest.mark.slow
 def test_a_conversion_that_breaks_the_model_fails_verification(qlora_run, tmp_path, monkeypatch):
     """Without the query/key reordering llama.cpp's rotary layout needs, the file is well-formed and wrong: the
-    verification catches it and the export is not reported as done."""
+    verification catches it, and the export is neither reported as done nor put under the export folder's name."""
     from engine.heavy.export import gguf_file
 
     monkeypatch.setattr(gguf_file, "_interleave_halves", lambda weight, heads: weight)
@@ -322,7 +322,10 @@ def test_a_conversion_that_breaks_the_model_fails_verification(qlora_run, tmp_pa
     assert code == 1 and not report["passed"] and report["merged"]["passed"]
     answers = report["gguf"]["answers"]
     assert not answers["passed"] and answers["clear_top1_agreement"] < 0.9, answers
-    assert events.messages[-1] == protocol.State("failed", "the export does not answer like the fine-tune")
+    failed = tmp_path / "broken.failed"
+    assert events.messages[-1] == protocol.State(
+        "failed", f"Verification failed; the files are kept in {failed}; nothing was written to {tmp_path / 'broken'}.")
+    assert not (tmp_path / "broken").exists() and (failed / report["gguf"]["file"]).is_file()
 
 
 # ---- interruptions -----------------------------------------------------------------------------------------------

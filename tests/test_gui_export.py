@@ -1,9 +1,10 @@
-"""The Export dialog, from the Runs and Chat pages, driving the real engine: choices, disk sizing, progress, cancel,
-the report, and failures shown as messages."""
+"""The Export dialog, from the Runs and Chat pages, driving the real engine: choices, disk sizing, the folder's
+contents, progress, cancel, the report, and failures shown as messages."""
 
 from __future__ import annotations
 
 import shutil
+import sys
 from collections import namedtuple
 
 import pytest
@@ -26,12 +27,25 @@ def finished_run(home, tiny_model, small_dataset):
     return RunFolder(home / "runs" / "tuned").summary()
 
 
-def _dialog(qtbot, run, home):
+def _dialog(qtbot, run, home, engine_command=None):
     from gui.export_dialog import ExportDialog
 
-    dialog = ExportDialog(run, home=str(home))
+    dialog = ExportDialog(run, home=str(home), engine_command=engine_command)
     qtbot.addWidget(dialog)
     return dialog
+
+
+def _type_folder(dialog, folder) -> None:
+    dialog.folder_edit.setText(str(folder))
+    dialog.folder_edit.textEdited.emit(str(folder))
+
+
+def _export_adapter(run, folder) -> None:
+    from engine.heavy.export import job
+    from engine.light.export_options import ExportOptions
+
+    assert job.run(run.folder, ExportOptions("adapter", out=folder), emitter=Emitter(None), control=Control(),
+                   device="cpu") == 0
 
 
 def test_the_dialog_offers_what_the_run_allows_and_sizes_the_export(qtbot, finished_run, home, monkeypatch):
@@ -93,14 +107,18 @@ def test_the_chat_page_opens_the_export_of_the_run_it_shows(qtbot, finished_run,
 
 
 def test_a_failing_export_shows_what_and_where(qtbot, finished_run, home):
+    earlier = home / "exports" / "tuned-adapter"
+    _export_adapter(finished_run, earlier)
     config = yaml.safe_load(finished_run.folder.config_file.read_text(encoding="utf-8"))
     config["model"] = str(home / "gone")
     finished_run.folder.config_file.write_text(yaml.safe_dump(config), encoding="utf-8")
     dialog = _dialog(qtbot, RunFolder(finished_run.folder.path).summary(), home)
+    dialog.format_combo.setCurrentIndex(dialog.format_combo.findData("adapter"))
     with qtbot.waitSignal(dialog.job.sig_ended, timeout=120_000):
         dialog.export_button.click()
     text = dialog.status_label.text()
     assert text.startswith("The export failed: ") and "the base model is not available" in text and "gone" in text
+    assert text.endswith(f"\nYour earlier export at {earlier} is unchanged.")
     assert not dialog.report.toPlainText() and dialog.export_button.isEnabled()
 
 
@@ -124,3 +142,45 @@ def test_a_gguf_export_shows_its_progress_and_can_be_cancelled(qtbot, finished_r
     assert dialog.status_label.text() == "Cancelled: nothing was written."
     assert not (home / "exports" / "tuned-ollama-q4_k_m").exists()
     assert not (home / "exports" / "tuned-ollama-q4_k_m.partial").exists()
+
+
+def test_a_folder_of_someone_elses_files_is_refused_before_the_export_starts(qtbot, finished_run, home, tmp_path):
+    dialog = _dialog(qtbot, finished_run, home)
+    dialog.format_combo.setCurrentIndex(dialog.format_combo.findData("adapter"))
+    models = tmp_path / "Models"
+    (models / "old-model").mkdir(parents=True)
+    (models / "notes.txt").write_text("mine\n", encoding="utf-8")
+    _type_folder(dialog, models)
+    assert dialog.disk_label.text() == (
+        f"{models}: this folder holds files LlamaDesk did not write (notes.txt, old-model); an export is never "
+        f"written over them.\nChoose an empty or new folder, or a sub-folder (for example {models / 'tuned-adapter'}).")
+    assert not dialog.export_button.isEnabled()
+
+    _type_folder(dialog, models / "tuned-adapter")
+    assert dialog.export_button.isEnabled() and "earlier export" not in dialog.disk_label.text()
+    _export_adapter(finished_run, models / "tuned-adapter")
+    dialog._update_disk()
+    assert "An earlier export is there: the new one replaces it only once it is verified." in dialog.disk_label.text()
+    assert dialog.export_button.isEnabled()
+
+
+@pytest.mark.slow
+def test_a_failed_verification_says_where_the_files_are_and_that_the_earlier_export_is_unchanged(
+        qtbot, finished_run, home):
+    """The real engine, its merged weights damaged after saving (see tests/test_export_safety.py), over an
+    earlier export."""
+    from tests.test_export_safety import DAMAGED_MERGED_WEIGHTS
+
+    folder = home / "exports" / "mine"
+    _export_adapter(finished_run, folder)
+    dialog = _dialog(qtbot, finished_run, home, engine_command=[sys.executable, "-c", DAMAGED_MERGED_WEIGHTS])
+    dialog.format_combo.setCurrentIndex(dialog.format_combo.findData("merged"))
+    _type_folder(dialog, folder)
+    with qtbot.waitSignal(dialog.job.sig_ended, timeout=180_000):
+        dialog.export_button.click()
+    assert dialog.status_label.text() == (
+        f"Verification failed; the files are kept in {folder}.failed; your earlier export at {folder} is unchanged. "
+        "The report below shows how its answers differ.")
+    assert dialog.report.toPlainText().startswith("Verification failed; ") and "FAILS" in dialog.report.toPlainText()
+    assert not dialog.open_button.isHidden() and dialog.copy_button.isHidden(), "no command to run a failed one"
+    assert (folder / "adapter_config.json").is_file() and (folder.parent / "mine.failed" / "config.json").is_file()

@@ -24,7 +24,7 @@ def add_commands(commands) -> None:
                         help="a 4-bit run's adapter merged into: "
                         + "; ".join(f"{k}: {v}" for k, v in MERGE_INTO.items()))
     export.add_argument("--system", default="", help="Ollama: the Modelfile's system prompt")
-    export.add_argument("--out", type=Path, help="the export folder (default: <home>/exports/<run>-<format>)")
+    export.add_argument("--out", type=Path, help="the export folder: new, empty, or an earlier export to replace (default: <home>/exports/<run>-<format>)")
     export.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"))
     export.add_argument("--json", action="store_true", help="protocol lines even on a terminal")
     export.set_defaults(handler=_export)

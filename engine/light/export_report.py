@@ -1,5 +1,6 @@
-"""An export's report in plain words, for the terminal and the Export dialog: where it is, how closely each part
-answers like the fine-tune (and what that was required to be), and how to run it."""
+"""An export's report in plain words, for the terminal and the Export dialog: where it is (or, when it failed its
+verification, where its files are kept and what became of an earlier export), how closely each part answers like the
+fine-tune (and what that was required to be), and how to run it."""
 
 from __future__ import annotations
 
@@ -9,9 +10,21 @@ from pathlib import Path
 from engine.light import protocol
 
 
+def outcome(done: protocol.ExportFinished) -> str:
+    """What became of the export, in one sentence."""
+    where = done.verification.get("outcome", {})
+    folder, earlier = where.get("export_folder", done.folder), where.get("earlier_export")
+    if done.passed:
+        return f"Verified: {done.format} export in {folder}" + (
+            " (it replaced the earlier export there)" if earlier == "replaced" else "")
+    after = {"unchanged": f"your earlier export at {folder} is unchanged",
+             "none": f"nothing was written to {folder}"}.get(earlier)
+    return f"Verification failed; the files are kept in {where.get('files_in', done.folder)}" + (
+        f"; {after}." if after else ".")
+
+
 def summary(done: protocol.ExportFinished) -> str:
-    lines = [f"{'Verified' if done.passed else 'NOT verified'}: {done.format} export in {done.folder}",
-             f"Files: {', '.join(done.files)}"]
+    lines = [outcome(done), f"Files: {', '.join(done.files)}"]
     report = done.verification
     if "merged" in report:
         lines.append(_answers("Merged model", report["merged"]))
@@ -34,7 +47,8 @@ def summary(done: protocol.ExportFinished) -> str:
         lines.append(f"Ollama template: the {ollama['family']} family; stops at {', '.join(ollama['stops'])}")
     if report.get("seconds"):
         lines.append(f"Took {sum(report['seconds'].values()):.0f} s.")
-    lines += ["", "How to run it:", *how_to_run(done)]
+    if done.passed:  # a failed one is kept to be looked into, not run
+        lines += ["", "How to run it:", *how_to_run(done)]
     return "\n".join(lines)
 
 

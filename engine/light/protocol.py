@@ -178,7 +178,8 @@ class TimeEstimate:
 
 @message("export_finished")
 class ExportFinished:
-    """The export folder, the files in it, and its verification report (also saved as verification.json)."""
+    """The export folder (``<folder>.failed`` when verification failed), the files in it, and its verification report
+    (also saved as verification.json)."""
 
     folder: str
     format: str

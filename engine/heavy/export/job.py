@@ -1,9 +1,12 @@
 """``llamadesk-engine export RUN``, top to bottom: check → the fine-tune's reference answers → merge → convert →
 verify → publish.
 
-Everything is written into ``<folder>.partial`` and renamed to the export folder only when complete and verified, so
-a cancel, a kill or a full disk never leaves a partial file that looks complete; a rerun removes the leftover and
-starts over. Progress and the report go to the client as protocol events; verification.json stays in the folder.
+A folder holding files LlamaDesk did not write is refused before anything is written. Everything is written into
+``<folder>.partial`` and takes the export folder's name only when complete and verified (``publish``: an earlier
+export is swapped out, never deleted first); one that fails verification is kept as ``<folder>.failed`` instead. So a
+cancel, a kill or a full disk never leaves a partial file that looks complete, nor loses an earlier export; a rerun
+removes the leftover and starts over. Progress and the report go to the client as protocol events; verification.json
+stays in the folder and marks it as an export.
 """
 
 from __future__ import annotations
@@ -19,12 +22,23 @@ from engine.heavy import device as devices
 from engine.heavy.control import Control
 from engine.heavy.end_of_turn import end_of_turn_tokens
 from engine.heavy.events import Emitter
-from engine.heavy.export import gguf_file, merge, ollama, verify
+from engine.heavy.export import gguf_file, merge, ollama, publish, verify
 from engine.heavy.generation import Generator
 from engine.heavy.models.resolve import model_folder
-from engine.light import disk, protocol
+from engine.light import disk, export_report, protocol
 from engine.light.errors import ModelSourceError, UserError
-from engine.light.export_options import MERGE_INTO, ExportOptions, needed_bytes, parameter_count
+from engine.light.export_options import (
+    BUILDING,
+    MERGE_INTO,
+    REPORT,
+    ExportOptions,
+    failed_folder,
+    holds_our_export,
+    needed_bytes,
+    parameter_count,
+    partial_folder,
+    target_refusal,
+)
 from engine.light.run_folder import RunFolder
 
 log = logging.getLogger("engine.export")
@@ -75,49 +89,75 @@ def run(folder: RunFolder, options: ExportOptions, *, emitter: Emitter, control:
                            hint="finish or resume the run first (a stopped run can be resumed from the Runs page)",
                            kind="no_adapter")
     config = folder.load_config()
-    target = options.folder_for(folder.name)
-    partial = target.with_name(target.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)  # what an earlier, interrupted export left: start over
+    target = _claim(options, folder.name)
+    partial = partial_folder(target)
     steps = _Steps(emitter, control)
     emitter.emit(protocol.State("exporting", f"{options.format} of {folder.name}"))
     try:
         report = _export(folder, config, options, partial, steps, devices.resolve_device(device))
         steps.stage("publishing")
         report["seconds"] = steps.seconds
-        (partial / "verification.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
-        if target.exists():
-            shutil.rmtree(target)
-        partial.rename(target)
+        kept = _publish(partial, target, report)
     except gguf_file.Cancelled:
-        shutil.rmtree(partial, ignore_errors=True)
+        publish.discard_build(partial)
         emitter.emit(protocol.State("cancelled", "nothing was written"))
         return 1
     except Exception as exc:
-        shutil.rmtree(partial, ignore_errors=True)
+        publish.discard_build(partial)
         if _disk_full(exc):
             raise ExportFailed(f"the disk filled up while writing the export ({exc})", where=str(target),
                                hint="free disk space, or choose a folder on a larger disk; nothing was kept",
                                kind="disk_full") from None
         raise
     except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
+        publish.discard_build(partial)
         raise
-    files = sorted(p.name for p in target.iterdir())
-    emitter.emit(protocol.ExportFinished(str(target), options.format, files, report, report["passed"]))
-    emitter.emit(protocol.State("finished" if report["passed"] else "failed",
-                                "verified" if report["passed"] else "the export does not answer like the fine-tune"))
-    return 0 if report["passed"] else 1
+    done = protocol.ExportFinished(str(kept), options.format, sorted(p.name for p in kept.iterdir()), report,
+                                   report["passed"])
+    emitter.emit(done)
+    emitter.emit(protocol.State("finished", "verified") if done.passed else
+                 protocol.State("failed", export_report.outcome(done)))
+    return 0 if done.passed else 1
+
+
+def _claim(options: ExportOptions, run_name: str) -> Path:
+    """The export folder, once what an interrupted export left there is undone; refused (nothing touched) when it, or
+    a sibling the export would replace, holds files LlamaDesk did not write."""
+    target = options.folder_for(run_name)
+    if target.is_symlink():  # a swap renames the link, not the folder: work on the folder it names
+        target = target.resolve()
+    for folder in (target, failed_folder(target)):
+        publish.recover(folder)
+    refusal = target_refusal(target, suggestion=options.default_name(run_name))
+    if refusal is not None:
+        raise refusal
+    return target
+
+
+def _publish(build: Path, target: Path, report: dict) -> Path:
+    """Writes the report that marks ``build`` as an export, then moves it to the export folder when verified, or to
+    ``<folder>.failed`` beside an earlier export it leaves in place; returns where its files are."""
+    kept = target if report["passed"] else failed_folder(target)
+    earlier = holds_our_export(target)
+    report["files"] = sorted(p.name for p in build.iterdir() if p.name != BUILDING)
+    report["outcome"] = {"export_folder": str(target), "files_in": str(kept), "earlier_export": (
+        ("replaced" if report["passed"] else "unchanged") if earlier else "none")}
+    (build / REPORT).write_text(json.dumps(report, indent=2), encoding="utf-8")
+    (build / BUILDING).unlink()
+    publish.publish(build, kept)
+    return kept
 
 
 def _export(folder: RunFolder, config, options: ExportOptions, partial: Path, steps: _Steps, device: str) -> dict:
     steps.stage("checking", "the base model, the architecture and the disk")
     base = _base_model(config)
     _check_disk(base, options, folder, partial)
-    partial.mkdir(parents=True)
+    partial.mkdir(parents=True, exist_ok=True)  # absent, or empty (target_refusal)
+    (partial / BUILDING).touch()  # from now on the folder is recognised as ours, to be removed if left behind
     report = {"run": folder.name, "format": options.format, "base_model": config.model, "passed": True}
     if options.format == "adapter":
         shutil.copytree(folder.adapter_dir, partial, dirs_exist_ok=True)
-        report["adapter"] = {"files": sorted(p.name for p in partial.iterdir())}
+        report["adapter"] = {"files": sorted(p.name for p in partial.iterdir() if p.name != BUILDING)}
         return report
 
     # The merged model is checked against the adapter on the weights it was merged into: a 4-bit run's dequantized
