@@ -1,7 +1,9 @@
 """Several GPUs for real: the same QLoRA run with DDP and with FSDP (``distributed.strategy``) on every visible GPU,
 through the engine's own launcher (``llamadesk-engine train`` with ``distributed.gpus``): seconds per step, tokens/s,
-the largest GPU's peak memory and the final loss, next to the estimator's per-GPU figure. Needs two or more CUDA
-GPUs; ``--cpu-smoke`` runs the DDP path on two CPU processes with a tiny model to check the script itself.
+the largest GPU's peak memory and the final loss, next to the estimator's per-GPU figure; and what each saved: the
+files of the mid-run checkpoint (FSDP's are sharded, one part per rank) and the adapter's tensors (whole with either).
+Needs two or more CUDA GPUs; ``--cpu-smoke`` runs the DDP path on two CPU processes with a tiny model to check the
+script itself.
 
     python bench/multi_gpu.py --tokenizer .gpu-tokenizer --model llama-3.1-8b
 """
@@ -55,7 +57,7 @@ def main() -> None:
                   "device": "cpu" if args.cpu_smoke else "cuda",
                   "data": {"cutoff": args.seq, "packing": True, "validation_share": 0.0},
                   "train": {"max_steps": args.steps, "micro_batch": args.micro_batch, "grad_accum": 1,
-                            "save_steps": 10_000, "compare_base": False},
+                            "save_steps": max(1, args.steps // 2), "compare_base": False},
                   "distributed": {"strategy": strategy, "gpus": [] if args.cpu_smoke else
                                   [str(i) for i in range(gpus)], "cpu_processes": 2}}
         config = run_config.from_mapping(values)
@@ -80,6 +82,7 @@ def main() -> None:
             "peak_allocated_bytes_largest_gpu": max((m.allocated_peak_bytes for m in memory), default=None),
             "estimate_per_gpu_bytes": estimate,
             "final_loss": progress[-1].loss if progress else None,
+            **_saved(work / "home" / "runs" / f"multi-{strategy}"),
             "stderr_tail": done.stderr[-1500:] if done.returncode else "",
         })
     device = "cpu" if args.cpu_smoke else torch.cuda.get_device_name(0)
@@ -94,6 +97,22 @@ def main() -> None:
     from gpu_check import save_result  # bench/ is this script's folder on sys.path
 
     save_result(f"multi_gpu-{result['date']}-{gpus}x-{device}", text)
+
+
+def _saved(run: Path) -> dict:
+    """The first checkpoint's files (folders with a trailing slash) and the adapter's tensor count."""
+    checkpoints = sorted((run / "checkpoints").glob("step-*"), key=lambda p: int(p.name.split("-")[1]))
+    first = checkpoints[0] if checkpoints else None
+    adapter = run / "adapter" / "adapter_model.safetensors"
+    tensors = None
+    if adapter.is_file():
+        from safetensors import safe_open
+
+        with safe_open(str(adapter), framework="pt") as opened:
+            tensors = len(list(opened.keys()))
+    return {"checkpoint": first.name if first else None,
+            "checkpoint_files": sorted(p.name + ("/" if p.is_dir() else "") for p in first.iterdir()) if first else [],
+            "adapter_tensors": tensors}
 
 
 if __name__ == "__main__":

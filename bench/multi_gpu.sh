@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The multi-GPU session (see bench/README.md): DDP and FSDP QLoRA on every GPU of a machine with two or more; results
-# under bench/results/. The FSDP path is unverified until this has run.
+# under bench/results/. The FSDP path is unverified until this has run. In the result, FSDP's checkpoint_files
+# should show sharded state (pytorch_model_fsdp_0/, optimizer_0/) and its adapter_tensors equal DDP's (gathered whole).
 set -euo pipefail
 source "$(dirname "$0")/device_setup.sh"
 nvidia-smi --query-gpu=index,name,pci.bus_id,memory.total --format=csv

@@ -1,10 +1,12 @@
 """Several training processes (ranks) on a 2-core CPU: two gloo ranks train a tiny random-weight LLaMA in 4-bit, as two
 GPUs would with NCCL. The engine launches them with torchrun's machinery, rank 0 alone speaks and writes the run
-folder, and pause, resume and a killed rank behave as in a single process."""
+folder, and pause, resume and a killed rank behave as in a single process. FSDP needs CUDA GPUs: here only what comes
+before it starts is checked."""
 
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import shutil
 import signal
@@ -12,16 +14,16 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import psutil
 import pytest
 import yaml
 
+from engine.light import config as run_config
 from engine.light import protocol, ranks
 from engine.light.run_folder import RunFolder
 from tests.engine_driver import EngineProcess, of_type, state
-
-pytestmark = pytest.mark.slow
 
 # Losses of one process and of two ranks with the same global batch differ only by the order float32 sums are taken
 # in (the two ranks' gradients are averaged by an all-reduce): about 1e-7 relative, measured; 1e-5 leaves room for
@@ -70,6 +72,7 @@ def _same_curve(reference: dict[int, float], losses: dict[int, float]) -> None:
         assert losses[step] == pytest.approx(reference[step], rel=RELATIVE), step
 
 
+@pytest.mark.slow
 def test_two_ranks_train_as_one_process_with_the_same_global_batch(home, tiny_model, small_dataset, one_process):
     two = EngineProcess(home, "train", "--json", *_settings(tiny_model, small_dataset, micro_batch=2),
                         "--set", "distributed.cpu_processes=2", "--set", "run_name=two")
@@ -94,6 +97,7 @@ def test_two_ranks_train_as_one_process_with_the_same_global_batch(home, tiny_mo
     assert states.count("finished") == 1 and "failed" not in states
 
 
+@pytest.mark.slow
 def test_pause_and_stop_reach_every_rank_and_resume_goes_on(home, tiny_model, small_dataset):
     args = _settings(tiny_model, small_dataset, micro_batch=2, max_steps=40, save_steps=100)
     engine = EngineProcess(home, "train", "--json", *args, "--set", "distributed.cpu_processes=2",
@@ -126,6 +130,7 @@ def test_pause_and_stop_reach_every_rank_and_resume_goes_on(home, tiny_model, sm
     assert folder.summary().status == "finished" and folder.has_adapter
 
 
+@pytest.mark.slow
 def test_a_killed_rank_ends_the_run_and_it_resumes(home, tiny_model, small_dataset):
     args = _settings(tiny_model, small_dataset, micro_batch=2, max_steps=400, save_steps=2)
     engine = EngineProcess(home, "train", "--json", *args, "--set", "distributed.cpu_processes=2",
@@ -155,6 +160,7 @@ def test_a_killed_rank_ends_the_run_and_it_resumes(home, tiny_model, small_datas
     assert folder.summary().status == "finished"
 
 
+@pytest.mark.slow
 def test_a_cluster_job_trains_on_two_nodes_and_its_run_opens_here(home, tiny_model, small_dataset, one_process,
                                                                   tmp_path):
     """The job folder, run as a cluster would: two "nodes" of one process each on 127.0.0.1, two launcher invocations
@@ -209,3 +215,46 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def test_fsdp_ranks_load_with_accelerates_environment_and_ask_fsdp_for_sharded_checkpoints(home, tiny_model, tmp_path):
+    """Two CPU ranks set up for FSDP with QLoRA (tests/fsdp_setup.py), stopping where FSDP would start: accelerate's
+    FSDP environment is in place when from_pretrained reads the weights (so that rank 0 alone reads them), the 4-bit
+    weights are stored in a float type FSDP can shard, the model leaves activation checkpointing to FSDP, and the
+    Trainer asks FSDP for sharded checkpoints. FSDP training itself is unverified here (bench/multi_gpu.sh)."""
+    folder = RunFolder.create("fsdp")
+    folder.save_config(run_config.RunConfig(model=str(tiny_model), dataset="d.jsonl", device="cpu").with_values(
+        {"train.gradient_checkpointing": True}))
+    env = {**os.environ, **ranks.loopback_env(), "WORLD_SIZE": "2", "LLAMADESK_STRATEGY": "fsdp",
+           "LLAMADESK_RENDEZVOUS_FILE": str(tmp_path / "rendezvous"), "OMP_NUM_THREADS": "1"}
+    helper = Path(__file__).with_name("fsdp_setup.py")
+    reports = [tmp_path / f"rank-{rank}.json" for rank in (0, 1)]
+    started = [subprocess.Popen([sys.executable, str(helper), str(tiny_model), str(folder.path), str(report)],
+                                env={**env, "RANK": str(rank), "LOCAL_RANK": str(rank)}, stderr=subprocess.PIPE)
+               for rank, report in enumerate(reports)]
+    for rank in started:
+        assert rank.wait(timeout=240) == 0, rank.stderr.read().decode()[-3000:]
+    for report in reports:
+        seen = json.loads(report.read_text(encoding="utf-8"))
+        print(seen)
+        assert seen["sharded"]
+        assert seen["environment_at_load"] == {"ACCELERATE_USE_FSDP": "true", "FSDP_CPU_RAM_EFFICIENT_LOADING": "true"}
+        assert seen["4-bit weights stored as"] == ["torch.float32"]  # the compute dtype on the CPU
+        assert seen["model_checkpoints_activations"] is False and seen["trainer_activation_checkpointing"] is False
+        fsdp = seen["fsdp_plugin_args"]
+        assert fsdp["activation_checkpointing"] is True and fsdp["state_dict_type"] == "SHARDED_STATE_DICT"
+        assert fsdp["cpu_ram_efficient_loading"] is True and fsdp["sync_module_states"] is True
+        assert fsdp["fsdp_version"] == 1 and fsdp["use_orig_params"] is False  # PEFT's FSDP-QLoRA guide
+
+
+def test_sharded_ranks_train_with_an_optimizer_whose_state_an_fsdp_checkpoint_can_hold(monkeypatch):
+    """A GPU run's usual optimizer, paged 8-bit AdamW, cannot be saved in an FSDP checkpoint: sharded ranks take
+    AdamW unless the user chose an optimizer."""
+    from engine.heavy import sharding
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LLAMADESK_STRATEGY", "ddp")
+    assert sharding.optimizer("auto", "cuda") == "paged_adamw_8bit"
+    monkeypatch.setenv("LLAMADESK_STRATEGY", "fsdp")
+    assert sharding.optimizer("auto", "cuda") == "adamw_torch"
+    assert sharding.optimizer("adamw_8bit", "cuda") == "adamw_8bit"

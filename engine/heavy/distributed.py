@@ -8,6 +8,7 @@ a small all-reduce, so all of them save the same checkpoint and end together.
 from __future__ import annotations
 
 import datetime
+import gc
 import os
 
 import torch
@@ -63,6 +64,10 @@ def join(device: str) -> None:
 
 def leave() -> None:
     if dist.is_initialized():
+        # The Trainer and its callback hold each other, so the DDP model and its pending gloo work outlive the run
+        # until a garbage collection; one at interpreter exit can abort the process (SIGABRT, "terminate called
+        # without an active exception"), and the launcher then stops rank 0 mid-save. Free them while all is alive.
+        gc.collect()
         dist.destroy_process_group()
 
 

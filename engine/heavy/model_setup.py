@@ -5,7 +5,7 @@ This replaces PEFT's ``prepare_model_for_kbit_training``, which always upcasts e
 Llama 3 8B, whose embeddings and head hold 1.05 B parameters) and turns the residual stream between layers into fp32,
 doubling what checkpointing keeps. Here the upcast is a choice (``train.fp32_frozen_layers``), off by default.
 Checkpointing goes through transformers' ``activation_checkpointing_enable``, which also checkpoints every Nth layer
-only, or holds the checkpointed inputs in pinned CPU memory.
+only, or holds the checkpointed inputs in pinned CPU memory; under FSDP, FSDP checkpoints instead (sharding.py).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import torch
 from peft import LoraConfig
 from transformers import BitsAndBytesConfig
 
-from engine.heavy import distributed
+from engine.heavy import distributed, sharding
 
 
 def quantization_config(config, compute_dtype):
@@ -71,7 +71,7 @@ def for_training(model, train, *, quantized: bool, device: str):
                 param.data = param.data.float()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()  # the 16-bit copies are free now
-    if train.gradient_checkpointing:
+    if sharding.model_checkpoints_activations(train):
         # Pinned host memory needs a GPU; on the CPU the activations are in host memory already.
         options = {"every_n_layers": train.checkpoint_every, "offload": train.checkpoint_offload and device == "cuda"}
         if hasattr(model, "activation_checkpointing_enable"):  # transformers 5.23 and later

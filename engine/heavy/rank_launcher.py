@@ -34,7 +34,9 @@ from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 from engine.heavy import device as devices
 from engine.heavy import distributed
 from engine.heavy.events import Emitter
+from engine.heavy.run_inputs import model_dir_for, prepare_data
 from engine.heavy.train_failures import TrainingFailed
+from engine.heavy.train_setup import tokenizer_for
 from engine.light import fit, gpu, paths, protocol, ranks
 from engine.light.errors import ModelSourceError
 from engine.light.run_folder import RunFolder
@@ -42,12 +44,12 @@ from engine.light.run_folder import RunFolder
 log = logging.getLogger("engine.ranks")
 BACKEND = "llamadesk-file"
 TERMINAL = ("finished", "stopped", "paused", "failed")
+# What each rank runs after the interpreter: the engine's command line. (A test's fault injection puts its wrapper
+# of the engine here, so that the ranks run it too: tests/out_of_memory_at.py.)
+RANK_PROGRAM = ("-m", "engine")
 
 
 def run(config, folder: RunFolder, emitter: Emitter, control, *, resuming: bool) -> int:
-    from engine.heavy.train import model_dir_for, prepare_data
-    from engine.heavy.train_setup import tokenizer_for
-
     world = ranks.world_size(config)
     env = _rank_environment(config, folder)
     # Once, here: the download and the tokenized cache that every rank then reads.
@@ -63,7 +65,7 @@ def run(config, folder: RunFolder, emitter: Emitter, control, *, resuming: bool)
                           rdzv_endpoint=env[distributed.RENDEZVOUS_FILE] + ".agent", max_restarts=0,
                           monitor_interval=0.2, start_method="spawn",
                           logs_specs=DefaultLogsSpecs(log_dir=str(folder.ranks_dir / "elastic")))
-    args = ["-m", "engine", "--home", str(paths.home()), "rank", str(folder.path)] + (["--resume"] if resuming else [])
+    args = [*RANK_PROGRAM, "--home", str(paths.home()), "rank", str(folder.path)] + (["--resume"] if resuming else [])
     previous = {key: os.environ.get(key) for key in env}
     os.environ.update(env)  # the ranks inherit this process's environment
     try:
@@ -93,16 +95,20 @@ def _rank_environment(config, folder: RunFolder) -> dict[str, str]:
     for stale in (env[distributed.RENDEZVOUS_FILE], env[distributed.RENDEZVOUS_FILE] + ".agent"):
         Path(stale).unlink(missing_ok=True)
     if devices.resolve_device(config.device) == "cuda":
-        try:
-            reading = gpu.probe()
-            cards = ranks.selected_gpus(config, reading)
-        except ranks.GpuSelectionError as exc:
-            raise TrainingFailed("gpu", str(exc), "pick the GPUs again on the Train page, or fix distributed.gpus")
-        env["CUDA_VISIBLE_DEVICES"] = ranks.visible_devices(cards)
-        env[distributed.STRATEGY] = _strategy(config, reading)
+        env.update(gpu_environment(config, gpu.probe()))
     else:
         env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // ranks.world_size(config))))
     return env
+
+
+def gpu_environment(config, reading: gpu.Probe) -> dict[str, str]:
+    """What the ranks are told about the GPUs ``distributed.gpus`` selects: CUDA sees those alone, in that order
+    (rank N trains on the Nth), and whether they shard the weights."""
+    try:
+        cards = ranks.selected_gpus(config, reading)
+    except ranks.GpuSelectionError as exc:
+        raise TrainingFailed("gpu", str(exc), "pick the GPUs again on the Train page, or fix distributed.gpus")
+    return {"CUDA_VISIBLE_DEVICES": ranks.visible_devices(cards), distributed.STRATEGY: _strategy(config, reading)}
 
 
 def _strategy(config, reading: gpu.Probe) -> str:

@@ -16,17 +16,16 @@ from pathlib import Path
 import torch
 import transformers
 
-from engine.heavy import adapter_files, distributed, train_failures
+from engine.heavy import adapter_files, distributed, rank_launcher, sharding, train_failures
 from engine.heavy import device as devices
 from engine.heavy.control import Control
-from engine.heavy.data import pipeline
 from engine.heavy.events import Emitter
-from engine.heavy.models.resolve import model_folder
+from engine.heavy.run_inputs import model_dir_for, prepare_data
 from engine.heavy.train_failures import TrainingFailed
 from engine.heavy.train_setup import build_trainer, load_model, tokenizer_for
 from engine.light import calibration, disk, estimator, fit, protocol, ranks
 from engine.light import config as run_config
-from engine.light.errors import DatasetError, ModelSourceError
+from engine.light.errors import ModelSourceError
 from engine.light.run_folder import RunFolder, busy_runs
 
 log = logging.getLogger("engine.train")
@@ -50,8 +49,6 @@ def run(config: run_config.RunConfig | None, *, emitter: Emitter, control: Contr
     _warn_about_other_runs(folder, emitter)
     try:
         if launching:
-            from engine.heavy import rank_launcher
-
             return rank_launcher.run(config, folder, emitter, control, resuming=resume_dir is not None)
         return _train(config, folder, emitter, control, resuming=resume_dir is not None, callbacks=callbacks)
     except TrainingFailed as exc:
@@ -139,10 +136,11 @@ def _train(config, folder: RunFolder, emitter: Emitter, control: Control, *, res
     train_set, eval_set = prepare_data(config, tokenizer, emitter)
     checkpoint = _resume_point(folder, emitter) if resuming else None
     distributed.barrier()  # rank 0 has tidied the folder for resuming before any rank reads a checkpoint
-    if checkpoint is not None and adapter_files.training_complete(checkpoint):
+    if checkpoint is not None and adapter_files.training_complete(checkpoint) and _holds_whole_adapter(checkpoint):
         if not main:
             return 0
-        # Killed after the last step but before the adapter was saved: publish it from the final checkpoint.
+        # Killed after the last step but before the adapter was saved: publish it from the final checkpoint. (A
+        # sharded checkpoint holds shards only: the ranks resume from it, train no step, and gather the adapter.)
         metrics = adapter_files.checkpoint_metrics(checkpoint)
         return _finish(folder, config, metrics, emitter,
                        lambda tmp: adapter_files.copy_from_checkpoint(checkpoint, tmp))
@@ -158,7 +156,8 @@ def _train(config, folder: RunFolder, emitter: Emitter, control: Control, *, res
     try:
         result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     except Exception as exc:
-        folder.remove_partial_checkpoints()  # a save cut short (full disk) leaves only complete checkpoints
+        if main:  # a save cut short (a full disk) leaves only complete checkpoints; rank 0 alone, which publishes them
+            folder.remove_partial_checkpoints()
         raise train_failures.during_training(exc, step=trainer.state.global_step, config=config, device=device,
                                              folder=folder, budget=budget) from exc
     finally:
@@ -199,43 +198,21 @@ def _train(config, folder: RunFolder, emitter: Emitter, control: Control, *, res
 def _gather_sharded_adapter(trainer, folder: RunFolder) -> Path:
     """With FSDP every rank holds a shard of the adapter: all of them gather it, and rank 0 writes it here."""
     staged = folder.path / ".adapter-gathered"
-    trainer.save_model(str(staged))
+    sharding.save_whole_adapter(trainer, staged)
     distributed.barrier()
     return staged
 
 
-def model_dir_for(config, emitter: Emitter) -> Path:
-    emitter.emit(protocol.State("loading_model", config.model))
-    try:
-        return model_folder(config.model, progress=lambda m: emitter.emit(protocol.Log("info", m))).path
-    except ModelSourceError as exc:
-        raise TrainingFailed("model", str(exc.message), exc.hint) from None
-
-
-def prepare_data(config, tokenizer, emitter: Emitter):
-    """The tokenized train and validation splits (from the cache when a check or an earlier run made them)."""
-    emitter.emit(protocol.State("preparing_data", config.dataset))
-    try:
-        prepared = pipeline.prepare(config.dataset, tokenizer, config.data, preview_rows=0)
-        prepared.require_usable()
-    except DatasetError as exc:
-        raise TrainingFailed("dataset", f"{exc.where}: {exc.message}" if exc.where else exc.message,
-                             exc.hint) from None
-    report = prepared.report
-    if report.rows_skipped:
-        emitter.emit(protocol.Warning(f"{report.rows_skipped} of {report.rows_read} rows were skipped "
-                                      f"({', '.join(f'{c} ×{n}' for c, n in sorted(report.counts.items()))})",
-                                      "run 'llamadesk-engine data check' on the dataset to see each problem"))
-    source = "from the cache" if prepared.cache_hit else "tokenized"
-    emitter.emit(protocol.Log("info", f"data ({source}): {prepared.stats.summary()}"))
-    return prepared.splits()
+def _holds_whole_adapter(checkpoint: Path) -> bool:
+    """Whether a checkpoint holds the adapter as one file, as DDP and one process save it (FSDP saves shards)."""
+    return (checkpoint / "adapter_model.safetensors").is_file()
 
 
 def _resume_point(folder: RunFolder, emitter: Emitter) -> Path | None:
     """The latest complete checkpoint. Before the callback opens metrics.jsonl, the steps after it are dropped:
     they run again and are logged again."""
     found = folder.latest_checkpoint()
-    if not distributed.is_main():
+    if not distributed.is_main():  # rank 0 alone tidies the folder; the others wait for it at a barrier
         return found[1] if found else None
     folder.remove_partial_checkpoints()
     if not found:
@@ -295,7 +272,7 @@ def _headline(result: dict) -> dict:
 
 def _check_disk(model, model_dir: Path, config, folder: RunFolder, device: str) -> None:
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    need = disk.run_needs(trainable, devices.optimizer(config.train.optimizer, device),
+    need = disk.run_needs(trainable, sharding.optimizer(config.train.optimizer, device),
                           config.train.keep_checkpoints, disk.tokenizer_bytes(model_dir))
     problem = disk.shortfall(folder.path, need)
     if problem:

@@ -10,8 +10,7 @@ import torch
 from peft import get_peft_model
 from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback, TrainingArguments
 
-from engine.heavy import device as devices
-from engine.heavy import distributed, model_setup, tracking_setup
+from engine.heavy import distributed, model_setup, sharding, tracking_setup
 from engine.heavy.collator import PaddingCollator
 from engine.heavy.train_callbacks import EngineCallback
 from engine.heavy.trainer import EngineTrainer
@@ -29,6 +28,7 @@ def tokenizer_for(folder: Path):
 def load_model(folder: Path, config, device: str, dtype):
     """The base model (4-bit unless the config says otherwise), frozen and prepared, with fresh LoRA adapters."""
     quantization = model_setup.quantization_config(config, dtype)
+    sharding.before_loading()  # under FSDP: accelerate's environment must be there before the weights are read
     model = AutoModelForCausalLM.from_pretrained(
         folder,
         dtype=dtype,
@@ -59,7 +59,7 @@ def training_arguments(config, folder: RunFolder, device: str, dtype, *, has_eva
         max_steps=t.max_steps if t.max_steps > 0 else -1,
         weight_decay=t.weight_decay,
         max_grad_norm=t.max_grad_norm,
-        optim=devices.optimizer(t.optimizer, device),
+        optim=sharding.optimizer(t.optimizer, device),
         seed=t.seed,
         data_seed=t.seed,
         bf16=dtype == torch.bfloat16,
@@ -79,22 +79,11 @@ def training_arguments(config, folder: RunFolder, device: str, dtype, *, has_eva
         dataloader_pin_memory=device == "cuda",
         ddp_backend=("nccl" if device == "cuda" else "gloo") if distributed.world_size() > 1 else None,
         ddp_find_unused_parameters=False,  # every LoRA weight gets a gradient: no search for unused ones per step
-        **sharding_arguments(),
+        **sharding.training_arguments(t),
     )
     if t.loss_chunk_tokens:
         args.prediction_loss_only = True  # evaluation needs the loss only, never the logits
     return args
-
-
-def sharding_arguments() -> dict:
-    """FSDP with QLoRA, as the PEFT and bitsandbytes guides set it up; nothing for DDP or one process. (The CUDA
-    path is unverified until bench/fsdp_qlora_gpu.sh has run on GPUs.)"""
-    if not distributed.sharded():
-        return {}
-    return {"fsdp": "full_shard auto_wrap",
-            "fsdp_config": {"backward_prefetch": "backward_pre", "forward_prefetch": False, "use_orig_params": False,
-                            "cpu_ram_efficient_loading": True, "sync_module_states": True,
-                            "state_dict_type": "FULL_STATE_DICT"}}
 
 
 def build_trainer(model, tokenizer, train_set, eval_set, config, folder: RunFolder, emitter, control, device: str,
