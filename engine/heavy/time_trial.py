@@ -22,7 +22,7 @@ from engine.heavy import before_after
 from engine.heavy import device as devices
 from engine.heavy.control import Control
 from engine.heavy.events import Emitter
-from engine.heavy.train import model_dir_for, prepare_data
+from engine.heavy.run_inputs import model_dir_for, prepare_data
 from engine.heavy.train_setup import build_trainer, load_model, tokenizer_for
 from engine.light import protocol, ranks
 from engine.light.config import RunConfig
