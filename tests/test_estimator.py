@@ -191,3 +191,20 @@ def test_padding_free_runs_are_estimated_for_the_datasets_longest_row():
     for changed in ({"data.packing": True}, {"train.padding_free": False}):
         same = fit.check(config.with_values(changed), free_bytes=8 * 2**30, longest_row=89)
         assert same.worst_case_bytes is None and same.data_sequence is None
+
+
+def test_under_fsdp_the_estimate_counts_every_layer_checkpointed_and_adamw_without_8_bit_advice():
+    """FSDP checkpoints each wrapped layer itself and its checkpoints cannot hold an 8-bit optimizer's state, so the
+    engine trains with AdamW (engine/heavy/sharding.py): the estimate and its advice say the same."""
+    spec = catalog.find("llama-3.1-8b")
+    config = run_config.RunConfig(dataset="d.jsonl").with_values({"train.checkpoint_every": 4, "train.checkpoint_offload": True,
+                                                       "distributed.gpus": ["0", "1"]})
+    fsdp, ddp = estimator.Target(gpus=2, strategy="fsdp"), estimator.Target(gpus=2, strategy="ddp")
+    assert estimator.optimizer_name(config, fsdp) == "adamw_torch"
+    assert estimator.optimizer_name(config, ddp) == "paged_adamw_8bit"
+    assert estimator.checkpointed_layers(spec, config, fsdp) == spec.num_hidden_layers
+    assert estimator.checkpointed_layers(spec, config, ddp) == spec.num_hidden_layers // 4
+    assert not estimator.offloading(config, fsdp) and estimator.offloading(config, ddp)
+    need = estimator.estimate(spec, config, fsdp).total
+    advice = [s.change for s in estimator.suggestions(spec, config, int(need * 0.8), fsdp)]
+    assert advice and not any("8-bit" in text or "CPU memory" in text for text in advice)

@@ -55,11 +55,16 @@ def compute_bytes(c: RunConfig, t: Target = CUDA) -> int:
     return 4 if c.compute_dtype == "float32" or (c.compute_dtype == "auto" and t.device == "cpu") else 2
 
 
+def sharded(t: Target) -> bool:
+    return t.strategy == "fsdp" and t.gpus > 1
+
+
 def optimizer_name(c: RunConfig, t: Target = CUDA) -> str:
-    """The optimizer ``auto`` stands for: paged 8-bit AdamW on CUDA, AdamW on the CPU."""
+    """The optimizer ``auto`` stands for: paged 8-bit AdamW on CUDA, AdamW on the CPU and under FSDP (whose
+    checkpoints cannot hold an 8-bit optimizer's state; engine/heavy/sharding.py)."""
     if c.train.optimizer != "auto":
         return c.train.optimizer
-    return "paged_adamw_8bit" if t.device == "cuda" else "adamw_torch"
+    return "paged_adamw_8bit" if t.device == "cuda" and not sharded(t) else "adamw_torch"
 
 
 def target_modules(c: RunConfig) -> tuple[str, ...]:
@@ -73,7 +78,7 @@ def tokens(c: RunConfig) -> int:
 
 def offloading(c: RunConfig, t: Target = CUDA) -> bool:
     """Checkpoint offloading needs pinned host memory, so a GPU; elsewhere it is left out."""
-    return c.train.checkpoint_offload and c.train.gradient_checkpointing and t.device == "cuda"
+    return c.train.checkpoint_offload and c.train.gradient_checkpointing and t.device == "cuda" and not sharded(t)
 
 
 @dataclass
@@ -218,10 +223,13 @@ def layer_activation_bytes_per_token(spec: ModelSpec, c: RunConfig, t: Target = 
     return norms + attention + mlp + dropout + scores
 
 
-def checkpointed_layers(spec: ModelSpec, c: RunConfig) -> int:
-    """How many decoder layers are checkpointed: layer 0 and every ``checkpoint_every``-th after it."""
+def checkpointed_layers(spec: ModelSpec, c: RunConfig, t: Target = CUDA) -> int:
+    """How many decoder layers are checkpointed: layer 0 and every ``checkpoint_every``-th after it; every layer under
+    FSDP, which checkpoints each wrapped layer itself."""
     if not c.train.gradient_checkpointing:
         return 0
+    if sharded(t):
+        return spec.num_hidden_layers
     return math.ceil(spec.num_hidden_layers / max(1, c.train.checkpoint_every))
 
 
@@ -234,7 +242,7 @@ def offloaded_bytes(spec: ModelSpec, c: RunConfig, t: Target = CUDA) -> int:
     """Host memory that checkpoint offloading holds instead of the GPU (0 when off)."""
     if not offloading(c, t):
         return 0
-    return checkpointed_layers(spec, c) * tokens(c) * spec.hidden_size * residual_bytes(c, t)
+    return checkpointed_layers(spec, c, t) * tokens(c) * spec.hidden_size * residual_bytes(c, t)
 
 
 def attention_mask_bytes(c: RunConfig, t: Target = CUDA) -> int:
@@ -262,7 +270,7 @@ def _layer_activations(spec: ModelSpec, c: RunConfig, t: Target, per_layer: int)
         return Line("activations", (layers + 1) * per_layer,
                     f"Every layer keeps its intermediate results for the backward pass ({per_layer / GIB:.2f} GiB "
                     f"per layer at {batch}×{cutoff} tokens); checkpointing would cut this sharply.")
-    checkpointed = checkpointed_layers(spec, c)
+    checkpointed = checkpointed_layers(spec, c, t)
     inputs = checkpointed * tokens(c) * spec.hidden_size * residual_bytes(c, t)
     kept = 0 if offloading(c, t) else inputs
     plain = layers - checkpointed
@@ -397,7 +405,7 @@ def _alternatives(plan: _Planner, base: dict, prefix: str) -> list[tuple[str, di
     found = []
     if not current.train.gradient_checkpointing:
         found.append((prefix + "turn on gradient checkpointing", {**base, "train.gradient_checkpointing": True}))
-    if optimizer_name(current, plan.target) == "adamw_torch":
+    if optimizer_name(current, plan.target) == "adamw_torch" and not sharded(plan.target):
         found.append((prefix + "use the paged 8-bit AdamW optimizer", {**base, "train.optimizer": "paged_adamw_8bit"}))
     batch = plan.largest_micro_batch(base)
     if batch and batch < current.train.micro_batch:
@@ -414,8 +422,11 @@ def _alternatives(plan: _Planner, base: dict, prefix: str) -> list[tuple[str, di
 
 def _combined(plan: _Planner, base: dict, prefix: str) -> tuple[str, dict]:
     """No single change is enough: the savers, checkpointing and the 8-bit optimizer, then batch, then sequence."""
-    overrides = {**base, "train.gradient_checkpointing": True, "train.optimizer": "paged_adamw_8bit"}
-    steps = ([prefix.removesuffix(", ")] if prefix else []) + ["gradient checkpointing", "the paged 8-bit optimizer"]
+    overrides = {**base, "train.gradient_checkpointing": True}
+    steps = ([prefix.removesuffix(", ")] if prefix else []) + ["gradient checkpointing"]
+    if not sharded(plan.target):  # an FSDP checkpoint cannot hold the 8-bit optimizer's state
+        overrides["train.optimizer"] = "paged_adamw_8bit"
+        steps.append("the paged 8-bit optimizer")
     more = free_savers(plan.config.with_values(overrides), plan.target)  # those that need checkpointing on
     if more:
         overrides = {**overrides, **more[-1][1]}
@@ -450,6 +461,8 @@ def free_savers(c: RunConfig, t: Target = CUDA) -> list[tuple[str, dict]]:
         add("keep the frozen layers in 16 bits", "train.fp32_frozen_layers", False)
     if not c.train.loss_chunk_tokens:
         add(f"compute the loss {DEFAULT_LOSS_CHUNK:,} tokens at a time", "train.loss_chunk_tokens", DEFAULT_LOSS_CHUNK)
+    if sharded(t):  # FSDP checkpoints every layer itself and offloads nothing: those two settings do not apply
+        return found
     if c.train.gradient_checkpointing and c.train.checkpoint_every > 1:
         add("checkpoint every layer", "train.checkpoint_every", 1)
     if c.train.gradient_checkpointing and not c.train.checkpoint_offload and t.device == "cuda":
