@@ -1,16 +1,14 @@
-"""Runs the batch comparison with the API model (engine/light/api_compare.py) on a worker thread for the Runs page:
-progress, the new comparison, or what stopped it. The window stays responsive meanwhile."""
+"""Runs the batch comparison with the API model (engine/light/api_compare.py) on a worker thread (gui/api_worker.py)
+for the Runs page: progress, the new comparison, or what stopped it. The window stays responsive meanwhile."""
 
 from __future__ import annotations
-
-import threading
 
 from PySide6.QtCore import QObject, Signal
 
 from engine.light import api_compare
 from engine.light.api_chat import Endpoint
-from engine.light.errors import UserError
 from engine.light.run_folder import RunFolder
+from gui.api_worker import ApiWorker
 
 
 class ApiBatchJob(QObject):
@@ -22,32 +20,24 @@ class ApiBatchJob(QObject):
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
-        self._thread: threading.Thread | None = None
-        self._running = False  # until the end reaches the window's thread (the worker may outlive its last signal)
-        self.sig_done.connect(self._ended)  # connected first: runs before the page's handlers
-        self.sig_failed.connect(self._ended)
-
-    def _ended(self, *_) -> None:
-        self._running = False
+        self.worker = ApiWorker(self)  # running until the end reaches the window's thread
+        self.worker.sig_piece.connect(self.sig_progress)
+        self.worker.sig_done.connect(self.sig_done)
+        self.worker.sig_failed.connect(self.sig_failed)
 
     def is_running(self) -> bool:
-        return self._running
+        return self.worker.is_busy()
 
     def start(self, folder: RunFolder, endpoint: Endpoint) -> bool:
-        if self.is_running():
-            return False
-        self._running = True
-        self._thread = threading.Thread(target=self._run, args=(folder, endpoint), name="api-batch", daemon=True)
-        self._thread.start()
-        return True
+        def call(cancel, emit):
+            return api_compare.compare(folder, endpoint, progress=emit, cancel=cancel)
 
-    def _run(self, folder: RunFolder, endpoint: Endpoint) -> None:
-        try:
-            result = api_compare.compare(folder, endpoint, progress=self.sig_progress.emit)
-        except UserError as exc:
-            self.sig_failed.emit(exc.message + (f" — {exc.hint}" if exc.hint else ""))
-            return
-        except Exception as exc:  # noqa: BLE001 - the page reports it; the window goes on
-            self.sig_failed.emit(f"the comparison with the API model failed: {exc}")
-            return
-        self.sig_done.emit(result)
+        return self.worker.start(call, failure="the comparison with the API model failed")
+
+    def cancel(self) -> None:
+        """Stop after the answers so far (they are kept, with why it stopped)."""
+        self.worker.cancel()
+
+    def shutdown(self) -> bool:
+        """Cancel and wait (bounded) for the worker thread; nothing more is signalled. True when it has ended."""
+        return self.worker.shutdown()

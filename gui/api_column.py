@@ -1,54 +1,40 @@
-"""The Chat page's API column: sends the conversation to an OpenAI-compatible endpoint on a worker thread, so the
-window and the other columns carry on while it answers or fails. Before the first request of a session to an
-endpoint off this machine, it asks (the privacy notice); a local server is not asked about."""
+"""The Chat page's API column: sends the conversation to an OpenAI-compatible endpoint on a worker thread
+(gui/api_worker.py), so the window and the other columns carry on while it answers or fails. Before the first
+request of a session to an endpoint off this machine, it asks (engine/light/api_privacy.py); a local server is not
+asked about."""
 
 from __future__ import annotations
 
-import threading
-
 from PySide6.QtCore import QObject, Signal
 
-from engine.light import api_chat
-from engine.light.api_chat import ApiError, Endpoint
-
-
-def privacy_notice(endpoint: Endpoint, what: str = "this conversation") -> str:
-    return (f"{what[:1].upper() + what[1:]} will be sent to {endpoint.host} ({endpoint.base_url}), off this computer. "
-            f"The provider receives the text and handles it under its own terms. Nothing is sent to an API model "
-            f"unless you say so here; a server on this computer (127.0.0.1, localhost) is never asked about.\n\n"
-            f"Send to {endpoint.host}?")
+from engine.light import api_chat, api_privacy
+from engine.light.api_chat import Endpoint
+from gui.api_worker import ApiWorker
 
 
 class ApiColumn(QObject):
     """Signals: sig_started(); sig_token(str); sig_finished(object: api_chat.Reply); sig_failed(str: message and
-    hint)."""
+    hint; the pieces received before it stay where sig_token put them)."""
 
     sig_started = Signal()
     sig_token = Signal(str)
     sig_finished = Signal(object)
     sig_failed = Signal(str)
 
-    def __init__(self, parent: QObject | None = None, *, confirm=None):
+    def __init__(self, parent: QObject | None = None, *, ask: api_privacy.Ask | None = None):
         super().__init__(parent)
         self.endpoint: Endpoint | None = api_chat.saved_endpoint()
-        self._confirm = confirm  # (endpoint) -> bool: the privacy question; the page supplies a dialog
-        self._allowed: set[str] = set()  # base URLs the user agreed to send to in this session
-        self._cancel = threading.Event()
-        self._thread: threading.Thread | None = None
-        # Busy from send() until the reply's end reaches this (the window's) thread: the worker thread may still be
-        # alive when its last signal is handled, so its liveness cannot say.
-        self._busy = False
-        self.sig_finished.connect(self._done)  # connected first: runs before the page's handlers
-        self.sig_failed.connect(self._done)
-
-    def _done(self, *_) -> None:
-        self._busy = False
+        self.consent = api_privacy.Consent(ask)  # ask(endpoint, question) -> bool: the page supplies a dialog
+        self.worker = ApiWorker(self)  # busy until the reply's end reaches the window's thread
+        self.worker.sig_piece.connect(self.sig_token)
+        self.worker.sig_done.connect(self.sig_finished)
+        self.worker.sig_failed.connect(self.sig_failed)
 
     def configured(self) -> bool:
         return self.endpoint is not None and self.endpoint.problem() is None
 
     def is_busy(self) -> bool:
-        return self._busy
+        return self.worker.is_busy()
 
     def set_endpoint(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint
@@ -56,43 +42,28 @@ class ApiColumn(QObject):
 
     def allowed(self) -> bool:
         """Whether a request may go to the endpoint now: it is local, or the user agreed this session."""
-        endpoint = self.endpoint
-        if endpoint is None:
-            return False
-        if endpoint.is_local() or endpoint.base_url in self._allowed:
-            return True
-        if self._confirm is not None and self._confirm(endpoint):
-            self._allowed.add(endpoint.base_url)
-            return True
-        return False
+        return self.endpoint is not None and self.consent.allows(self.endpoint)
 
     def send(self, messages: list[dict], *, temperature: float, max_tokens: int) -> bool:
         """Start one reply to ``messages``; False when not configured, busy, or the user declined."""
         if not self.configured() or self.is_busy() or not self.allowed():
             return False
-        self._cancel.clear()
-        self._busy = True
         endpoint = self.endpoint
-        self._thread = threading.Thread(target=self._run, args=(endpoint, messages, temperature, max_tokens),
-                                        name="api-chat", daemon=True)
+
+        def call(cancel, emit):
+            return api_chat.chat(endpoint, messages, temperature=temperature, max_tokens=max_tokens, on_token=emit,
+                                 cancel=cancel)
+
         self.sig_started.emit()
-        self._thread.start()
-        return True
+        return self.worker.start(call, failure="the API request failed")
 
     def stop(self) -> None:
-        self._cancel.set()
+        """End the reply under way; the text so far arrives as a reply stopped early."""
+        self.worker.cancel()
 
-    def _run(self, endpoint: Endpoint, messages, temperature, max_tokens) -> None:
-        try:
-            reply = api_chat.chat(endpoint, messages, temperature=temperature, max_tokens=max_tokens,
-                                  on_token=self.sig_token.emit, cancelled=self._cancel.is_set)
-        except ApiError as exc:
-            self.sig_failed.emit(exc.message + (f" — {exc.hint}" if exc.hint else ""))
-            return
-        except Exception as exc:  # noqa: BLE001 - the column fails alone; the window and other columns carry on
-            self.sig_failed.emit(f"the API request failed: {exc}")
-            return
-        self.sig_finished.emit(reply)
+    def shutdown(self) -> bool:
+        """Stop, and wait (bounded) for the worker thread; nothing more is signalled. True when it has ended."""
+        return self.worker.shutdown()
 
 
 def reply_footer(reply: api_chat.Reply) -> str:

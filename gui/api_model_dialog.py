@@ -64,7 +64,7 @@ class ApiModelDialog(QDialog):
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         layout.addWidget(buttons)
-        self.url.textChanged.connect(lambda _: self._describe())
+        self.url.textChanged.connect(self._describe)
         self._describe()
 
     def _on_preset(self, index: int) -> None:
@@ -76,11 +76,12 @@ class ApiModelDialog(QDialog):
     def _chosen(self) -> Endpoint:
         return Endpoint(self.url.text().strip(), self.model.text().strip(), self.timeout.value())
 
-    def _describe(self) -> None:
+    def _describe(self, *_) -> None:
         endpoint = self._chosen()
-        stored = endpoint.key() is not None
-        self.key.setPlaceholderText("a key is stored in the system keyring; type to replace it" if stored else
-                                    "none needed for most local servers")
+        self.key.setPlaceholderText(
+            "a key is stored in the system keyring; type to replace it" if secret_store.get(endpoint.key_name) else
+            f"${api_chat.KEY_ENV} is used (${api_chat.KEY_HOST_ENV} names {endpoint.host}); type one to store it"
+            if api_chat.env_key(endpoint.host) else "none needed for most local servers")
         self.where.setText("A server on this computer: conversations stay here." if endpoint.is_local() else
                            f"Conversations sent to this model leave this computer for {endpoint.host}; you are asked "
                            "before the first one.")

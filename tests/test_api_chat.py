@@ -1,15 +1,19 @@
 """The API model: the official openai client against a real OpenAI-compatible server (llama.cpp's, from xllamacpp,
-serving the demo model's GGUF on the loopback), its errors in words, the key in the keyring, the price table."""
+serving the demo model's GGUF on the loopback), its errors in words, the key in the keyring and only where it was
+meant to go, a reply cut mid-stream or cancelled, the batch comparison keeping what it got, the price table."""
 
 from __future__ import annotations
 
 import socket
+import threading
+import time
 
 import pytest
 
-from engine.light import api_chat, prices, secret_store
+from engine.light import api_chat, api_compare, prices, secret_store
 from engine.light.api_chat import ApiError, Endpoint
-from tests.api_responders import RateLimited, Responder, Silent
+from engine.light.run_folder import RunFolder
+from tests.api_responders import RateLimited, Responder, Silent, streamed
 from tests.llama_cpp import LlamaCpp
 
 QUESTION = [{"role": "user", "content": "What is the capital of France? Answer in one word."}]
@@ -66,6 +70,96 @@ def test_an_unreachable_server_a_timeout_and_a_rate_limit_each_say_what_to_do():
         assert caught.value.hint == "wait 7 s and send again"
     finally:
         limited.close()
+
+
+def test_a_server_that_never_takes_the_connection_is_unreachable_not_silent():
+    with socket.socket() as server:  # a full listen queue: the next connection is never taken
+        server.bind(("127.0.0.1", 0))
+        server.listen(0)
+        port = server.getsockname()[1]
+        queued = [socket.socket() for _ in range(3)]
+        for client in queued:
+            client.setblocking(False)
+            client.connect_ex(("127.0.0.1", port))
+        try:
+            with pytest.raises(ApiError) as caught:
+                api_chat.chat(Endpoint(f"http://127.0.0.1:{port}/v1", "m", timeout_s=1), QUESTION)
+        finally:
+            for client in queued:
+                client.close()
+    assert caught.value.kind == "unreachable" and "no connection within 1 s" in caught.value.message
+
+
+def test_the_environments_key_goes_only_to_the_host_it_names(monkeypatch):
+    handler = streamed()
+    responder = Responder(handler)
+    port = responder.server.server_address[1]
+    numeric, named = Endpoint(f"http://127.0.0.1:{port}/v1", "m"), Endpoint(f"http://localhost:{port}/v1", "m")
+    try:
+        monkeypatch.setenv("LLAMADESK_API_KEY", "sk-env-5678")
+        monkeypatch.delenv("LLAMADESK_API_KEY_HOST", raising=False)
+        api_chat.chat(numeric, QUESTION)  # no host named: the key stays here
+        monkeypatch.setenv("LLAMADESK_API_KEY_HOST", "LocalHost")
+        api_chat.chat(numeric, QUESTION)  # the same server under another host name: still not sent
+        api_chat.chat(named, QUESTION)
+        monkeypatch.setenv("LLAMADESK_API_KEY_HOST", "api.example.test, 127.0.0.1")
+        api_chat.chat(numeric, QUESTION)
+        api_chat.store_key(numeric, "sk-stored-1234")  # a key stored for the base URL comes first
+        api_chat.chat(numeric, QUESTION)
+    finally:
+        responder.close()
+    assert handler.authorization == ["Bearer no-key", "Bearer no-key", "Bearer sk-env-5678", "Bearer sk-env-5678",
+                                     "Bearer sk-stored-1234"]
+
+
+def test_a_connection_closed_mid_reply_keeps_the_part_received():
+    responder = Responder(streamed(pieces=("The capital", " of France", " is", " Paris."), drop_at={1: 2}))
+    pieces = []
+    try:
+        with pytest.raises(ApiError) as caught:
+            api_chat.chat(Endpoint(responder.base_url, "m"), QUESTION, on_token=pieces.append)
+    finally:
+        responder.close()
+    assert caught.value.kind == "dropped"
+    assert caught.value.message == "the connection to 127.0.0.1 closed mid-reply; the part received is kept"
+    assert caught.value.partial == "The capital of France" == "".join(pieces)
+
+
+def test_a_cancel_ends_a_reply_at_once_even_while_the_server_is_silent():
+    import openai  # noqa: F401 - imported before the clock starts
+
+    silent = Responder(Silent)  # holds each request for 30 s
+    cancel = api_chat.Cancel()
+    threading.Timer(0.5, cancel.cancel).start()
+    started = time.monotonic()
+    try:
+        reply = api_chat.chat(Endpoint(silent.base_url, "m", timeout_s=20), QUESTION, cancel=cancel)
+    finally:
+        silent.close()
+    assert reply.finish_reason == "cancelled" and reply.text == ""
+    assert time.monotonic() - started < 3
+
+
+def _compared_run(questions: list[str]) -> RunFolder:
+    folder = RunFolder.create("compared")
+    folder.write_evaluation({"answers": [{"prompt": q, "question": q, "reference": "Paris.", "before": "London",
+                                          "after": "Paris"} for q in questions]})
+    return folder
+
+
+def test_the_batch_comparison_keeps_the_answers_before_a_dropped_connection(home):
+    folder = _compared_run(["First?", "Second?", "Third?"])
+    responder = Responder(streamed(pieces=("Paris", "."), drop_at={3: 1}))
+    try:
+        result = api_compare.compare(folder, Endpoint(responder.base_url, "m"))
+    finally:
+        responder.close()
+    saved = RunFolder(folder.path).evaluation()
+    assert saved == result
+    assert [a.get("api") for a in saved["answers"]] == ["Paris.", "Paris.", None]  # the cut answer is left out
+    assert saved["answers"][0]["rouge_l_api"] == 1.0 and saved["api"]["answered"] == 2
+    assert saved["api"]["stopped"] == ("the connection to 127.0.0.1 closed mid-reply at prompt 3 of 3; the answers "
+                                       "before it are kept")
 
 
 def test_bad_endpoints_are_refused_before_any_request():

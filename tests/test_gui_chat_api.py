@@ -1,6 +1,6 @@
 """The Chat page's third column: the same conversation sent to an OpenAI-compatible model (a real llama.cpp server
 on the loopback, or responders for the errors it does not make), the privacy question before anything leaves this
-computer, and the other columns carrying on when the API fails."""
+computer, and the other columns carrying on when the API fails, a reply cut mid-stream included."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import pytest
 
 from engine.light import api_chat
 from engine.light.api_chat import Endpoint
-from tests.api_responders import RateLimited, Responder
+from engine.light.api_privacy import Consent
+from tests.api_responders import RateLimited, Responder, streamed
 from tests.llama_cpp import LlamaCpp
 from tests.test_gui_chat_page import load, make_page, make_run  # noqa: F401 - make_page is a fixture
 
@@ -30,7 +31,7 @@ def page(home, make_page):  # noqa: F811 - the fixture imported above
     make_run(home, "alpha")
     page = make_page()
     page.asked = []
-    page.api._confirm = lambda endpoint: page.asked.append(endpoint.host) or page.answer
+    page.api.consent = Consent(lambda endpoint, question: page.asked.append(endpoint.host) or page.answer)
     page.answer = True
     return page
 
@@ -93,6 +94,23 @@ def test_a_rate_limit_says_when_to_try_again(qtbot, page):
         limited.close()
 
 
+def test_a_reply_cut_mid_stream_keeps_its_part_with_the_message_beneath(qtbot, page):
+    responder = Responder(streamed(pieces=("The capital", " of France", " is", " Paris."), drop_at={1: 2}))
+    try:
+        load(qtbot, page)
+        _use(page, Endpoint(responder.base_url, "m"))
+        say(qtbot, page, "capital of France?")
+        qtbot.waitUntil(lambda: "closed mid-reply" in page.api_pane.transcript.toPlainText(), timeout=30_000)
+    finally:
+        responder.close()
+    lines = page.api_pane.transcript.toPlainText().splitlines()
+    assert lines[-2:] == ["API model: The capital of France  (error)",
+                          "(the connection to 127.0.0.1 closed mid-reply; the part received is kept — send the "
+                          "message again for the whole reply)"]
+    assert "You said: capital of France?" in page.left_pane.transcript.toPlainText()  # the fine-tune answered
+    qtbot.waitUntil(page.send_button.isEnabled, timeout=5_000)  # the window goes on
+
+
 def test_the_api_model_dialog_keeps_the_key_in_the_keyring(qtbot, home):
     from gui.api_model_dialog import ApiModelDialog
 
@@ -117,19 +135,23 @@ def test_the_page_is_free_again_when_the_reply_ends_even_if_its_thread_lingers(q
     """The worker thread is still alive when its last signal is handled; the page must not wait for it to exit."""
     import time
 
-    from gui import api_column
+    from gui import api_worker
 
     def chat(endpoint, messages, on_token=None, **_):  # an answer at once: the timing is what is tested
         on_token("Paris.")
         return api_chat.Reply("Paris.", 10, 2, 0.01, 0.02, None, "stop")
 
-    monkeypatch.setattr(api_column.api_chat, "chat", chat)
-    run = api_column.ApiColumn._run
-    monkeypatch.setattr(api_column.ApiColumn, "_run", lambda self, *args: (run(self, *args), time.sleep(3)))
+    class Lingering(api_worker._Task):
+        def _end(self):  # after the reply's last signal
+            time.sleep(3)
+            super()._end()
+
+    monkeypatch.setattr(api_chat, "chat", chat)
+    monkeypatch.setattr(api_worker, "_Task", Lingering)
     load(qtbot, page)
     _use(page, Endpoint("http://127.0.0.1:9/v1", "m"))
     page.input_edit.setPlainText("capital of France?")
     page.send_button.click()
     qtbot.waitUntil(lambda: "Paris." in page.api_pane.transcript.toPlainText(), timeout=10_000)
     qtbot.waitUntil(page.send_button.isEnabled, timeout=2_000)  # before the thread's 3 s are over
-    assert page.api._thread.is_alive() and not page.api.is_busy()
+    assert page.api.worker.running() and not page.api.is_busy()

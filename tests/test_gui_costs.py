@@ -8,6 +8,7 @@ import pytest
 
 from engine.light import api_chat
 from engine.light.api_chat import Endpoint
+from engine.light.api_privacy import Consent
 from engine.light.run_folder import RunFolder, list_runs
 from gui.app_state import AppState
 from gui.pages.runs_page import RunsPage
@@ -30,7 +31,7 @@ def page(qtbot, home, evaluated):  # noqa: F811
     page = RunsPage(AppState(str(home)), engine_command=[sys.executable, "-m", "engine"])
     qtbot.addWidget(page)
     page.asked = []
-    page.confirm = lambda endpoint, what: page.asked.append(what) or False
+    page.consent = Consent(lambda endpoint, question: page.asked.append(question) or False)
     assert page.select("compared")
     return page
 
@@ -53,7 +54,8 @@ def test_the_api_models_answers_join_the_comparison_table(qtbot, page, demo_gguf
 def test_nothing_is_sent_off_this_computer_when_the_user_declines(page):
     api_chat.save_endpoint(Endpoint("https://api.llamadesk-test.invalid/v1", "gpt-4o"))
     assert not page.compare_with_api()
-    assert page.asked == ["the 2 compared validation prompts of compared"]
+    assert len(page.asked) == 1 and page.asked[0].startswith(
+        "The 2 compared validation prompts of compared will be sent to api.llamadesk-test.invalid")
     assert page.api_status.text() == "Nothing was sent to api.llamadesk-test.invalid."
 
 

@@ -16,9 +16,11 @@ class CompareError(UserError):
     kind = "evaluation"
 
 
-def compare(folder: RunFolder, endpoint: Endpoint, *, max_tokens: int = 256, progress=lambda text: None) -> dict:
+def compare(folder: RunFolder, endpoint: Endpoint, *, max_tokens: int = 256, progress=lambda text: None,
+            cancel: api_chat.Cancel | None = None) -> dict:
     """Ask the API model every compared prompt (greedy, as the local models answered them) and save its answers in
-    evaluation.json. A failure part-way keeps the answers so far and says what stopped it."""
+    evaluation.json. A failure or ``cancel`` part-way keeps the whole answers so far (not the one cut short) and
+    ``stopped`` says what stopped it; one before the first answer raises instead, and nothing is written."""
     result = folder.evaluation()
     if not result or not result.get("answers"):
         raise CompareError("this run has no comparison with the base model to add the API model to",
@@ -38,11 +40,13 @@ def compare(folder: RunFolder, endpoint: Endpoint, *, max_tokens: int = 256, pro
         progress(f"{endpoint.model}: prompt {index} of {len(answers)}")
         try:
             reply = api_chat.chat(endpoint, [{"role": "user", "content": entry.get("question") or entry["prompt"]}],
-                                  temperature=0.0, max_tokens=max_tokens)
+                                  temperature=0.0, max_tokens=max_tokens, cancel=cancel)
+            if reply.finish_reason == "cancelled":
+                raise ApiError(f"cancelled at prompt {index} of {len(answers)}", kind="cancelled")
         except ApiError as exc:
-            stopped = exc.message + (f" — {exc.hint}" if exc.hint else "")
             if index == 1:
-                raise  # nothing to keep: the endpoint does not work
+                raise  # nothing to keep: the endpoint does not work, or the user stopped before its first answer
+            stopped = _why(exc, endpoint, index, len(answers))
             break
         entry["api"] = reply.text.strip()
         entry["rouge_l_api"] = scorer.score(entry.get("reference", ""), entry["api"])["rougeL"].fmeasure
@@ -60,3 +64,11 @@ def compare(folder: RunFolder, endpoint: Endpoint, *, max_tokens: int = 256, pro
                      "cost_usd": totals["cost_usd"] if priced else None, "stopped": stopped}
     folder.write_evaluation(result)
     return result
+
+
+def _why(exc: ApiError, endpoint: Endpoint, index: int, count: int) -> str:
+    """What stopped the comparison, for evaluation.json and the window."""
+    if exc.kind == "dropped":  # the chat's wording keeps a partial reply; here the cut answer is left out
+        return (f"the connection to {endpoint.host} closed mid-reply at prompt {index} of {count}; the answers before "
+                "it are kept")
+    return exc.message + (f" — {exc.hint}" if exc.hint else "")

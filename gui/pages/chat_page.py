@@ -5,6 +5,9 @@ The page draws the panes and settings; ``ChatController`` runs the engine and th
 model" on, each message is answered twice by the same engine: adapter on (left pane), then adapter off (right pane).
 With "Compare with an API model" on, ``ApiColumn`` sends the same conversation to an OpenAI-compatible endpoint at
 the same time (third pane), after asking before the first request that would leave this computer.
+
+Every signal connection has a receiver that lives no longer than this page (a method of it, or of one of its widgets),
+so Qt drops it with the page; ``shutdown()`` stops the engine and the API column and waits for them.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from PySide6.QtWidgets import (
 
 from engine.light import protocol
 from engine.light.run_folder import list_runs
-from gui.api_column import ApiColumn, privacy_notice, reply_footer
+from gui.api_column import ApiColumn, reply_footer
 from gui.app_state import AppState
 from gui.chat_controller import LEFT, RIGHT, ChatController
 from gui.widgets.chat_transcript import ChatPane
@@ -62,8 +65,7 @@ class ChatPage(QWidget):
         self._known_runs: set[str] | None = None  # finished runs at the last refresh; None before the first
         self.controller = ChatController(self, engine_command=engine_command, home=state.home)
         self.client = self.controller.client
-        self.api = ApiColumn(self, confirm=lambda endpoint: ask(self, "Send off this computer?",
-                                                                privacy_notice(endpoint)))
+        self.api = ApiColumn(self, ask=self._ask_to_send)
         self.setLayout(QVBoxLayout())
         self.layout().addLayout(self._build_source_row())
         self.layout().addWidget(self.error_label)
@@ -90,8 +92,6 @@ class ChatPage(QWidget):
         self.export_button = QPushButton("Export…")
         self.export_button.setToolTip("Export this run: merged model, GGUF or Ollama, verified against the fine-tune")
         self.export_button.clicked.connect(self._on_export_clicked)
-        self.source_combo.currentIndexChanged.connect(
-            lambda _: self.export_button.setEnabled(str(self.source_combo.currentData() or "").startswith("run:")))
         self.status_label = ElidedLabel("No model loaded.")  # load progress can be long: it never widens the window
         self.error_label = plain_label(selectable=True)
         self.error_label.setObjectName("error")  # the theme colours it for the light or dark palette
@@ -193,8 +193,8 @@ class ChatPage(QWidget):
 
     def _connect(self) -> None:
         self.load_button.clicked.connect(self.load)
-        self.compare_box.toggled.connect(lambda _: self._update_controls())
-        self.api_box.toggled.connect(lambda _: self._update_controls())
+        self.compare_box.toggled.connect(self._on_option_toggled)
+        self.api_box.toggled.connect(self._on_option_toggled)
         self.api.sig_started.connect(self.api_pane.transcript.begin_reply)
         self.api.sig_token.connect(self.api_pane.transcript.append_reply)
         self.api.sig_finished.connect(self._on_api_finished)
@@ -203,13 +203,12 @@ class ChatPage(QWidget):
         self.stop_button.clicked.connect(self.stop_generation)
         self.regenerate_button.clicked.connect(self.regenerate)
         self.clear_button.clicked.connect(self.clear)
-        self.source_combo.currentIndexChanged.connect(lambda _: self._update_titles())
+        self.source_combo.currentIndexChanged.connect(self._on_source_changed)
         c = self.controller
-        c.sig_reply_started.connect(lambda pane: self.panes[pane].transcript.begin_reply())
-        c.sig_reply_text.connect(lambda pane, text: self.panes[pane].transcript.append_reply(text))
-        c.sig_reply_finished.connect(
-            lambda pane, reason, tokens, seconds: self.panes[pane].transcript.finish_reply(reason, tokens, seconds))
-        c.sig_turn_abandoned.connect(lambda pane, note: self.panes[pane].transcript.abandon_turn(note))
+        c.sig_reply_started.connect(self._on_reply_started)
+        c.sig_reply_text.connect(self._on_reply_text)
+        c.sig_reply_finished.connect(self._on_reply_finished)
+        c.sig_turn_abandoned.connect(self._on_turn_abandoned)
         c.sig_status.connect(self.status_label.setText)
         c.sig_error.connect(self._show_error)
         c.sig_loaded.connect(self._on_controller_loaded)
@@ -253,8 +252,10 @@ class ChatPage(QWidget):
             self.controller.load(kind, name)
 
     def shutdown(self) -> None:
+        """Stop the chat engine and the API reply under way; waits (bounded) for the API column's thread, so the
+        window can close or delete this page while a reply streams."""
         self.controller.shutdown()
-        self.api.stop()  # an API reply under way ends at its next piece
+        self.api.shutdown()
 
     def _on_export_clicked(self) -> None:
         kind, _, name = str(self.source_combo.currentData() or "").partition(":")
@@ -309,9 +310,26 @@ class ChatPage(QWidget):
         self._update_controls()
 
     def _on_api_failed(self, text: str) -> None:
+        # What arrived before the failure stays (a connection closed mid-reply), with the message beneath it.
         self.api_pane.transcript.finish_reply("error", stats="")
         self.api_pane.transcript.abandon_turn(text)  # this column failed; the others carry on
         self._update_controls()
+
+    def _ask_to_send(self, endpoint, question: str) -> bool:
+        return ask(self, "Send off this computer?", question)
+
+    # ---- the controller's replies, addressed to a pane by name ------------------------------------------------------
+    def _on_reply_started(self, pane: str) -> None:
+        self.panes[pane].transcript.begin_reply()
+
+    def _on_reply_text(self, pane: str, text: str) -> None:
+        self.panes[pane].transcript.append_reply(text)
+
+    def _on_reply_finished(self, pane: str, reason: str, tokens: int, seconds: float) -> None:
+        self.panes[pane].transcript.finish_reply(reason, tokens, seconds)
+
+    def _on_turn_abandoned(self, pane: str, note: str) -> None:
+        self.panes[pane].transcript.abandon_turn(note)
 
     def choose_api_model(self) -> None:
         from gui.api_model_dialog import ApiModelDialog
@@ -353,6 +371,13 @@ class ChatPage(QWidget):
 
     def _on_controller_loaded(self, kind: str, name: str) -> None:
         self._update_titles()
+
+    def _on_source_changed(self, _index: int) -> None:
+        self.export_button.setEnabled(str(self.source_combo.currentData() or "").startswith("run:"))
+        self._update_titles()
+
+    def _on_option_toggled(self, _checked: bool) -> None:
+        self._update_controls()
 
     def _source(self) -> tuple[str, str]:
         """What the left pane talks to: the loaded source, or before loading, the one chosen in the picker."""
@@ -424,6 +449,5 @@ class ChatPage(QWidget):
         super().showEvent(event)
 
     def closeEvent(self, event) -> None:
-        self.controller.shutdown()
-        self.api.stop()
+        self.shutdown()
         super().closeEvent(event)

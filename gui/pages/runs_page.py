@@ -1,5 +1,8 @@
 """Runs page: every run folder (from the app or the command line), sorted by any column and filtered by text and
-status, with open, resume, chat, export, folder and delete."""
+status, with open, resume, chat, export, folder and delete.
+
+Every signal connection has a receiver that lives no longer than this page (a method of it), so Qt drops it with the
+page; ``shutdown()`` stops the batch comparison with the API model and waits for it."""
 
 from __future__ import annotations
 
@@ -15,10 +18,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.light import api_chat
+from engine.light import api_chat, api_privacy
 from engine.light.run_folder import RunSummary, list_runs
 from gui.api_batch_job import ApiBatchJob
-from gui.api_column import privacy_notice
 from gui.app_state import AppState
 from gui.compare_dialog import CompareDialog
 from gui.widgets.comparison_view import ComparisonView
@@ -55,19 +57,18 @@ class RunsPage(QWidget):
         self.filter_edit = QLineEdit(placeholderText="Filter by name, model or dataset")
         self.filter_edit.setAccessibleName("Filter runs")
         self.filter_edit.setClearButtonEnabled(True)
-        self.filter_edit.textChanged.connect(lambda _: self._apply_filter())
+        self.filter_edit.textChanged.connect(self._on_filter_changed)
         self.status_combo = QComboBox()
         self.status_combo.setAccessibleName("Status")
         self.status_combo.addItems([ALL, "finished", "running", "paused", "stopped", "failed", "crashed"])
-        self.status_combo.currentTextChanged.connect(lambda _: self._apply_filter())
-        self.table.itemDoubleClicked.connect(lambda _: self._emit(self.sig_open_run))
+        self.status_combo.currentTextChanged.connect(self._on_filter_changed)
+        self.table.itemDoubleClicked.connect(self._on_double_clicked)
         self.detail = plain_label(selectable=True)
         self.buttons = {}
         row = QHBoxLayout()
-        for name, handler in (("Refresh", self.refresh), ("Open", lambda: self._emit(self.sig_open_run)),
-                              ("Resume", lambda: self._emit(self.sig_resume_run)),
-                              ("Chat", lambda: self._emit(self.sig_chat_run)),
-                              ("Export…", lambda: self._emit(self.sig_export_run)), ("Compare…", self.compare),
+        for name, handler in (("Refresh", self.refresh), ("Open", self._open_selected),
+                              ("Resume", self._resume_selected), ("Chat", self._chat_selected),
+                              ("Export…", self._export_selected), ("Compare…", self.compare),
                               ("Open folder", self._open_folder),
                               ("Delete…", self._delete)):
             button = QPushButton(name)
@@ -107,14 +108,14 @@ class RunsPage(QWidget):
         self.api_job = ApiBatchJob(self)
         self.api_job.sig_progress.connect(self.api_status.setText)
         self.api_job.sig_done.connect(self._on_api_done)
-        self.api_job.sig_failed.connect(lambda text: self._on_api_ended(f"Not added: {text}"))
-        self.confirm = lambda endpoint, what: ask(self, "Send off this computer?", privacy_notice(endpoint, what))
+        self.api_job.sig_failed.connect(self._on_api_failed)
+        self.consent = api_privacy.Consent(self._ask_to_send)
         state.sig_runs_changed.connect(self.refresh)
         self.refresh()
 
     def _empty_state(self) -> QWidget:
         go = QPushButton("Go to Train")
-        go.clicked.connect(lambda: self.sig_show_page.emit("Train"))
+        go.clicked.connect(self._go_to_train)
         return empty_state("No runs yet", "Fine-tune a model on the Train page. Runs started from the command line "
                            "(llamadesk-engine train) appear here too.", [go])
 
@@ -209,8 +210,7 @@ class RunsPage(QWidget):
             endpoint = dialog.endpoint
             api_chat.save_endpoint(endpoint)
         count = len((run.folder.evaluation() or {}).get("answers", []))
-        if not endpoint.is_local() and not self.confirm(endpoint, f"the {count} compared validation prompts of "
-                                                                  f"{run.name}"):
+        if not self.consent.allows(endpoint, f"the {count} compared validation prompts of {run.name}"):
             self.api_status.setText(f"Nothing was sent to {endpoint.host}.")
             return False
         self.api_button.setEnabled(False)
@@ -224,9 +224,24 @@ class RunsPage(QWidget):
         self._on_api_ended(f"Added {api['model']}: {score} on {api['answered']} prompts"
                            + (f"; stopped early: {api['stopped']}" if api.get("stopped") else "") + ".")
 
+    def _on_api_failed(self, text: str) -> None:
+        self._on_api_ended(f"Not added: {text}")
+
     def _on_api_ended(self, text: str) -> None:
         self.api_status.setText(text)
         self._on_table_selection()
+
+    def _ask_to_send(self, endpoint, question: str) -> bool:
+        return ask(self, "Send off this computer?", question)
+
+    def shutdown(self) -> None:
+        """Stop the batch comparison under way (the answers so far are kept) and wait (bounded) for its thread, so
+        the window can close or delete this page meanwhile."""
+        self.api_job.shutdown()
+
+    def closeEvent(self, event) -> None:
+        self.shutdown()
+        super().closeEvent(event)
 
     def show_costs(self):
         from gui.cost_dialog import CostDialog
@@ -242,6 +257,27 @@ class RunsPage(QWidget):
         run = self.selected()
         if run is not None:
             signal.emit(run)
+
+    def _open_selected(self) -> None:
+        self._emit(self.sig_open_run)
+
+    def _resume_selected(self) -> None:
+        self._emit(self.sig_resume_run)
+
+    def _chat_selected(self) -> None:
+        self._emit(self.sig_chat_run)
+
+    def _export_selected(self) -> None:
+        self._emit(self.sig_export_run)
+
+    def _on_double_clicked(self, _item) -> None:
+        self._emit(self.sig_open_run)
+
+    def _on_filter_changed(self, _text: str) -> None:
+        self._apply_filter()
+
+    def _go_to_train(self) -> None:
+        self.sig_show_page.emit("Train")
 
     def _open_folder(self) -> None:
         run = self.selected()
