@@ -12,7 +12,7 @@ from engine.light.run_folder import RunFolder
 def add_commands(commands) -> None:
     api = commands.add_parser("compare-api", help="add an OpenAI-compatible model's answers to a finished run's "
                               "comparison (its validation prompts, scored with ROUGE-L); the key comes from the "
-                              "keyring or $LLAMADESK_API_KEY")
+                              "keyring, or from $LLAMADESK_API_KEY when $LLAMADESK_API_KEY_HOST names the URL's host")
     api.add_argument("run", help="a finished run with a comparison (folder or name)")
     api.add_argument("--url", required=True, help="the API's base URL, e.g. https://api.openai.com/v1")
     api.add_argument("--model", required=True, help="the model name, e.g. gpt-4o-mini")
