@@ -11,7 +11,8 @@ from pathlib import Path
 from PySide6.QtCore import QSettings
 
 from engine.light import paths
-from gui.bootstrap import PAGES, application, build_window
+from gui.bootstrap import application, build_window
+from gui.pages import PAGES
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,20 +9,20 @@ import sys
 
 from PySide6.QtWidgets import QApplication
 
-PAGES = ("Model", "Dataset", "Train", "Chat", "Runs", "Engine")  # in the order of the work
-
 
 def application() -> QApplication:
+    """The app, themed, its reference cycles collected on this (the GUI) thread only."""
     existing = QApplication.instance()
     app = existing or QApplication(sys.argv[:1])
     app.setOrganizationName("LlamaDesk")
     app.setApplicationName("LlamaDesk")
-    if existing is None or not getattr(app, "_llamadesk_themed", False):
-        from gui import icons, theme
+    if existing is None or not getattr(app, "_llamadesk_set_up", False):
+        from gui import cycle_collector, icons, theme
 
+        cycle_collector.collect_on_gui_thread(app)
         theme.apply(app)
         app.setWindowIcon(icons.app_icon())
-        app._llamadesk_themed = True
+        app._llamadesk_set_up = True
     return app
 
 

@@ -79,7 +79,7 @@ class ClusterDialog(QDialog):
         self.write_button.clicked.connect(self.write)
         self.open_button = QPushButton("Open the folder")
         self.open_button.setEnabled(False)
-        self.open_button.clicked.connect(lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(self.result["folder"])))
+        self.open_button.clicked.connect(self._on_open_clicked)
         close = QPushButton("Close")
         close.clicked.connect(self.close)
         buttons.addStretch(1)
@@ -96,6 +96,9 @@ class ClusterDialog(QDialog):
         self.batch.setText(f"{ranks} GPUs in all, one process each: effective batch {t.micro_batch} × {t.grad_accum} "
                            f"× {ranks} = {t.micro_batch * t.grad_accum * ranks:,} sequences per step.")
 
+    def _on_open_clicked(self) -> None:
+        QDesktopServices.openUrl(QUrl.fromLocalFile(self.result["folder"]))
+
     def _browse(self) -> None:
         chosen = QFileDialog.getExistingDirectory(self, "Where to write the job folder", str(Path.home()))
         if chosen:
@@ -110,7 +113,7 @@ class ClusterDialog(QDialog):
         self.report.setPlainText("Writing the job folder…")
         self.write_button.setEnabled(False)
         process = LineProcess(self)
-        process.sig_stderr_line.connect(lambda line: self.report.appendPlainText(line))
+        process.sig_stderr_line.connect(self.report.appendPlainText)
         process.sig_stdout_line.connect(self._on_line)
         process.sig_exited.connect(self._on_exited)
         self._process = process

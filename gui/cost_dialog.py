@@ -60,13 +60,13 @@ class CostDialog(QDialog):
         self.report.setPlaceholderText("Counting the dataset's tokens…")
         buttons = QHBoxLayout()
         self.update_button = QPushButton("Recalculate")
-        self.update_button.clicked.connect(lambda: self.calculate())
+        self.update_button.clicked.connect(self._on_recalculate_clicked)
         self.jsonl_button = QPushButton("Export as OpenAI JSONL…")
         self.jsonl_button.setToolTip("The dataset in OpenAI's fine-tuning format (one {\"messages\": [...]} per line)")
         self.jsonl_button.clicked.connect(self._on_jsonl_clicked)
         prices_button = QPushButton("Edit prices…")
         prices_button.setToolTip("Open your copy of the dated price table (LlamaDesk never fetches prices)")
-        prices_button.clicked.connect(lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(prices.editable_copy()))))
+        prices_button.clicked.connect(self._on_prices_clicked)
         close = QPushButton("Close")
         close.clicked.connect(self.close)
         for button in (self.update_button, self.jsonl_button, prices_button):
@@ -97,6 +97,12 @@ class CostDialog(QDialog):
         self._process = process
         process.start(command, env=engine_environment(self._home))
         return True
+
+    def _on_recalculate_clicked(self) -> None:
+        self.calculate()
+
+    def _on_prices_clicked(self) -> None:
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(prices.editable_copy())))
 
     def _on_jsonl_clicked(self) -> None:
         default = str(Path.home() / f"{self.run.name}-openai.jsonl")

@@ -48,9 +48,9 @@ class DataCheckJob(QObject):
         settings = paths.cache_dir("gui") / f"data-check-{next(_counter)}.yaml"
         run_config.save(config, settings)
         process = LineProcess(self)
-        process.sig_stdout_line.connect(self._stdout.append)
-        process.sig_stderr_line.connect(lambda line: line.strip() and self.sig_status.emit(line.strip()))
-        process.sig_exited.connect(lambda end: self._on_process_exited(process, end))
+        process.sig_stdout_line.connect(self._on_stdout_line)
+        process.sig_stderr_line.connect(self._on_stderr_line)
+        process.sig_exited.connect(self._on_process_exited)
         self._process = process
         process.start(self._command + ["data", "check", str(settings), "--json"], env=engine_environment(home))
 
@@ -66,8 +66,16 @@ class DataCheckJob(QObject):
         if process is not None:
             process.wait(3000)
 
-    def _on_process_exited(self, process: LineProcess, end: Exit) -> None:
-        if process is not self._process:
+    def _on_stdout_line(self, line: str) -> None:
+        self._stdout.append(line)
+
+    def _on_stderr_line(self, line: str) -> None:
+        if line.strip():
+            self.sig_status.emit(line.strip())
+
+    def _on_process_exited(self, end: Exit) -> None:
+        process = self.sender()
+        if process is not self._process:  # a cancelled check stays silent
             return
         self._process = None
         process.deleteLater()

@@ -68,11 +68,11 @@ class LineProcess(QObject):
             params = QProcess.UnixProcessParameters()
             params.flags = QProcess.UnixProcessFlag.CreateNewSession
             process.setUnixProcessParameters(params)
-        # Each handler checks that its process is still the current one: an abandoned one must stay silent.
-        process.readyReadStandardOutput.connect(lambda: self._on_output(process, "out"))
-        process.readyReadStandardError.connect(lambda: self._on_output(process, "err"))
-        process.finished.connect(lambda code, status: self._on_finished(process, code, status))
-        process.errorOccurred.connect(lambda error: self._on_error(process, error))
+        # Each handler checks that its process (the sender) is still the current one: an abandoned one stays silent.
+        process.readyReadStandardOutput.connect(self._on_stdout)
+        process.readyReadStandardError.connect(self._on_stderr)
+        process.finished.connect(self._on_finished)
+        process.errorOccurred.connect(self._on_error)
         self._process = process
         process.start(command[0], command[1:])
 
@@ -131,6 +131,12 @@ class LineProcess(QObject):
             process.terminate()
             after(self, self.TERMINATE_GRACE_MS, lambda: self._escalate(process, kill=True))
 
+    def _on_stdout(self) -> None:
+        self._on_output(self.sender(), "out")
+
+    def _on_stderr(self) -> None:
+        self._on_output(self.sender(), "err")
+
     def _on_output(self, process: QProcess, channel: str) -> None:
         if process is not self._process or not isValid(process):
             return
@@ -156,14 +162,16 @@ class LineProcess(QObject):
                 self._emit_line(channel, self._buffers[channel])
             self._buffers[channel] = b""
 
-    def _on_finished(self, process: QProcess, exit_code: int, exit_status) -> None:
+    def _on_finished(self, exit_code: int, exit_status) -> None:
+        process = self.sender()
         if process is not self._process or not isValid(process) or self._exited:
             return
         self._flush(process)
         crashed = exit_status == QProcess.ExitStatus.CrashExit
         self._report(Exit(None if crashed else exit_code, crashed, self.stderr_tail()))
 
-    def _on_error(self, process: QProcess, error) -> None:
+    def _on_error(self, error) -> None:
+        process = self.sender()
         if process is self._process and error == QProcess.ProcessError.FailedToStart and not self._exited:
             reason = process.errorString()
             self._tail.append(f"could not start {process.program()}: {reason}")

@@ -3,10 +3,11 @@ that says where each step stands and what to do next. It only composes pages and
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, QTimer
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QMainWindow,
@@ -17,14 +18,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-import resources
-from engine.light import demo_settings
 from engine.light.run_folder import RunFolder, list_runs
 from gui import guide, icons
 from gui.app_state import AppState
-from gui.bootstrap import PAGES
 from gui.engine_client import EngineClient
 from gui.export_dialog import ExportDialog
+from gui.pages import PAGES
 from gui.pages.chat_page import ChatPage
 from gui.pages.dataset_page import DatasetPage
 from gui.pages.engine_page import EnginePage
@@ -77,16 +76,19 @@ class MainWindow(QMainWindow):
             self.stack.addWidget(frame)
         self.sidebar = Sidebar(PAGES, ICONS)
         self.sidebar.currentRowChanged.connect(self.stack.setCurrentIndex)
-        self.sidebar.currentRowChanged.connect(lambda _: self.update_guide())
+        self.sidebar.currentRowChanged.connect(self._on_page_changed)
         body = QWidget()
         layout = QHBoxLayout(body)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.sidebar)
         layout.addWidget(self.stack, 1)
         self.setCentralWidget(body)
+        page_keys = QActionGroup(self)
+        page_keys.setExclusionPolicy(QActionGroup.ExclusionPolicy.None_)
+        page_keys.triggered.connect(self._on_page_key)
         for index, name in enumerate(PAGES):
-            action = QAction(name, self, shortcut=QKeySequence(f"Ctrl+{index + 1}"))
-            action.triggered.connect(lambda _=False, i=index: self.sidebar.setCurrentRow(i))
+            action = QAction(name, page_keys, shortcut=QKeySequence(f"Ctrl+{index + 1}"))
+            action.setData(index)
             self.addAction(action)
         # Ctrl+Q by name: the platform's StandardKey.Quit is empty on some Linux desktops (and Ctrl is Cmd on macOS).
         quit_action = QAction("Quit", self, shortcut=QKeySequence("Ctrl+Q"))
@@ -99,7 +101,7 @@ class MainWindow(QMainWindow):
         self.runs_page.sig_chat_run.connect(self._on_runs_chat)
         self.runs_page.sig_export_run.connect(self.export_run)
         self.runs_page.sig_show_page.connect(self.show_page)
-        self.chat_page.sig_export_run.connect(lambda name: self.export_run(RunFolder.find(name).summary()))
+        self.chat_page.sig_export_run.connect(self._on_chat_export)
         self._engine_command = engine_command
         self._chatted = False
         self._guide_timer = QTimer(self, singleShot=True, interval=150)  # many changes arrive together: one update
@@ -107,7 +109,7 @@ class MainWindow(QMainWindow):
         for signal in (self.state.sig_model_changed, self.state.sig_dataset_changed, self.state.sig_runs_changed,
                        self.dataset_page.sig_checked, self.train_page.controller.sig_running_changed,
                        self.train_page.controller.sig_progress):
-            signal.connect(lambda *_: self._guide_timer.start())
+            signal.connect(self._update_guide_soon)
         self.chat_page.controller.sig_loaded.connect(self._on_chat_loaded)
         self.leave_engine_running = False  # set when the user closes the window but keeps training
         self._restore()
@@ -144,13 +146,18 @@ class MainWindow(QMainWindow):
                 header.set_next(upcoming.text, upcoming.button, self._actions().get(upcoming.action))
             else:
                 header.set_next(f"Next: {upcoming.text}", f"Go to {upcoming.page}",
-                                lambda page=upcoming.page: self.show_page(page))
+                                functools.partial(self.show_page, upcoming.page))
+
+    def _update_guide_soon(self, *_) -> None:
+        self._guide_timer.start()
 
     def _actions(self) -> dict:
         """What the next step's button does on its own page."""
-        return {"use_sample": lambda: self.dataset_page.open_path(str(resources.path(demo_settings.SAMPLE))),
-                "check": lambda: self.dataset_page.open_path(self.state.config.dataset), "start": self.train_page.start,
-                "chat": self._chat_with_latest}
+        return {"use_sample": self.dataset_page.open_sample, "check": self._check_dataset,
+                "start": self.train_page.start, "chat": self._chat_with_latest}
+
+    def _check_dataset(self) -> None:
+        self.dataset_page.open_path(self.state.config.dataset)
 
     def _chat_with_latest(self) -> None:
         finished = self.facts().finished_runs
@@ -171,6 +178,12 @@ class MainWindow(QMainWindow):
     def show_page(self, name: str) -> None:
         self.sidebar.setCurrentRow(PAGES.index(name))
 
+    def _on_page_changed(self, _row: int) -> None:
+        self.update_guide()
+
+    def _on_page_key(self, action: QAction) -> None:
+        self.sidebar.setCurrentRow(action.data())
+
     def _on_runs_open(self, run) -> None:
         self.train_page.show_run(run)
         self.show_page("Train")
@@ -182,6 +195,9 @@ class MainWindow(QMainWindow):
     def _on_runs_chat(self, run) -> None:
         self.chat_page.select_run(run.name)
         self.show_page("Chat")
+
+    def _on_chat_export(self, name: str) -> None:
+        self.export_run(RunFolder.find(name).summary())
 
     def export_run(self, run) -> ExportDialog:
         """The run's Export dialog (one per run; it stays open beside the window while the engine exports)."""
@@ -247,10 +263,7 @@ class MainWindow(QMainWindow):
             if not dialog.close():  # an export is running and the user keeps it
                 event.ignore()
                 return
-        self.chat_page.shutdown()
-        self.engine_page.job.cancel()
-        self.dataset_page.job.shutdown()  # a check still running must not report into a window being destroyed
-        self.train_page.time_job.shutdown()
+        self._stop_workers()
         settings = QSettings()
         settings.setValue("window/geometry", self.saveGeometry())
         for name, splitter in self._splitters().items():
@@ -259,3 +272,13 @@ class MainWindow(QMainWindow):
         settings.setValue("choices/model", self.state.config.model)
         settings.setValue("choices/dataset", self.state.config.dataset)
         event.accept()
+
+    def _stop_workers(self) -> None:
+        """End every process and thread the pages run, and wait for them: nothing may report into a window being
+        destroyed, and Qt aborts on a QThread destroyed while it runs."""
+        self.chat_page.shutdown()  # its engine and its API reply's thread
+        self.runs_page.shutdown()  # the batch comparison's thread
+        self.engine_page.job.cancel()
+        self.dataset_page.job.shutdown()
+        self.train_page.time_job.shutdown()
+        self.state.gpu.stop()

@@ -15,6 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from PySide6.QtCore import QCoreApplication, QObject, QTimer
+
 import resources
 from engine.light import demo_settings, paths, protocol
 
@@ -23,8 +25,6 @@ SAMPLE_ROWS = 16
 
 def run(report_path: Path | None, timeout_s: float = 900) -> int:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from PySide6.QtCore import QTimer
-
     from gui.bootstrap import application, build_window
     from gui.engine_client import engine_command
 
@@ -42,17 +42,7 @@ def run(report_path: Path | None, timeout_s: float = 900) -> int:
 
     report: dict = {"ok": False, "frozen": bool(getattr(sys, "frozen", False)), "engine": engine_command(),
                     "home": str(paths.home()), "losses": [], "states": []}
-
-    def ended(end) -> None:
-        report["exit_code"] = end.exit_code
-        if end.crashed:
-            report["error"] = report.get("error") or f"the engine crashed: {end.output_tail[-1500:]}"
-        app.quit()
-
-    page.controller.sig_message.connect(lambda msg: _record(report, msg))
-    page.controller.sig_ended.connect(ended)
-    QTimer.singleShot(int(timeout_s * 1000), lambda: (report.update(error="timed out"), page.controller.kill(),
-                                                      app.quit()))
+    _Recorder(report, page, timeout_s)
     page.start()
     if not page.is_busy():
         report["error"] = page.status.text()
@@ -70,6 +60,33 @@ def run(report_path: Path | None, timeout_s: float = 900) -> int:
         Path(report_path).write_text(text, encoding="utf-8")
     print(text)
     return 0 if report["ok"] else 1
+
+
+class _Recorder(QObject):
+    """Keeps what the Train page's controller reports in ``report``, and quits the app when the run ends or the
+    time is up."""
+
+    def __init__(self, report: dict, page, timeout_s: float):
+        super().__init__(page)
+        self.report = report
+        self._controller = page.controller
+        self._controller.sig_message.connect(self._on_message)
+        self._controller.sig_ended.connect(self._on_ended)
+        QTimer.singleShot(int(timeout_s * 1000), self, self._on_timeout)
+
+    def _on_message(self, msg) -> None:
+        _record(self.report, msg)
+
+    def _on_ended(self, end) -> None:
+        self.report["exit_code"] = end.exit_code
+        if end.crashed:
+            self.report["error"] = self.report.get("error") or f"the engine crashed: {end.output_tail[-1500:]}"
+        QCoreApplication.quit()
+
+    def _on_timeout(self) -> None:
+        self.report["error"] = "timed out"
+        self._controller.kill()
+        QCoreApplication.quit()
 
 
 def _record(report: dict, msg) -> None:

@@ -55,19 +55,20 @@ class SetupJob(QObject):
         self.sig_step.emit(self._index + 1, len(self._steps), step.title)
         self._output = []
         process = LineProcess(self, merge_output=True)
-        process.sig_stdout_line.connect(lambda line: self._on_line(process, line))
-        process.sig_exited.connect(lambda end: self._on_exited(process, end))
+        process.sig_stdout_line.connect(self._on_line)
+        process.sig_exited.connect(self._on_exited)
         self._process = process
         process.start(step.command)  # an argument list, never a shell line
 
-    def _on_line(self, process: LineProcess, line: str) -> None:
-        if process is not self._process:
+    def _on_line(self, line: str) -> None:
+        if self.sender() is not self._process:  # an abandoned step stays silent
             return
         self._output.append(line)
         if self._steps[self._index].title != "Self-test" and line.strip():  # its JSON line is summarised at the end
             self.sig_line.emit(line.rstrip())
 
-    def _on_exited(self, process: LineProcess, end: Exit) -> None:
+    def _on_exited(self, end: Exit) -> None:
+        process = self.sender()
         if process is not self._process:
             return
         self._process = None

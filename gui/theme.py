@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QColor, QGuiApplication, QPalette
 from PySide6.QtWidgets import QApplication
 
@@ -57,9 +57,19 @@ def colors() -> Colors:
 def apply(app: QApplication) -> None:
     """Style the app now, and again whenever the system switches between light and dark."""
     _apply(app)
-    if not getattr(app, "_llamadesk_follows_scheme", False):
-        app._llamadesk_follows_scheme = True
-        app.styleHints().colorSchemeChanged.connect(lambda _: _apply(app))
+    if app.findChild(_SchemeFollower) is None:
+        _SchemeFollower(app)
+
+
+class _SchemeFollower(QObject):
+    """Restyles its parent, the app, when the system's colour scheme changes."""
+
+    def __init__(self, app: QApplication):
+        super().__init__(app)
+        app.styleHints().colorSchemeChanged.connect(self._on_scheme_changed)
+
+    def _on_scheme_changed(self, _scheme) -> None:
+        _apply(self.parent())
 
 
 def _apply(app: QApplication) -> None:

@@ -40,7 +40,7 @@ class TimeTrialJob(QObject):
         run_config.save(config, settings)
         process = LineProcess(self)
         process.sig_stdout_line.connect(self._on_line)
-        process.sig_exited.connect(lambda end: self._on_process_exited(process, end))
+        process.sig_exited.connect(self._on_process_exited)
         self._process = process
         process.start(self._command + ["time", str(settings), "--json"], env=engine_environment(home))
 
@@ -67,8 +67,9 @@ class TimeTrialJob(QObject):
         elif isinstance(msg, protocol.Error):
             self._error = msg.message + (f"\n→ {msg.hint}" if msg.hint else "")
 
-    def _on_process_exited(self, process: LineProcess, end: Exit) -> None:
-        if process is not self._process:
+    def _on_process_exited(self, end: Exit) -> None:
+        process = self.sender()
+        if process is not self._process:  # an abandoned trial stays silent
             return
         self._process = None
         process.deleteLater()

@@ -62,7 +62,7 @@ class TrainController(QObject):
         self._error = ""  # the last error of the shown run, kept in the status once the run has failed
         self._retry: tuple[RunFolder, dict] | None = None
         self.last_progress = ""  # the progress text last shown ("step 12 / 60, 3 min left")
-        self.sig_progress.connect(lambda value, maximum, text: setattr(self, "last_progress", text))
+        self.sig_progress.connect(self._remember_progress)
         self._handlers = {
             protocol.RunStarted: self._on_run_started, protocol.State: self._on_state,
             protocol.Progress: self._on_progress,
@@ -188,6 +188,9 @@ class TrainController(QObject):
             self.session.kill()
 
     # ---- internals -------------------------------------------------------------------------------------------
+    def _remember_progress(self, _value: int, _maximum: int, text: str) -> None:
+        self.last_progress = text
+
     def _preflight(self, config: run_config.RunConfig) -> bool:
         """Refuse a start the disk cannot hold; ask before sharing the GPU with another run or program."""
         problem = disk_problem(config)

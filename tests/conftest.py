@@ -3,6 +3,7 @@ LlamaDesk home; the demo model is prepared once and shared read-only."""
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import tempfile
@@ -97,6 +98,51 @@ def nvml(monkeypatch):
         return fake
 
     return install
+
+
+@pytest.fixture(autouse=True)
+def _cycles_collected_on_the_gui_thread(request):
+    """A test with a QApplication collects reference cycles as the app does, on this (the GUI) thread only
+    (gui/cycle_collector.py): pyqtgraph's collector during event loops, and at the same thresholds after the test,
+    once Qt has deleted the widgets the test closed (the collector must find wrappers of deleted objects, not free a
+    live window itself). Other tests keep Python's automatic collection, after a full one here frees what GUI tests
+    left behind."""
+    if "qapp" in request.fixturenames:
+        from PySide6.QtCore import QCoreApplication, QEvent
+
+        from gui import cycle_collector
+
+        request.getfixturevalue("qapp")
+        collector = cycle_collector.collector()  # turns automatic collection off
+        yield
+        QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)  # pytest-qt's and the fixtures' deleteLater
+        collector.check()
+    else:
+        if not gc.isenabled():
+            gc.collect()
+            gc.enable()
+        yield
+
+
+@pytest.fixture
+def qtbot(qtbot):
+    """pytest-qt's bot, holding the widgets it closes and deletes until Qt has deleted them. pytest-qt holds them
+    weakly: once a test returns, its window is cyclic garbage until then, and the cycle collector must not free a
+    live widget (it frees the children out of order: a crash in ~QWidget). A test that deletes a widget itself does
+    not register it."""
+    from PySide6.QtCore import QCoreApplication, QEvent
+
+    held = []
+    add = qtbot.addWidget
+
+    def add_and_hold(widget, *, before_close_func=None):
+        held.append(widget)
+        add(widget, before_close_func=before_close_func)
+
+    qtbot.addWidget = qtbot.add_widget = add_and_hold
+    yield qtbot
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)  # pytest-qt has closed them, deleteLater
+    held.clear()
 
 
 @pytest.fixture(autouse=True)

@@ -19,7 +19,6 @@ from engine.light import protocol
 from gui.app_state import AppState
 from gui.pages.chat_page import ChatPage
 
-_KEPT: list = []
 FAKE = [sys.executable, str(Path(__file__).with_name("fake_engine.py"))]
 HTML = "<b>bold</b><script>x</script>"
 REPO = Path(__file__).resolve().parent.parent
@@ -63,10 +62,7 @@ def make_page(qtbot, home):
         if page.client.is_running():
             with qtbot.waitSignal(page.client.sig_exited, timeout=5_000):
                 page.shutdown()
-        page.hide()
-    # Kept, not deleted: deleting a page between tests crashed the test process now and then in Qt's timer dispatch
-    # (a timer of a freed object), with the old transcript as with this one; the app deletes its page only at exit.
-    _KEPT.extend(pages)
+        page.deleteLater()
 
 
 @pytest.fixture

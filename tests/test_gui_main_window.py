@@ -3,27 +3,40 @@ running training."""
 
 from __future__ import annotations
 
+import gc
 import sys
+import threading
+import time
+import weakref
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, QTimer
+from PySide6.QtCore import QCoreApplication, QEvent, QSettings, QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
+from shiboken6 import isValid
 
 from engine.light import config as run_config
 from engine.light import protocol
+from gui import cycle_collector
 from gui.app_state import AppState
+from gui.pages import PAGES
+from tests import fake_nvml
 
 FAKE = [sys.executable, str(Path(__file__).with_name("fake_engine.py"))]
 
 
 def _window(qtbot, home, tmp_path, monkeypatch, fake_args=()):
+    window = _unregistered_window(home, tmp_path, fake_args)
+    qtbot.addWidget(window)
+    return window
+
+
+def _unregistered_window(home, tmp_path, fake_args=()):
+    """A window the test deletes itself."""
     QSettings.setPath(QSettings.Format.NativeFormat, QSettings.Scope.UserScope, str(tmp_path / "settings"))
     QApplication.instance().setOrganizationName("LlamaDesk-tests")
     from gui.main_window import MainWindow
 
-    window = MainWindow(AppState(str(home)), engine_command=FAKE + list(fake_args))
-    qtbot.addWidget(window)
-    return window
+    return MainWindow(AppState(str(home)), engine_command=FAKE + list(fake_args))
 
 
 def test_pages_and_shortcut_navigation(qtbot, home, tmp_path, monkeypatch):
@@ -90,3 +103,53 @@ def test_demo_flag_opens_on_the_demo_settings_and_sample(qtbot, home, tmp_path, 
     assert window.current_page() is window.train_page
     assert window.train_page.buttons["Start"].isEnabled()
     window.dataset_page.job.cancel()
+
+
+def test_closing_while_the_gpu_is_read_ends_the_threads_and_frees_the_pages(qtbot, qtlog, home, tmp_path, nvml):
+    """The crash this guards against: a page's timers freed by Python's cycle collector on the GPU monitor's thread
+    (it allocates as it reads), then fired into freed memory by the GUI thread. With collection on, as a fresh app
+    has it, the app's own setting moves it to this (the GUI) thread; closing the window mid-reading ends the
+    monitor's thread, and the deleted window's pages are freed here."""
+    main = threading.get_ident()
+    reading, readers = threading.Event(), set()
+    busy = fake_nvml.card(processes=[(pid, f"worker {pid}", 2**20) for pid in range(1000, 6000)])
+    fake = nvml(fake_nvml.module(busy))  # a reading allocates for each process: many collections' worth
+    init = fake.nvmlInit
+
+    def slow_init():  # long enough to close the window while the reader is in NVML
+        readers.add(threading.get_ident())
+        reading.set()
+        time.sleep(0.3)
+        init()
+
+    fake.nvmlInit = slow_init
+    collected_on = []
+
+    def on_collection(phase, _info):
+        if phase == "start":
+            collected_on.append(threading.get_ident())
+
+    gc.enable()
+    cycle_collector.collect_on_gui_thread(QApplication.instance())
+    gc.callbacks.append(on_collection)
+    try:
+        window = _unregistered_window(home, tmp_path)
+        qtbot.waitUntil(reading.is_set, timeout=5_000)
+        reading.clear()
+        window.state.gpu.refresh()
+        qtbot.waitUntil(reading.is_set, timeout=5_000)
+        window.close()  # while the reader sleeps in NVML
+        assert not window.state.gpu.is_running()
+        pages = [weakref.ref(page) for page in (window.model_page, window.dataset_page, window.train_page,
+                                                window.chat_page, window.runs_page, window.engine_page)]
+        state = weakref.ref(window.state)
+        window.deleteLater()
+        del window
+        QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+        assert not any(isValid(page()) for page in pages)
+        gc.collect()
+        assert [name for name, page in zip(PAGES, pages) if page() is not None] == [] and state() is None
+    finally:
+        gc.callbacks.remove(on_collection)
+    assert main not in readers and collected_on and set(collected_on) == {main}
+    assert not [r.message for r in qtlog.records if "thread" in r.message.lower()]

@@ -171,7 +171,7 @@ class DatasetPage(QWidget):
         self.empty_open.clicked.connect(self._on_open_clicked)
         self.empty_sample = QPushButton("Use the bundled sample")
         self.empty_sample.setToolTip("Harbor Lights: questions and answers about a fictional island, the demo's data")
-        self.empty_sample.clicked.connect(lambda: self.open_path(str(resources.path(demo_settings.SAMPLE))))
+        self.empty_sample.clicked.connect(self.open_sample)
         return empty_state("Drop a dataset file here", "Instructions (alpaca), conversations (ShareGPT or OpenAI "
                            "messages) or plain text, as JSON, JSONL, CSV, Parquet or TXT. LlamaDesk detects the format "
                            "and checks every row.", [self.empty_open, self.empty_sample])
@@ -186,6 +186,9 @@ class DatasetPage(QWidget):
         self.records.open(self.path)
         self.data_note.setText(self.records.note)
         self.run_check()
+
+    def open_sample(self) -> None:
+        self.open_path(str(resources.path(demo_settings.SAMPLE)))
 
     def run_check(self) -> None:
         if not self.path:

@@ -47,7 +47,7 @@ class EnginePage(QWidget):
         self.job.sig_step.connect(self._on_step)
         self.job.sig_line.connect(self.log.add_line)
         self.job.sig_done.connect(self._on_done)
-        self._smi.sig_stdout_line.connect(self._smi_output.append)
+        self._smi.sig_stdout_line.connect(self._on_smi_line)
         self._smi.sig_exited.connect(self._on_smi_exited)
         self._smi_probe = None
         self.gpu_monitor.sig_probe.connect(self._on_gpu_probe)
@@ -66,16 +66,16 @@ class EnginePage(QWidget):
         self.backend.setToolTip("The PyTorch build to install. The choice made for this machine is selected; pick "
                                 "another to override it (for example CPU only).")
         self._picked: str | None = None  # a build the user chose over the detected one
-        self.backend.activated.connect(lambda _: setattr(self, "_picked", self.backend.currentData()))
+        self.backend.activated.connect(self._on_backend_picked)
         self.buttons: dict[str, QPushButton] = {}
         row = QHBoxLayout()
         for name, handler, tip in (
-                ("Install", lambda: self._run(), "Set up the engine for the selected build."),
-                ("Repair", lambda: self._run(), "Run the installation again over the existing environment: "
+                ("Install", self._install, "Set up the engine for the selected build."),
+                ("Repair", self._install, "Run the installation again over the existing environment: "
                  "fixes missing or damaged files, downloads only what is missing."),
-                ("Reinstall", lambda: self._run(reinstall=True), "Delete the engine environment and set it up "
+                ("Reinstall", self._reinstall, "Delete the engine environment and set it up "
                  "from nothing (for example after a driver update, to get a CUDA build)."),
-                ("Run self-test", lambda: self._run(selftest_only=True), "Check the installed engine: versions, "
+                ("Run self-test", self._self_test, "Check the installed engine: versions, "
                  "device, a 4-bit layer forward and backward."),
                 ("Cancel", self.job.cancel, "Stop the installation; Repair continues later.")):
             button = QPushButton(name)
@@ -118,6 +118,9 @@ class EnginePage(QWidget):
                 self._smi_probe = probe
                 self._smi.start(command)
 
+    def _on_smi_line(self, line: str) -> None:
+        self._smi_output.append(line)
+
     def _on_smi_exited(self, _end) -> None:
         self._set_detection(engine_env.from_nvidia_smi("\n".join(self._smi_output), self._smi_probe))
 
@@ -158,6 +161,18 @@ class EnginePage(QWidget):
                                      "libraries for the build below (about 1 GB for CPU, 3 GB for CUDA) into "
                                      f"{self.env.root}.")
         self._update_buttons()
+
+    def _on_backend_picked(self, _index: int) -> None:
+        self._picked = self.backend.currentData()
+
+    def _install(self) -> None:
+        self._run()
+
+    def _reinstall(self) -> None:
+        self._run(reinstall=True)
+
+    def _self_test(self) -> None:
+        self._run(selftest_only=True)
 
     def _run(self, *, reinstall: bool = False, selftest_only: bool = False) -> None:
         backend = engine_env.ALL_BACKENDS[self.backend.currentData()]

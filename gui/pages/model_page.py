@@ -64,13 +64,19 @@ class ModelPage(QWidget):
         layout.addWidget(self.progress)
         self.download.sig_stderr.connect(self._on_download_stderr)
         self.download.sig_exited.connect(self._on_download_exited)
-        state.sig_model_changed.connect(lambda _: self._show_current())
-        state.sig_config_changed.connect(lambda *_: self.refresh())
+        state.sig_model_changed.connect(self._on_model_changed)
+        state.sig_config_changed.connect(self._on_config_changed)
         state.gpu.sig_probe.connect(self._on_gpu_probe)
         state.gpu.watch(self)
         self._reading: gpu.Probe | None = None  # the GPU reading the badges were made against
         self._free: int | None = None
         self.gpu.setText("Looking for an NVIDIA GPU…")
+        self.refresh()
+
+    def _on_model_changed(self, _reference: str) -> None:
+        self._show_current()
+
+    def _on_config_changed(self, _config, _origin) -> None:
         self.refresh()
 
     def _on_gpu_probe(self, probe: gpu.Probe) -> None:

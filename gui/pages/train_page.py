@@ -112,9 +112,9 @@ class TrainPage(QWidget):
         self.time_label = plain_label("How long the run will take: a short trial measures it on this machine.",
                                       selectable=True)
         self.time_job = TimeTrialJob(self, command=self._engine_command)
-        self.time_job.sig_status.connect(lambda text: self.time_label.setText(f"Measuring: {text}…"))
+        self.time_job.sig_status.connect(self._on_time_status)
         self.time_job.sig_done.connect(self._on_time_estimate)
-        self.time_job.sig_failed.connect(lambda text: self._on_time_ended(f"No estimate: {text}"))
+        self.time_job.sig_failed.connect(self._on_time_failed)
         content = QWidget()
         column = QVBoxLayout(content)
         column.setContentsMargins(0, 0, 8, 0)
@@ -193,7 +193,7 @@ class TrainPage(QWidget):
         self.preset.currentTextChanged.connect(self._on_preset_chosen)
         for form in self.forms:
             form.sig_changed.connect(self._on_form_changed)
-        self.memory_panel.sig_apply.connect(lambda config: self.state.set_config(config))
+        self.memory_panel.sig_apply.connect(self.state.set_config)
         c = self.controller
         c.sig_status.connect(self.status.setText)
         c.sig_progress.connect(self._on_controller_progress)
@@ -206,8 +206,7 @@ class TrainPage(QWidget):
         c.sig_controls_changed.connect(self._update_buttons)
         c.sig_ended.connect(self._on_controller_ended)
         self.state.sig_config_changed.connect(self._on_state_config_changed)
-        self.state.sig_data_lengths_changed.connect(
-            lambda: self.memory_panel.show_for(self.state.config, self.state.gpu.latest, self.state.longest_row()))
+        self.state.sig_data_lengths_changed.connect(self._show_memory)
         self.state.gpu.sig_probe.connect(self._on_gpu_probe)
 
     # ---- settings ------------------------------------------------------------------------------------------------
@@ -240,7 +239,7 @@ class TrainPage(QWidget):
             for form in self.forms:
                 form.load(config)
             self.problems.clear()
-            self.memory_panel.show_for(config, self.state.gpu.latest, self.state.longest_row())
+            self._show_memory()
         self._show_tracking(config)
         if getattr(self, "_timed_config", None) is not None and config != self._timed_config \
                 and not self.time_job.is_running():
@@ -270,6 +269,12 @@ class TrainPage(QWidget):
         self.time_button.setText("Cancel the estimate")
         self.time_label.setText("Measuring: starting the engine…")
 
+    def _on_time_status(self, text: str) -> None:
+        self.time_label.setText(f"Measuring: {text}…")
+
+    def _on_time_failed(self, text: str) -> None:
+        self._on_time_ended(f"No estimate: {text}")
+
     def _on_time_estimate(self, estimate: protocol.TimeEstimate) -> None:
         parts = ", ".join(f"{name} {format_duration(seconds)}" for name, seconds in estimate.parts.items() if seconds)
         self._on_time_ended(f"About {format_duration(estimate.seconds)} on this machine: {estimate.steps:,} steps × "
@@ -279,6 +284,9 @@ class TrainPage(QWidget):
     def _on_time_ended(self, text: str) -> None:
         self.time_label.setText(text)
         self.time_button.setText("Estimate the time")
+
+    def _show_memory(self) -> None:
+        self.memory_panel.show_for(self.state.config, self.state.gpu.latest, self.state.longest_row())
 
     def _show_tracking(self, config: run_config.RunConfig) -> None:
         commands = tracking.open_commands(config.train.report_to)

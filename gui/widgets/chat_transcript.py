@@ -51,8 +51,15 @@ class ChatTranscript(QScrollArea):
         self._assistant_name = "Model"
         self._follow = True
         bar = self.verticalScrollBar()
-        bar.valueChanged.connect(lambda value: setattr(self, "_follow", value >= bar.maximum() - 4))
-        bar.rangeChanged.connect(lambda _low, high: self._follow and bar.setValue(high))
+        bar.valueChanged.connect(self._on_scrolled)
+        bar.rangeChanged.connect(self._on_scroll_range_changed)
+
+    def _on_scrolled(self, value: int) -> None:
+        self._follow = value >= self.verticalScrollBar().maximum() - 4  # at the bottom: keep following new text
+
+    def _on_scroll_range_changed(self, _low: int, high: int) -> None:
+        if self._follow:
+            self.verticalScrollBar().setValue(high)
 
     # ---- what it holds -----------------------------------------------------------------------------------------
     def messages(self) -> list[MessageView]:

@@ -4,7 +4,7 @@ free memory. The choice is kept by PCI bus id, which names the same card after a
 from __future__ import annotations
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QCheckBox, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QButtonGroup, QCheckBox, QVBoxLayout, QWidget
 
 from engine.light import gpu, ranks
 from gui.widgets.labels import plain_label
@@ -28,6 +28,10 @@ class GpuPicker(QWidget):
         self.note.setObjectName("pagePurpose")
         self._layout.addWidget(self.note)
         self.boxes: dict[str, QCheckBox] = {}  # by bus id (or the entry as written, for a GPU not on this machine)
+        self._group = QButtonGroup(self)  # a box's id: its key's place in _keys
+        self._group.setExclusive(False)
+        self._group.idToggled.connect(self._on_box_toggled)
+        self._keys: list[str] = []
         self._chosen: list[str] = []
         self._cards: list[gpu.GpuInfo] = []
 
@@ -69,9 +73,10 @@ class GpuPicker(QWidget):
 
     def _rebuild(self) -> None:
         for box in self.boxes.values():
+            self._group.removeButton(box)
             self._layout.removeWidget(box)
             box.deleteLater()
-        self.boxes = {}
+        self.boxes, self._keys = {}, []
         for number, card in enumerate(self._cards):
             key = self._key(card, number)
             box = self._add_box(key, self._label(card, number), key in self._chosen)
@@ -86,12 +91,14 @@ class GpuPicker(QWidget):
         box = QCheckBox(text)
         box.setChecked(checked)
         box.setAccessibleName(f"Train on {text}")
-        box.toggled.connect(lambda on, k=key: self._on_toggled(k, on))
+        self._group.addButton(box, len(self._keys))
+        self._keys.append(key)
         self.boxes[key] = box
         self._layout.insertWidget(self._layout.count() - 1, box)
         return box
 
-    def _on_toggled(self, key: str, on: bool) -> None:
+    def _on_box_toggled(self, index: int, on: bool) -> None:
+        key = self._keys[index]
         if on and key not in self._chosen:
             self._chosen.append(key)
         elif not on and key in self._chosen:

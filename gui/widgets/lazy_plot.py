@@ -27,6 +27,7 @@ class LazyPlot(QWidget):
 
             colors = theme.colors()
             self._plot = pg.PlotWidget(background=colors.base)
+            _adopt_menus(self._plot)
             for side, text in self._labels.items():
                 self._plot.setLabel(side, text, color=colors.muted)
                 axis = self._plot.getAxis(side)
@@ -42,3 +43,13 @@ class LazyPlot(QWidget):
     def showEvent(self, event) -> None:
         self.plot  # noqa: B018 - build the plot when it first becomes visible
         super().showEvent(event)
+
+
+def _adopt_menus(plot) -> None:
+    """pyqtgraph leaves a plot's context menus without a parent, so they outlive the plot as Python's to free; the
+    cycle collector frees such a live widget's children out of order (a crash in ~QWidget). As the plot's children,
+    Qt deletes them with it."""
+    item = plot.getPlotItem()
+    for menu in (item.getViewBox().menu, item.ctrlMenu):
+        if menu is not None:  # None where a plot has its menu turned off
+            menu.setParent(plot, menu.windowFlags())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
+    QButtonGroup,
     QHeaderView,
     QPushButton,
     QTableWidget,
@@ -12,7 +13,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.light import calibration, fit, gpu
+from engine.light import calibration, estimator, fit, gpu
 from engine.light.config import RunConfig
 from engine.light.errors import ModelSourceError
 from engine.light.units import GIB
@@ -38,6 +39,10 @@ class MemoryPanel(QWidget):
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.table.setMaximumHeight(260)
         self.fixes = QVBoxLayout()
+        self._fix_group = QButtonGroup(self)  # a fix button's id: its place in _suggestions
+        self._fix_group.idClicked.connect(self._on_fix_clicked)
+        self._suggestions: list[estimator.Suggestion] = []
+        self._fix_config: RunConfig | None = None  # the settings the suggestions change
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.verdict)
@@ -66,10 +71,14 @@ class MemoryPanel(QWidget):
         self._reading = probe
         self._show_lines(report)
         self._show_verdict(report)
-        for suggestion in report.suggestions[:4]:
+        self._fix_config, self._suggestions = config, report.suggestions[:4]
+        for index, suggestion in enumerate(self._suggestions):
             button = QPushButton(f"Apply: {suggestion.change} ({suggestion.need_bytes / GIB:.1f} GiB)")
-            button.clicked.connect(lambda _=False, s=suggestion: self.sig_apply.emit(fit.apply(config, s)))
+            self._fix_group.addButton(button, index)
             self.fixes.addWidget(button)
+
+    def _on_fix_clicked(self, index: int) -> None:
+        self.sig_apply.emit(fit.apply(self._fix_config, self._suggestions[index]))
 
     def _show_lines(self, report: fit.FitReport) -> None:
         lines = report.estimate.lines
@@ -113,6 +122,7 @@ class MemoryPanel(QWidget):
     def _clear_fixes(self) -> None:
         while self.fixes.count():
             widget = self.fixes.takeAt(0).widget()
+            self._fix_group.removeButton(widget)
             widget.deleteLater()
 
 

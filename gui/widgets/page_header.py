@@ -25,7 +25,7 @@ class PageHeader(QWidget):
         self.next_button.setObjectName("primary")
         self.next_button.setAccessibleName("Next step")
         self._next_action: Callable[[], None] | None = None
-        self.next_button.clicked.connect(lambda: self._next_action and self._next_action())
+        self.next_button.clicked.connect(self._on_next_clicked)
         row = QHBoxLayout(self.next_frame)
         row.setContentsMargins(8, 4, 8, 4)
         row.addWidget(self.next_label, 1)
@@ -46,3 +46,7 @@ class PageHeader(QWidget):
         self.next_button.setVisible(bool(button and action))
         self._next_action = action
         self.next_frame.setVisible(bool(text))
+
+    def _on_next_clicked(self) -> None:
+        if self._next_action is not None:
+            self._next_action()
