@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import sys
-
-from engine import __version__
+from engine.cli.common import failed, protocol_emitter, run_folder
 from engine.light.errors import UserError
-from engine.light.run_folder import RunFolder
 
 
 def add_commands(commands) -> None:
@@ -22,24 +19,15 @@ def add_commands(commands) -> None:
 
 def _eval(args) -> int:
     from engine.heavy import evaluate_run
-    from engine.heavy.device import describe
-    from engine.heavy.events import Emitter, claim_stdout
-    from engine.light import protocol
 
-    folder = RunFolder.find(args.run)
-    if not folder.is_run():
-        print(f"error: {args.run}: not a run folder (no config.yaml)", file=sys.stderr)
+    folder = run_folder(args.run)
+    if folder is None:
         return 1
-    human = sys.stdout.isatty() and not args.json
-    emitter = Emitter(claim_stdout(), human=human)
-    emitter.emit(protocol.Hello(protocol.PROTOCOL_VERSION, __version__, describe(args.device), "eval"))
+    emitter = protocol_emitter(args, "eval")
     try:
         result = evaluate_run.run(folder, emitter=emitter, device=args.device, prompts=args.prompts)
     except UserError as exc:
-        emitter.emit(protocol.Error(kind=exc.kind, message=f"{exc.where}: {exc.message}" if exc.where else exc.message,
-                                    hint=exc.hint))
-        emitter.emit(protocol.State("failed"))
-        return 1
-    if human:
+        return failed(emitter, exc)
+    if emitter.human:
         print(evaluate_run.summary(result))
     return 0

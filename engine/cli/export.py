@@ -3,13 +3,11 @@ fine-tune."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-from engine import __version__
+from engine.cli.common import failed, protocol_emitter, run_folder
 from engine.light.errors import UserError
 from engine.light.export_options import FORMATS, MERGE_INTO, QUANTS, ExportOptions
-from engine.light.run_folder import RunFolder
 
 
 def add_commands(commands) -> None:
@@ -32,24 +30,16 @@ def add_commands(commands) -> None:
 
 def _export(args) -> int:
     from engine.heavy.control import Control
-    from engine.heavy.device import describe
-    from engine.heavy.events import Emitter, claim_stdout
     from engine.heavy.export import job
-    from engine.light import protocol
 
-    folder = RunFolder.find(args.run)
-    if not folder.is_run():
-        print(f"error: {args.run}: not a run folder (no config.yaml)", file=sys.stderr)
+    folder = run_folder(args.run)
+    if folder is None:
         return 1
     options = ExportOptions(args.format, args.quant, args.merge_into, args.system, args.out)
-    emitter = Emitter(claim_stdout(), human=sys.stdout.isatty() and not args.json)
-    emitter.emit(protocol.Hello(protocol.PROTOCOL_VERSION, __version__, describe(args.device), "export"))
+    emitter = protocol_emitter(args, "export")
     control = Control()
     control.listen()
     try:
         return job.run(folder, options, emitter=emitter, control=control, device=args.device)
     except UserError as exc:
-        emitter.emit(protocol.Error(kind=exc.kind, message=f"{exc.where}: {exc.message}" if exc.where else exc.message,
-                                    hint=exc.hint))
-        emitter.emit(protocol.State("failed"))
-        return 1
+        return failed(emitter, exc)
