@@ -89,3 +89,16 @@ def of_type(cls):
 
 def state(name):
     return lambda msg: isinstance(msg, protocol.State) and msg.state == name
+
+
+class Collected:
+    """An emitter for engine functions called in-process: keeps every message."""
+
+    def __init__(self):
+        self.messages = []
+
+    def emit(self, message) -> None:
+        self.messages.append(message)
+
+    def of(self, kind):
+        return [m for m in self.messages if isinstance(m, kind)]

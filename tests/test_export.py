@@ -27,18 +27,7 @@ from engine.light import protocol
 from engine.light.errors import UserError
 from engine.light.export_options import ExportOptions
 from engine.light.run_folder import RunFolder
-from tests.engine_driver import EngineProcess, of_type, state
-
-
-class Collected:
-    def __init__(self):
-        self.messages = []
-
-    def emit(self, message) -> None:
-        self.messages.append(message)
-
-    def of(self, kind):
-        return [m for m in self.messages if isinstance(m, kind)]
+from tests.engine_driver import Collected, EngineProcess, of_type, state
 
 
 @pytest.fixture(scope="module")

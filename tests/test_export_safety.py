@@ -26,6 +26,7 @@ from engine.light import export_report, protocol
 from engine.light.errors import UserError
 from engine.light.export_options import REPORT, ExportOptions, earlier_export, holds_our_export
 from engine.light.run_folder import RunFolder
+from tests.engine_driver import Collected
 
 # The engine, with the second rename of a swap held: the earlier export is already aside, the new one not yet in its
 # place. The marker file says the engine got there; the test then kills it.
@@ -66,17 +67,6 @@ def save_damaged(saved):
         weights["model.embed_tokens.weight"] = weights["model.embed_tokens.weight"].roll(1, dims=0).contiguous()
         save_file(weights, out / "model.safetensors", metadata={"format": "pt"})
     return save
-
-
-class Collected:
-    def __init__(self):
-        self.messages = []
-
-    def emit(self, message) -> None:
-        self.messages.append(message)
-
-    def of(self, kind):
-        return [m for m in self.messages if isinstance(m, kind)]
 
 
 @pytest.fixture(scope="module")
