@@ -10,6 +10,7 @@ CPU kernel, as it does without the package). ``LLAMADESK_HUB_KERNELS=1`` in the 
 
 from __future__ import annotations
 
+import logging
 import os
 
 SETTING = "LLAMADESK_HUB_KERNELS"
@@ -27,11 +28,18 @@ def _refuse(repo_id: str, *args, **kwargs):
     raise HubKernelsOff(f"hub kernel '{repo_id}' not fetched: hub kernels are off ({SETTING}=1 turns them on)")
 
 
+def _not_the_hub_kernel_notice(record: logging.LogRecord) -> bool:
+    """bitsandbytes says, on every start, that its hub kernel failed to load and to `pip install kernels`: with hub
+    kernels off that is the intended state, and the advice would undo it."""
+    return "kernels-community" not in record.getMessage()
+
+
 def switch_off() -> bool:
     """Switch hub kernels off for this process and the processes it starts; False when the user turned them on."""
     if allowed():
         return False
     os.environ["USE_HUB_KERNELS"] = "0"
+    logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(_not_the_hub_kernel_notice)
     try:
         import kernels  # noqa: PLC0415 - only present when some library pulled it in
     except ImportError:
