@@ -56,7 +56,7 @@ class ExportDialog(QDialog):
         self.job.sig_progress.connect(self._on_progress)
         self.job.sig_finished.connect(self._on_finished)
         self.job.sig_failed.connect(self._on_failed)
-        self.job.sig_cancelled.connect(lambda: self._set_status("Cancelled: nothing was written."))
+        self.job.sig_cancelled.connect(self._on_cancelled)
         self.job.sig_ended.connect(self._on_ended)
         self._quantized = run.config.get("quantization") == "nf4"
         self._parameters = _parameters(run.model)
@@ -86,9 +86,8 @@ class ExportDialog(QDialog):
         self.system_edit.setAccessibleName("System prompt")
         self.folder_edit = QLineEdit()
         self.folder_edit.setAccessibleName("Export folder")
-        self.folder_edit.textEdited.connect(lambda _: self._update_disk())
+        self.folder_edit.textEdited.connect(self._on_folder_edited)
         self._folder_edited = False
-        self.folder_edit.textEdited.connect(lambda _: setattr(self, "_folder_edited", True))
         choose = self.choose_button = QPushButton("Choose…")
         choose.clicked.connect(self._choose_folder)
         folder_row = QHBoxLayout()
@@ -99,7 +98,7 @@ class ExportDialog(QDialog):
         for combo, value in ((self.format_combo, defaults.format), (self.quant_combo, defaults.quant),
                              (self.merge_combo, defaults.merge_into)):
             combo.setCurrentIndex(combo.findData(value))
-            combo.currentIndexChanged.connect(lambda _: self._on_choice_changed())
+            combo.currentIndexChanged.connect(self._on_choice_changed)
         add_row(form, "Export as", self.format_combo)
         add_row(form, "Quantization", self.quant_combo)
         add_row(form, "Merge into", self.merge_combo)
@@ -155,7 +154,14 @@ class ExportDialog(QDialog):
                              Path(self.folder_edit.text().strip()).expanduser() if self.folder_edit.text().strip()
                              else None)
 
-    def _on_choice_changed(self) -> None:
+    def _on_cancelled(self) -> None:
+        self._set_status("Cancelled: nothing was written.")
+
+    def _on_folder_edited(self, _text: str) -> None:
+        self._update_disk()
+        self._folder_edited = True
+
+    def _on_choice_changed(self, *_) -> None:
         fmt = self.format_combo.currentData()
         makes_gguf = fmt in ("gguf", "ollama")
         self._show_row(self.quant_combo, makes_gguf)
