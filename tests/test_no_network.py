@@ -68,6 +68,7 @@ def test_training_chat_and_export_make_no_network_connection(home, tiny_model, s
     assert _attempts(log) == []
 
 
+@pytest.mark.slow
 def test_hub_kernels_are_off_in_the_engine_unless_the_user_turns_them_on(tmp_path):
     """transformers' switch is off, and the ``kernels`` package is never asked for a kernel, not even by bitsandbytes'
     CPU backend, which asks on import whenever the package is installed. Where ``kernels`` is not installed (the
