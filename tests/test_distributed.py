@@ -217,6 +217,7 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_fsdp_ranks_load_with_accelerates_environment_and_ask_fsdp_for_sharded_checkpoints(home, tiny_model, tmp_path):
     """Two CPU ranks set up for FSDP with QLoRA (tests/fsdp_setup.py), stopping where FSDP would start: accelerate's
     FSDP environment is in place when from_pretrained reads the weights (so that rank 0 alone reads them), the 4-bit

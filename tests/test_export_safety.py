@@ -181,6 +181,7 @@ def test_a_new_export_replaces_the_earlier_one_by_a_swap(tuned, exports):
     assert siblings(target) == ["adapter"], "nothing set aside or half-written is left"
 
 
+@pytest.mark.slow
 def test_after_a_kill_between_the_renames_the_earlier_export_comes_back(tuned, home, exports, tmp_path):
     target = exports / "adapter"
     assert export(tuned, target)[0] == 0
