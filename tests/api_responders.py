@@ -1,6 +1,6 @@
 """Small loopback HTTP responders for what a local model server does not do on demand: a rate-limit reply, a server
 that never answers, and a streamed reply that can be slow, cut mid-reply, and records each request's Authorization
-header (test helpers, not tests)."""
+header and body (test helpers, not tests)."""
 
 from __future__ import annotations
 
@@ -61,17 +61,18 @@ class Silent(BaseHTTPRequestHandler):
 class Streamed(BaseHTTPRequestHandler):
     """Streams an OpenAI chat reply as server-sent events, chunked as real servers send them: ``pieces`` with
     ``delay_s`` before each, then the finish and usage chunks and [DONE]. ``drop_at`` maps a request's number (from
-    1) to the pieces it gets before the connection is cut. ``authorization`` collects each request's header. Make a
-    class per test with ``streamed(...)``."""
+    1) to the pieces it gets before the connection is cut. ``authorization`` collects each request's header and
+    ``requests`` its JSON body (the messages, max_tokens, …). Make a class per test with ``streamed(...)``."""
 
     protocol_version = "HTTP/1.1"
     pieces: tuple[str, ...] = ("Paris", ".")
     delay_s = 0.0
     drop_at: dict[int, int] = {}
     authorization: list[str | None] = []
+    requests: list[dict] = []
 
     def do_POST(self):  # noqa: N802
-        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.requests.append(json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0)))))
         self.authorization.append(self.headers.get("Authorization"))
         cut_after = self.drop_at.get(len(self.authorization))
         self.send_response(200)
@@ -107,5 +108,6 @@ class Streamed(BaseHTTPRequestHandler):
 
 
 def streamed(**settings) -> type[Streamed]:
-    """A Streamed handler class of its own (its own ``authorization`` list), with ``settings`` as class attributes."""
-    return type("Streamed", (Streamed,), {"authorization": [], **settings})
+    """A Streamed handler class of its own (its own ``authorization`` and ``requests`` lists), with ``settings`` as
+    class attributes."""
+    return type("Streamed", (Streamed,), {"authorization": [], "requests": [], **settings})

@@ -1,6 +1,7 @@
 """The API model: the official openai client against a real OpenAI-compatible server (llama.cpp's, from xllamacpp,
 serving the demo model's GGUF on the loopback), its errors in words, the key in the keyring and only where it was
-meant to go, a reply cut mid-stream or cancelled, the batch comparison keeping what it got, the price table."""
+meant to go, a reply cut mid-stream or cancelled, the batch comparison asking what the local models were asked and
+keeping what it got, the price table."""
 
 from __future__ import annotations
 
@@ -140,18 +141,21 @@ def test_a_cancel_ends_a_reply_at_once_even_while_the_server_is_silent():
     assert time.monotonic() - started < 3
 
 
-def _compared_run(questions: list[str]) -> RunFolder:
+def _compared_run(questions: list[str], **saved) -> RunFolder:
+    """A comparison as evaluation.json holds one; ``saved`` adds fields to every answer (an earlier LlamaDesk kept
+    neither the messages nor the cap)."""
     folder = RunFolder.create("compared")
     folder.write_evaluation({"answers": [{"prompt": q, "question": q, "reference": "Paris.", "before": "London",
-                                          "after": "Paris"} for q in questions]})
+                                          "after": "Paris", **saved} for q in questions]})
     return folder
 
 
 def test_the_batch_comparison_keeps_the_answers_before_a_dropped_connection(home):
     folder = _compared_run(["First?", "Second?", "Third?"])
-    responder = Responder(streamed(pieces=("Paris", "."), drop_at={3: 1}))
+    handler = streamed(pieces=("Paris", "."), drop_at={3: 1})
+    responder = Responder(handler)
     try:
-        result = api_compare.compare(folder, Endpoint(responder.base_url, "m"))
+        result = api_compare.compare(folder, Endpoint(responder.base_url, "m"), max_tokens=40)
     finally:
         responder.close()
     saved = RunFolder(folder.path).evaluation()
@@ -160,6 +164,30 @@ def test_the_batch_comparison_keeps_the_answers_before_a_dropped_connection(home
     assert saved["answers"][0]["rouge_l_api"] == 1.0 and saved["api"]["answered"] == 2
     assert saved["api"]["stopped"] == ("the connection to 127.0.0.1 closed mid-reply at prompt 3 of 3; the answers "
                                        "before it are kept")
+    # Saved without the conversations and caps: the question alone, the caller's cap, and a note that says so.
+    assert [r["messages"] for r in handler.requests] == [[{"role": "user", "content": q}]
+                                                         for q in ("First?", "Second?", "Third?")]
+    assert [r["max_tokens"] for r in handler.requests] == [40, 40, 40]
+    assert "3 of 3 prompts went as the question alone" in saved["api"]["note"]
+    assert "capped at 40 tokens" in saved["api"]["note"] and "llamadesk-engine eval" in saved["api"]["note"]
+
+
+def test_the_batch_comparison_sends_the_conversation_and_cap_the_local_models_had(home):
+    conversation = [{"role": "system", "content": "You are a terse geography tutor."},
+                    {"role": "user", "content": "What is the capital of Italy?"},
+                    {"role": "assistant", "content": "Rome."},
+                    {"role": "user", "content": "And of France?"}]
+    folder = _compared_run(["And of France?"], messages=conversation, max_new_tokens=21)
+    handler = streamed(pieces=("Paris", "."))
+    responder = Responder(handler)
+    try:
+        result = api_compare.compare(folder, Endpoint(responder.base_url, "m"), max_tokens=40)
+    finally:
+        responder.close()
+    [request] = handler.requests
+    assert request["messages"] == conversation and request["max_tokens"] == 21
+    assert request["temperature"] == 0.0
+    assert result["api"]["note"] is None and result["answers"][0]["rouge_l_api"] == 1.0
 
 
 def test_bad_endpoints_are_refused_before_any_request():

@@ -109,6 +109,10 @@ def test_the_api_model_answers_the_compared_prompts_beside_both_models(home, eva
     assert result["api"]["completion_tokens"] > 0 and result["api"]["cost_usd"] is None
     assert answers[0]["after"] == "Paris"  # the local models' answers are kept
     assert "smollm2: ROUGE-L" in done.stdout
+    # This comparison kept no conversations or caps (as an earlier LlamaDesk saved it): the question alone went, and
+    # both the result and the terminal say so.
+    assert "2 of 2 prompts went as the question alone" in result["api"]["note"]
+    assert "not like for like: 2 of 2 prompts" in done.stderr and "capped at 8 tokens" in done.stderr
 
 
 def test_prompts_are_not_sent_off_this_computer_without_a_yes(home, evaluated):

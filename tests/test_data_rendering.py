@@ -408,8 +408,8 @@ def test_splits_have_aligned_columns(tmp_path, tokenizer, packing):
     prepared = run(path, tokenizer, validation_share=0.2, packing=packing, cutoff=128)
     train, validation = prepared.splits()
     assert validation is not None
-    for ds in (train, validation):
-        assert set(ds.column_names) == {"input_ids", "labels", "position_ids"}
+    for ds, extra in ((train, set()), (validation, {"prompt_messages"})):  # what the API comparison sends
+        assert set(ds.column_names) == {"input_ids", "labels", "position_ids"} | extra
         for row in ds:
             n = len(row["input_ids"])
             assert n > 0 and len(row["labels"]) == n and len(row["position_ids"]) == n

@@ -11,12 +11,14 @@ from engine.light.run_folder import RunFolder
 
 def add_commands(commands) -> None:
     api = commands.add_parser("compare-api", help="add an OpenAI-compatible model's answers to a finished run's "
-                              "comparison (its validation prompts, scored with ROUGE-L); the key comes from the "
+                              "comparison (its validation prompts as the local models saw them, with the same "
+                              "cap on answer length, scored with ROUGE-L); the key comes from the "
                               "keyring, or from $LLAMADESK_API_KEY when $LLAMADESK_API_KEY_HOST names the URL's host")
     api.add_argument("run", help="a finished run with a comparison (folder or name)")
     api.add_argument("--url", required=True, help="the API's base URL, e.g. https://api.openai.com/v1")
     api.add_argument("--model", required=True, help="the model name, e.g. gpt-4o-mini")
-    api.add_argument("--max-tokens", type=int, default=256)
+    api.add_argument("--max-tokens", type=int, default=256, help="the cap on each answer for a comparison saved "
+                     "by an earlier LlamaDesk, which kept no caps of its own (default 256)")
     api.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for each answer")
     api.add_argument("--yes", action="store_true", help="send to an endpoint off this computer without asking")
     api.set_defaults(handler=_compare_api)
@@ -51,6 +53,8 @@ def _compare_api(args) -> int:
     print(f"{endpoint.model}: ROUGE-L {api['rouge_l']:.3f} on {api['answered']} prompts "
           f"({api['prompt_tokens']} + {api['completion_tokens']} tokens{cost}, {api['seconds']:.1f} s); "
           f"fine-tuned {result['after'].get('rouge_l') or 0:.3f}, base {result['before'].get('rouge_l') or 0:.3f}")
+    if api.get("note"):
+        print(f"not like for like: {api['note']}", file=sys.stderr)
     if api["stopped"]:
         print(f"stopped early: {api['stopped']}", file=sys.stderr)
     return 0

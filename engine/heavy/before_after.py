@@ -2,21 +2,25 @@
 
 One loaded PEFT model answers as both: PEFT's ``disable_adapter`` switches the LoRA layers off for the base. For each
 side: the validation loss and perplexity over every trained token, and greedy answers to the first validation
-prompts, each scored against the reference reply with ROUGE-L (Google's ``rouge-score``). The prompts and references
+prompts, each scored against the reference reply with ROUGE-L (engine/light/rouge.py). The prompts and references
 are read back from the tokenized split itself (the tokens before an example's first trained token, and that trained
-span), so they are exactly what the model was validated on, for runs made before this feature too.
+span), so they are exactly what the model was validated on, for runs made before this feature too. Each answer also
+keeps the conversation its prompt was rendered from and the cap on its length, so that an API model can later be
+asked the same (engine/light/api_compare.py).
 """
 
 from __future__ import annotations
 
+import json
 import math
 from contextlib import nullcontext
 from typing import Callable
 
 import torch
 
-from engine.heavy.data.tokenize import IGNORE
+from engine.heavy.data.tokenize import IGNORE, PROMPTS
 from engine.heavy.generation import stop_ids
+from engine.light.rouge import rouge_l
 
 MAX_NEW_TOKENS = 256
 
@@ -35,24 +39,32 @@ def evaluate(model, tokenizer, validation, *, prompts: int,
         loss = total / count if count else None
         result[side] = {"loss": loss, "perplexity": math.exp(loss) if loss is not None and loss < 50 else None,
                         "tokens": count}
-    turns = [turn for turn in (first_turn(row) for row in rows) if turn is not None][:prompts]
-    scorer = _scorer()
+    turns = [(row, turn) for row, turn in ((row, first_turn(row)) for row in rows) if turn is not None][:prompts]
     end_ids = sorted(stop_ids(model, tokenizer))
-    for index, (prompt_ids, reference_ids) in enumerate(turns, start=1):
+    for index, (row, (prompt_ids, reference_ids)) in enumerate(turns, start=1):
         progress(f"answers to validation prompt {index} of {len(turns)}")
         reference = tokenizer.decode(reference_ids, skip_special_tokens=True).strip()
+        cap = answer_cap(reference_ids)
         entry = {"prompt": tokenizer.decode(prompt_ids, skip_special_tokens=False),
-                 "question": question_text(tokenizer, prompt_ids), "reference": reference}
+                 "question": question_text(tokenizer, prompt_ids), "reference": reference, "max_new_tokens": cap}
+        messages = prompt_messages(row)
+        if messages:
+            entry["messages"] = messages
         for side, adapter in (("before", False), ("after", True)):
             with adapter_on(model, adapter):
-                answer = _greedy(model, tokenizer, prompt_ids, end_ids, min(MAX_NEW_TOKENS, 2 * len(reference_ids) + 16))
+                answer = _greedy(model, tokenizer, prompt_ids, end_ids, cap)
             entry[side] = answer
-            entry[f"rouge_l_{side}"] = scorer.score(reference, answer)["rougeL"].fmeasure
+            entry[f"rouge_l_{side}"] = rouge_l(reference, answer)
         result["answers"].append(entry)
     for side in ("before", "after"):
         scores = [a[f"rouge_l_{side}"] for a in result["answers"]]
         result[side]["rouge_l"] = sum(scores) / len(scores) if scores else None
     return result
+
+
+def answer_cap(reference_ids: list[int]) -> int:
+    """The most new tokens an answer may take: room for twice the reference, so a wordier right answer is not cut."""
+    return min(MAX_NEW_TOKENS, 2 * len(reference_ids) + 16)
 
 
 ROLE_WORDS = {"user", "human", "assistant", "system"}
@@ -105,15 +117,36 @@ def first_turn(row: dict) -> tuple[list[int], list[int]] | None:
     """The prompt (from the start of the example) and the reference (the first trained span) of a row's first
     example; packed rows hold several examples, each starting where the position ids restart at 0."""
     labels, ids = row["labels"], row["input_ids"]
-    first = next((i for i, label in enumerate(labels) if label != IGNORE), None)
+    first = _first_trained(labels)
     if first is None or first == 0:
         return None
-    positions = row.get("position_ids") or list(range(len(ids)))
+    positions = _positions(row)
     start = max(i for i in range(first + 1) if positions[i] == 0)
     end = first
     while end < len(labels) and labels[end] != IGNORE and (end == first or positions[end] != 0):
         end += 1
     return list(ids[start:first]), list(ids[first:end])
+
+
+def prompt_messages(row: dict) -> list[dict] | None:
+    """The chat messages ``first_turn``'s prompt was rendered from (the system prompt, the earlier turns, the user turn
+    answered); None for a split tokenized before they were kept, or a prompt that was not a conversation."""
+    stored = row.get(PROMPTS)
+    first = _first_trained(row["labels"])
+    if not stored or first is None:
+        return None
+    positions = _positions(row)
+    example = sum(1 for i in range(first + 1) if positions[i] == 0) - 1  # the example holding the first trained token
+    prompts = json.loads(stored)
+    return prompts[example] if 0 <= example < len(prompts) else None
+
+
+def _first_trained(labels: list[int]) -> int | None:
+    return next((i for i, label in enumerate(labels) if label != IGNORE), None)
+
+
+def _positions(row: dict) -> list[int]:
+    return row.get("position_ids") or list(range(len(row["input_ids"])))
 
 
 @torch.no_grad()
@@ -123,9 +156,3 @@ def _greedy(model, tokenizer, prompt_ids: list[int], end_ids: list[int], max_new
                             do_sample=False, eos_token_id=end_ids,
                             pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else end_ids[0])
     return tokenizer.decode(output[0, len(prompt_ids):], skip_special_tokens=True).strip()
-
-
-def _scorer():
-    from rouge_score import rouge_scorer
-
-    return rouge_scorer.RougeScorer(["rougeL"])

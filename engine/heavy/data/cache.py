@@ -10,7 +10,7 @@ import uuid
 from pathlib import Path
 
 # Bump when the pipeline's output changes for the same inputs, so stale caches are not reused.
-PIPELINE_VERSION = 2  # 2: best-fit-decreasing packing
+PIPELINE_VERSION = 3  # 2: best-fit-decreasing packing; 3: the validation split keeps its prompts as messages
 
 
 def source_fingerprint(source: str) -> str:

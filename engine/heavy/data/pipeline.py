@@ -112,7 +112,7 @@ def _prepare(source: str, tokenizer, settings: DataSettings, root: Path, cache_k
     report.rows_usable = len({item.row for item in items})
     train, validation = tokenize.split(items, settings.validation_share, settings.seed)
     train_columns = _columns(train, settings)
-    val_columns = _columns(validation, settings) if validation else None
+    val_columns = _columns(validation, settings, prompts=True) if validation else None
     token_stats = stats.compute(items, cutoff=settings.cutoff, sequences=len(train_columns["input_ids"]))
     prepared = PreparedData(source, table.file_type, detection, template, report, token_stats,
                             preview.build(items, PREVIEW_STORED), cache_key, False, root / cache_key)
@@ -130,11 +130,18 @@ def _prepare(source: str, tokenizer, settings: DataSettings, root: Path, cache_k
     return prepared
 
 
-def _columns(items: list[tokenize.Tokenized], settings: DataSettings) -> dict:
+def _columns(items: list[tokenize.Tokenized], settings: DataSettings, *, prompts: bool = False) -> dict:
+    """The split's columns; with ``prompts`` (the validation split) also each sequence's prompts as messages."""
     if settings.packing:
         packed = tokenize.pack(items, settings.cutoff)
-        return {k: [p[k] for p in packed] for k in ("input_ids", "labels", "position_ids")}
-    return tokenize.as_columns(items)
+        columns = {k: [p[k] for p in packed] for k in ("input_ids", "labels", "position_ids")}
+        groups = [p["prompts"] for p in packed]
+    else:
+        columns = tokenize.as_columns(items)
+        groups = [[item.prompt] for item in items]
+    if prompts:
+        columns[tokenize.PROMPTS] = [json.dumps(group, ensure_ascii=False) for group in groups]
+    return columns
 
 
 def _deduplicate(examples: list[formats.Example], report: Report, *, drop: bool) -> list[formats.Example]:

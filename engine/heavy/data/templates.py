@@ -23,6 +23,7 @@ class Rendered:
     row: int
     text: str
     spans: list[tuple[int, int]]  # [start, end) character ranges that carry labels
+    prompt: list[dict] | None = None  # the messages before the first trained reply (see prompt_messages)
 
 
 def default_template() -> str:
@@ -58,12 +59,27 @@ def render(example: Example, tokenizer, *, train_on: str = "assistant") -> Rende
     full = _apply(tokenizer, messages, tools, generation_prompt=False)
     if train_on == "all":
         return Rendered(example.row, full, [(0, len(full))])
-    spans = []
+    spans, prompt = [], None
     added = len(messages) - len(example.messages)  # a system message listing the tools may lead the conversation
     for i, message in enumerate(example.messages):
         if message["role"] == "assistant" and message["train"]:
+            if not spans:
+                prompt = prompt_messages(messages[: i + added])
             spans.append(_assistant_span(tokenizer, messages, i + added, tools, full, spans))
-    return Rendered(example.row, full, spans)
+    return Rendered(example.row, full, spans, prompt)
+
+
+def prompt_messages(messages: list[dict]) -> list[dict]:
+    """The conversation before a reply as plain role and content messages, so that an OpenAI-compatible API can answer
+    the prompt the local model saw: the system prompt (holding the tool list when the template has no place for one),
+    the earlier turns, and the user turn answered; an assistant's calls written as text, as the fallback writes them."""
+    plain = []
+    for m in messages:
+        content = m.get("content") or ""
+        if m.get("tool_calls"):
+            content = "\n".join(filter(None, [content, tool_calls.as_text(m["tool_calls"])]))
+        plain.append({"role": m["role"], "content": content})
+    return plain
 
 
 def for_template(messages: list[dict], tools: list | None, tokenizer) -> tuple[list[dict], list | None]:

@@ -14,6 +14,10 @@ from engine.heavy.data.problems import WARNING, Problem, Report
 from engine.heavy.data.templates import Rendered
 
 IGNORE = -100  # the label of a position the loss skips (PyTorch's cross-entropy default)
+# The validation split's column of each sequence's prompts as messages: a JSON list, one entry per example in the
+# sequence (the messages before its first trained reply, or null), so the before/after comparison can ask an API
+# model the same conversation the local models were asked.
+PROMPTS = "prompt_messages"
 _BATCH = 1000
 
 
@@ -26,6 +30,7 @@ class Tokenized:
     full_length: int  # before truncation
     text: str = field(repr=False, default="")
     chunked: bool = False  # one block of a raw text longer than the cutoff (split, not cut)
+    prompt: list[dict] | None = field(repr=False, default=None)  # Rendered.prompt
 
 
 def tokenize_all(rendered: list[Rendered], tokenizer, *, cutoff: int, chunk_text: bool, report: Report) -> list[Tokenized]:
@@ -40,7 +45,7 @@ def tokenize_all(rendered: list[Rendered], tokenizer, *, cutoff: int, chunk_text
             labels = _labels(ids, offsets, r.spans)
             full = len(ids)
             if full <= cutoff:
-                out.append(Tokenized(r.row, ids, labels, offsets, full, r.text))
+                out.append(Tokenized(r.row, ids, labels, offsets, full, r.text, prompt=r.prompt))
             elif chunk_text:
                 for i in range(0, full, cutoff):
                     out.append(Tokenized(r.row, ids[i : i + cutoff], labels[i : i + cutoff],
@@ -49,7 +54,8 @@ def tokenize_all(rendered: list[Rendered], tokenizer, *, cutoff: int, chunk_text
                 report.add(Problem(r.row, "", "too_long",
                                    f"{full} tokens, longer than the cutoff of {cutoff}: the end will be cut off",
                                    WARNING))
-                item = Tokenized(r.row, ids[:cutoff], labels[:cutoff], offsets[:cutoff], full, r.text)
+                item = Tokenized(r.row, ids[:cutoff], labels[:cutoff], offsets[:cutoff], full, r.text,
+                                 prompt=r.prompt)
                 if all(label == IGNORE for label in item.labels):
                     report.add(Problem(r.row, "", "nothing_to_train",
                                        "after cutting at the cutoff no reply tokens remain; the row is skipped",
@@ -133,11 +139,12 @@ def _joined(chosen: list[Tokenized]) -> dict:
         sequence["input_ids"] += item.input_ids
         sequence["labels"] += [IGNORE] + item.labels[1:]
         sequence["position_ids"] += range(len(item.input_ids))
+        sequence["prompts"].append(item.prompt)
     return sequence
 
 
 def _empty_pack() -> dict:
-    return {"input_ids": [], "labels": [], "position_ids": []}
+    return {"input_ids": [], "labels": [], "position_ids": [], "prompts": []}
 
 
 def as_columns(items: list[Tokenized]) -> dict:
