@@ -25,9 +25,15 @@ def build(folder: Path) -> Path:
     return out
 
 
-def read(reader: Path, modelfile: str, conversations: list) -> dict:
-    """The Modelfile's FROM, TEMPLATE, SYSTEM and PARAMETERs as Ollama reads them, and each conversation's prompt."""
-    done = subprocess.run([str(reader)], input=json.dumps({"modelfile": modelfile, "conversations": conversations}),
-                          capture_output=True, text=True, timeout=60)
+def read(reader: Path, modelfile: str, conversations: list, *, today: str = "") -> dict:
+    """The Modelfile's FROM, TEMPLATE, SYSTEM and PARAMETERs as Ollama reads them, and each conversation's prompt as
+    Ollama renders it on ``today`` (YYYY-MM-DD; the clock's day when empty)."""
+    done = attempt(reader, modelfile, conversations, today=today)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
+
+
+def attempt(reader: Path, modelfile: str, conversations: list, *, today: str = "") -> subprocess.CompletedProcess:
+    """The reader's run, failed or not: a Modelfile Ollama refuses fails with Ollama's reason on stderr."""
+    given = {"modelfile": modelfile, "conversations": conversations, "today": today}
+    return subprocess.run([str(reader)], input=json.dumps(given), capture_output=True, text=True, timeout=60)

@@ -2,8 +2,10 @@
 // check an exported Modelfile with a real Go text/template engine. Ollama executes a template that uses .Messages
 // once, over the conversation with consecutive same-role messages joined by a blank line and every system message
 // also joined into .System; a Modelfile's SYSTEM is a system message placed first when the conversation has none.
+// The template sees the functions Ollama's template package adds (funcs below); the clock they read can be fixed.
 //
-// Input on stdin: {"modelfile": "...", "conversations": [[{"role": ..., "content": ...}, ...], ...]}
+// Input on stdin: {"modelfile": "...", "conversations": [[{"role": ..., "content": ...}, ...], ...],
+// "today": "YYYY-MM-DD" (optional: the day the template's date functions see)}
 // Output on stdout: {"from": ..., "template": ..., "system": ..., "parameters": {"stop": [...], ...}, "prompts": [...]}
 package main
 
@@ -14,6 +16,7 @@ import (
 	"os"
 	"strings"
 	"text/template"
+	"time"
 )
 
 type Message struct {
@@ -24,6 +27,7 @@ type Message struct {
 type Input struct {
 	Modelfile     string      `json:"modelfile"`
 	Conversations [][]Message `json:"conversations"`
+	Today         string      `json:"today"`
 }
 
 type Output struct {
@@ -32,102 +36,6 @@ type Output struct {
 	System     string              `json:"system"`
 	Parameters map[string][]string `json:"parameters"`
 	Prompts    []string            `json:"prompts"`
-}
-
-// parse reads the Modelfile commands: a keyword, then a value that is either triple-quoted (newlines kept), quoted,
-// or the rest of the line; PARAMETER values are a name and a value.
-func parse(text string) (Output, error) {
-	out := Output{Parameters: map[string][]string{}}
-	rest := text
-	for strings.TrimSpace(rest) != "" {
-		rest = strings.TrimLeft(rest, " \t\r\n")
-		if strings.HasPrefix(rest, "#") {
-			rest = afterLine(rest)
-			continue
-		}
-		word := rest[:strings.IndexAny(rest+" ", " \t")]
-		rest = strings.TrimLeft(rest[len(word):], " \t")
-		name := ""
-		if strings.EqualFold(word, "PARAMETER") {
-			name = rest[:strings.IndexAny(rest+" ", " \t")]
-			rest = strings.TrimLeft(rest[len(name):], " \t")
-		}
-		value, remaining, err := readValue(rest)
-		if err != nil {
-			return out, fmt.Errorf("%s: %w", word, err)
-		}
-		rest = remaining
-		switch strings.ToUpper(word) {
-		case "FROM":
-			out.From = value
-		case "TEMPLATE":
-			out.Template = value
-		case "SYSTEM":
-			out.System = value
-		case "PARAMETER":
-			out.Parameters[name] = append(out.Parameters[name], value)
-		default:
-			return out, fmt.Errorf("unknown command %q", word)
-		}
-	}
-	return out, nil
-}
-
-func afterLine(s string) string {
-	if i := strings.Index(s, "\n"); i >= 0 {
-		return s[i+1:]
-	}
-	return ""
-}
-
-func readValue(s string) (string, string, error) {
-	if strings.HasPrefix(s, `"""`) {
-		end := strings.Index(s[3:], `"""`)
-		if end < 0 {
-			return "", "", fmt.Errorf("unterminated triple quote")
-		}
-		return s[3 : 3+end], s[3+end+3:], nil
-	}
-	line, rest := s, ""
-	if i := strings.Index(s, "\n"); i >= 0 {
-		line, rest = s[:i], s[i+1:]
-	}
-	line = strings.TrimRight(line, " \t\r")
-	if strings.HasPrefix(line, `"`) {
-		var value string
-		if err := json.Unmarshal([]byte(line), &value); err != nil {
-			return "", "", fmt.Errorf("bad quoted value %s: %w", line, err)
-		}
-		return value, rest, nil
-	}
-	return line, rest, nil
-}
-
-func collate(messages []Message) (string, []*Message) {
-	var system []string
-	var out []*Message
-	for i := range messages {
-		m := messages[i]
-		if m.Role == "system" {
-			system = append(system, m.Content)
-		}
-		if len(out) > 0 && out[len(out)-1].Role == m.Role && m.Role != "tool" {
-			out[len(out)-1].Content += "\n\n" + m.Content
-		} else {
-			out = append(out, &m)
-		}
-	}
-	return strings.Join(system, "\n\n"), out
-}
-
-func render(tmpl *template.Template, system string, conversation []Message) (string, error) {
-	if system != "" && (len(conversation) == 0 || conversation[0].Role != "system") {
-		conversation = append([]Message{{Role: "system", Content: system}}, conversation...)
-	}
-	joined, messages := collate(conversation)
-	var b bytes.Buffer
-	err := tmpl.Execute(&b, map[string]any{"System": joined, "Messages": messages, "Tools": nil, "Response": ""})
-	return b.String(), err
 }
 
 func main() {
@@ -142,8 +50,11 @@ func main() {
 	if !strings.Contains(out.Template, ".Messages") {
 		fail(fmt.Errorf("the TEMPLATE does not use .Messages"))
 	}
-	funcs := template.FuncMap{"json": func(v any) string { b, _ := json.Marshal(v); return string(b) }}
-	tmpl, err := template.New("").Option("missingkey=zero").Funcs(funcs).Parse(out.Template)
+	now, err := clock(in.Today)
+	if err != nil {
+		fail(err)
+	}
+	tmpl, err := template.New("").Option("missingkey=zero").Funcs(funcs(now)).Parse(out.Template)
 	if err != nil {
 		fail(err)
 	}
@@ -162,4 +73,64 @@ func main() {
 func fail(err error) {
 	fmt.Fprintln(os.Stderr, err)
 	os.Exit(1)
+}
+
+// clock is time.Now, or noon of the given day so that tests can render a date of their choosing.
+func clock(today string) (func() time.Time, error) {
+	if today == "" {
+		return time.Now, nil
+	}
+	day, err := time.ParseInLocation("2006-01-02", today, time.Local)
+	if err != nil {
+		return nil, err
+	}
+	return func() time.Time { return day.Add(12 * time.Hour) }, nil
+}
+
+// funcs are the functions Ollama's template package (template/template.go) gives every template, each doing what
+// Ollama's does: the dates ignore any format argument and are always written YYYY-MM-DD.
+func funcs(now func() time.Time) template.FuncMap {
+	return template.FuncMap{
+		"json": func(v any) string {
+			b, _ := json.Marshal(v)
+			return string(b)
+		},
+		"currentDate": func(args ...string) string {
+			return now().Format("2006-01-02")
+		},
+		"yesterdayDate": func(args ...string) string {
+			return now().AddDate(0, 0, -1).Format("2006-01-02")
+		},
+		// Ollama types a tool's parameter here; these tests pass no tools, and anything else is "any" there too.
+		"toTypeScriptType": func(v any) string {
+			return "any"
+		},
+	}
+}
+
+func render(tmpl *template.Template, system string, conversation []Message) (string, error) {
+	if system != "" && (len(conversation) == 0 || conversation[0].Role != "system") {
+		conversation = append([]Message{{Role: "system", Content: system}}, conversation...)
+	}
+	joined, messages := collate(conversation)
+	var b bytes.Buffer
+	err := tmpl.Execute(&b, map[string]any{"System": joined, "Messages": messages, "Tools": nil, "Response": ""})
+	return b.String(), err
+}
+
+func collate(messages []Message) (string, []*Message) {
+	var system []string
+	var out []*Message
+	for i := range messages {
+		m := messages[i]
+		if m.Role == "system" {
+			system = append(system, m.Content)
+		}
+		if len(out) > 0 && out[len(out)-1].Role == m.Role && m.Role != "tool" {
+			out[len(out)-1].Content += "\n\n" + m.Content
+		} else {
+			out = append(out, &m)
+		}
+	}
+	return strings.Join(system, "\n\n"), out
 }
