@@ -59,10 +59,10 @@ sys.exit(main(sys.argv[1:]))
 def save_damaged(saved):
     """merge.save, then the first embedding rows swapped, as a writer that mixed up its tensors would leave them:
     the merged model no longer answers like the fine-tune."""
-    def save(model, adapter_dir, out, card):
+    def save(model, adapter_dir, out, card, **options):
         from safetensors.torch import load_file, save_file
 
-        saved(model, adapter_dir, out, card)
+        saved(model, adapter_dir, out, card, **options)
         weights = load_file(out / "model.safetensors")
         weights["model.embed_tokens.weight"] = weights["model.embed_tokens.weight"].roll(1, dims=0).contiguous()
         save_file(weights, out / "model.safetensors", metadata={"format": "pt"})

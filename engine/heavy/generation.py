@@ -16,7 +16,6 @@ import torch
 from peft import PeftModel
 from transformers import (
     AutoModelForCausalLM,
-    AutoTokenizer,
     StoppingCriteria,
     StoppingCriteriaList,
     TextStreamer,
@@ -26,6 +25,7 @@ from engine.heavy import device as devices
 from engine.heavy import model_setup
 from engine.heavy.data.templates import ensure_chat_template
 from engine.heavy.end_of_turn import end_of_turn_ids
+from engine.heavy.models import tokenizer as tokenizers
 from engine.light.config import RunConfig
 
 
@@ -55,7 +55,7 @@ class Generator:
             base_folder, dtype=dtype, device_map={"": 0 if device == "cuda" else "cpu"},
             quantization_config=model_setup.quantization_config(config, dtype))
         # The adapter folder holds the tokenizer and chat template the run trained with.
-        tokenizer = AutoTokenizer.from_pretrained(adapter if adapter else base_folder)
+        tokenizer = tokenizers.load(adapter if adapter else base_folder)
         ensure_chat_template(tokenizer)
         if adapter:
             model = PeftModel.from_pretrained(model, adapter)

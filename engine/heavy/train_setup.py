@@ -8,10 +8,11 @@ from pathlib import Path
 
 import torch
 from peft import get_peft_model
-from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback, TrainingArguments
+from transformers import AutoModelForCausalLM, PrinterCallback, TrainingArguments
 
 from engine.heavy import distributed, model_setup, sharding, tracking_setup
 from engine.heavy.collator import PaddingCollator
+from engine.heavy.models import tokenizer as tokenizers
 from engine.heavy.train_callbacks import EngineCallback
 from engine.heavy.trainer import EngineTrainer
 from engine.light import protocol, tracking
@@ -19,7 +20,7 @@ from engine.light.run_folder import RunFolder
 
 
 def tokenizer_for(folder: Path):
-    tokenizer = AutoTokenizer.from_pretrained(folder)
+    tokenizer = tokenizers.load(folder)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer

@@ -34,11 +34,15 @@ def summary(done: protocol.ExportFinished) -> str:
     gguf = report.get("gguf", {})
     if "tokenizer" in gguf:
         checks = gguf["tokenizer"]
-        lines.append("GGUF tokenizer and template: " + ", ".join(
-            f"{what} {'yes' if checks[key] else 'NO'}" for key, what in (
+        lines.append("GGUF in llama.cpp, tokenizer and template: " + ", ".join(
+            f"{what} {'yes' if checks.get(key) else 'NO'}" for key, what in (
                 ("template_stored_identical", "template stored identical"),
                 ("template_renders_identical", "renders the same prompt"),
-                ("prompt_ids_identical", "same token ids"))) + f", end-of-turn ids marked {checks['end_of_turn_marked']}")
+                ("prompt_ids_identical", "same prompt tokens"),
+                ("check_text_ids_identical", "splits text the same"),
+                ("special_ids_identical", "same special tokens"),
+                ("stops_at_end_of_turn", "stops at the end of a turn"))))
+        lines += [f"  differs: {text}" for text in checks.get("differences", [])]
     if "answers" in gguf:
         lines.append(_answers(f"GGUF ({', '.join(f'{n} {t}' for t, n in gguf['tensor_types'].items())})",
                               gguf["answers"]))
@@ -57,7 +61,10 @@ def _answers(what: str, measure: dict) -> str:
     verdict = "" if "passed" not in measure else (" — passes" if measure["passed"] else " — FAILS")
     required = f" (required: {need['clear_top1_agreement']:.0%}" + (
         f", KL ≤ {need['kl_divergence']:g})" if "kl_divergence" in need else ")") if need else ""
-    return (f"{what}: the same next token at {measure['clear_top1_agreement']:.1%} of the "
+    where = f" in {measure['runtime']}" if measure.get("runtime") else ""
+    if measure.get("clear_top1_agreement") is None or measure.get("verdict", "").startswith("not verified"):
+        return f"{what}{where}: {measure.get('verdict', 'not verified')}"
+    return (f"{what}{where}: the same next token at {measure['clear_top1_agreement']:.1%} of the "
             f"{measure['clear_positions']} positions where the fine-tune's choice is clear and at "
             f"{measure['top1_agreement']:.1%} of all {measure['positions']}, KL divergence "
             f"{measure['kl_divergence']:.2g}{required}{verdict}; greedy continuations identical for "

@@ -9,9 +9,10 @@ give directly:
   rows of q_proj and k_proj are reordered per head (``_interleave_halves``);
 - Llama 3.1/3.2's frequency scaling is a ``rope_freqs`` tensor of per-frequency factors, taken here from
   transformers' own computation of the scaled frequencies;
-- the tokenizer's pre-tokenizer must be one llama.cpp knows by name: it is recognised from how the tokenizer splits
-  digits (each one: SmolLM2's "smollm"; up to three: Llama 3's "llama-bpe"); SentencePiece tokenizers (Llama 2,
-  TinyLlama) are read with sentencepiece.
+- the tokenizer's pre-tokenizer must be one llama.cpp knows by name: it is recognised by how the tokenizer tokenizes a
+  check text (pre_tokenizer.py), and an unknown one is refused; SentencePiece tokenizers (Llama 2, TinyLlama) are
+  read with sentencepiece;
+- the end of a turn is the token the chat template closes a reply with (end_of_turn.py).
 """
 
 from __future__ import annotations
@@ -28,10 +29,12 @@ import torch
 from gguf import GGMLQuantizationType as Q
 from gguf import LlamaFileType, TokenType
 from safetensors import safe_open
-from transformers import AutoTokenizer, LlamaConfig
+from transformers import LlamaConfig
 from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
 
-from engine.heavy.export import ggml_quant
+from engine.heavy import end_of_turn
+from engine.heavy.export import ggml_quant, pre_tokenizer
+from engine.heavy.models import tokenizer as tokenizers
 from engine.light.errors import UserError
 
 FILE_TYPES = {"f16": LlamaFileType.MOSTLY_F16, "q8_0": LlamaFileType.MOSTLY_Q8_0,
@@ -168,7 +171,7 @@ def _rope_factors(config: dict) -> np.ndarray | None:
 
 
 def _tokenizer(w: gguf.GGUFWriter, model_dir: Path, config: dict) -> None:
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    tokenizer = tokenizers.load(model_dir)
     vocab_size = config["vocab_size"]
     if (model_dir / "tokenizer.model").is_file():
         tokens, scores, types = _sentencepiece(model_dir, tokenizer, vocab_size)
@@ -179,23 +182,35 @@ def _tokenizer(w: gguf.GGUFWriter, model_dir: Path, config: dict) -> None:
     else:
         tokens, types = _byte_level(tokenizer, vocab_size)
         w.add_tokenizer_model("gpt2")
-        w.add_tokenizer_pre(_pre_tokenizer(tokenizer, model_dir))
+        w.add_tokenizer_pre(pre_tokenizer.llama_cpp_name(tokenizer, str(model_dir)))
     w.add_token_list(tokens)
     w.add_token_types(types)
     special = gguf.SpecialVocab(model_dir, load_merges=(model_dir / "tokenizer.model").is_file() is False,
                                 n_vocab=vocab_size)
     special.add_special_token = {}  # decided below from what the tokenizer does, not from its config's flags
     special.add_to_gguf(w, quiet=True)
-    w.add_add_bos_token(adds_bos(tokenizer))
+    w.add_add_bos_token(chat_opens_with_bos(tokenizer))
     w.add_add_eos_token(adds_eos(tokenizer))
-    end_of_turn = _end_of_turn_id(tokenizer, model_dir)
-    if end_of_turn is not None:
-        w.add_eot_token_id(end_of_turn)
+    turn_end, message_end = end_of_turn.turn_end_id(tokenizer), end_of_turn.message_end_id(tokenizer)
+    if turn_end is not None:
+        w.add_eot_token_id(turn_end)
+    if message_end is not None and message_end != turn_end:
+        w.add_eom_token_id(message_end)
 
 
 def adds_bos(tokenizer) -> bool:
     """Whether the tokenizer puts the beginning-of-sequence token in front of a text (the GGUF's add_bos_token)."""
     ids = tokenizer("a").input_ids
+    return bool(ids) and tokenizer.bos_token_id is not None and ids[0] == tokenizer.bos_token_id
+
+
+def chat_opens_with_bos(tokenizer) -> bool:
+    """Whether a chat prompt, as training tokenized it, starts with the beginning-of-sequence token: what llama.cpp
+    must do when it tokenizes a chat (TinyLlama's template writes none, so none is added; Llama 3's writes it)."""
+    if not getattr(tokenizer, "chat_template", None):
+        return adds_bos(tokenizer)
+    ids = tokenizer.apply_chat_template([{"role": "user", "content": "a"}], add_generation_prompt=True, tokenize=True)
+    ids = list(ids["input_ids"] if hasattr(ids, "keys") else ids)
     return bool(ids) and tokenizer.bos_token_id is not None and ids[0] == tokenizer.bos_token_id
 
 
@@ -221,18 +236,6 @@ def _byte_level(tokenizer, vocab_size: int) -> tuple[list[str], list[int]]:
             tokens.append(piece)
             types.append(TokenType.NORMAL)
     return tokens, types
-
-
-def _pre_tokenizer(tokenizer, model_dir: Path) -> str:
-    """The llama.cpp name of the tokenizer's pre-tokenization, recognised by how it splits a run of digits."""
-    digits = tokenizer.tokenize("1234567")
-    if digits == list("1234567"):
-        return "smollm"
-    if digits == ["123", "456", "7"] and len(tokenizer) >= 128_000:
-        return "llama-bpe"
-    raise ExportError("this tokenizer's pre-tokenization is not one the GGUF export knows", where=str(model_dir),
-                      hint="GGUF export supports the tokenizers of Llama 2, Llama 3.x, TinyLlama and SmolLM2; "
-                      "export the merged model and convert it with llama.cpp's own converter")
 
 
 def _sentencepiece(model_dir: Path, tokenizer, vocab_size: int) -> tuple[list[bytes], list[float], list[int]]:
@@ -261,18 +264,6 @@ def _sentencepiece(model_dir: Path, tokenizer, vocab_size: int) -> tuple[list[by
             scores.append(-1000.0)
             types.append(TokenType.UNUSED)
     return tokens, scores, types
-
-
-def _end_of_turn_id(tokenizer, model_dir: Path) -> int | None:
-    """The token that ends an assistant's turn in the chat template, when it is not the end-of-sequence token."""
-    try:
-        generation = json.loads((model_dir / "generation_config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        generation = {}
-    ends = generation.get("eos_token_id")
-    ends = ends if isinstance(ends, list) else [ends] if ends is not None else []
-    others = [i for i in ends if i != tokenizer.eos_token_id]
-    return others[0] if others else None
 
 
 # ---- tensors ---------------------------------------------------------------------------------------------------

@@ -22,8 +22,9 @@ from engine.heavy import device as devices
 from engine.heavy.control import Control
 from engine.heavy.end_of_turn import end_of_turn_tokens
 from engine.heavy.events import Emitter
-from engine.heavy.export import gguf_file, merge, ollama, publish, verify
+from engine.heavy.export import gguf_file, in_llama_cpp, merge, ollama, publish, verify
 from engine.heavy.generation import Generator
+from engine.heavy.llama_cpp import LlamaCpp
 from engine.heavy.models.resolve import model_folder
 from engine.light import disk, export_report, protocol
 from engine.light.errors import ModelSourceError, UserError
@@ -89,6 +90,8 @@ def run(folder: RunFolder, options: ExportOptions, *, emitter: Emitter, control:
                            hint="finish or resume the run first (a stopped run can be resumed from the Runs page)",
                            kind="no_adapter")
     config = folder.load_config()
+    if options.format == "ollama":
+        ollama.check_system(options.system)  # refused before any work, not after the conversion
     target = _claim(options, folder.name)
     partial = partial_folder(target)
     steps = _Steps(emitter, control)
@@ -184,7 +187,8 @@ def _export(folder: RunFolder, config, options: ExportOptions, partial: Path, st
     merged_dir = partial if options.format == "merged" else partial / "merged.tmp"
     model = merge.merged(base, folder.adapter_dir, config, into=options.merge_into, device=device)
     steps.stage("saving", "the merged model in bfloat16")
-    merge.save(model, folder.adapter_dir, merged_dir, merge.model_card(config, _metrics(folder), options.merge_into))
+    merge.save(model, folder.adapter_dir, merged_dir, merge.model_card(config, _metrics(folder), options.merge_into),
+               base_dir=base)
     del model
     devices.release_memory()
     steps.stage("verifying", "the merged model against the adapter on its base")
@@ -208,19 +212,24 @@ def _gguf(folder, config, options, partial, merged_dir, tokenizer, reference, re
     written = gguf_file.write(merged_dir, partial / name, options.quant, name=f"{folder.name} ({config.model})",
                               progress=steps.advance, cancelled=steps.cancelled)
     report["gguf"] = {"file": name, "bytes": written.bytes, "tensor_types": dict(written.types)}
-    steps.stage("verifying", "the GGUF's tokenizer and chat template")
-    checks = verify.gguf_tokenizer_and_template(partial / name, tokenizer)
-    report["gguf"]["tokenizer"] = checks
-    report["passed"] &= verify.tokenizer_checks_passed(checks)
-    steps.stage("verifying", "the GGUF's answers against the fine-tune")
-    measured = verify.against(verify.load_gguf(partial, name, device), reference)
+    steps.stage("verifying", "the GGUF in llama.cpp: its template, tokens and special tokens")
+    llama = LlamaCpp(partial / name, context=_verification_context(merged_dir, reference))
+    try:
+        checks = in_llama_cpp.tokenizer_checks(llama, partial / name, tokenizer)
+        checks["differences"] = in_llama_cpp.differences(checks)
+        report["gguf"]["tokenizer"] = checks
+        report["passed"] &= in_llama_cpp.tokenizer_checks_passed(checks)
+        steps.stage("verifying", "the GGUF's answers in llama.cpp against the fine-tune")
+        measured = in_llama_cpp.answers(llama, reference)
+    finally:
+        llama.close()
     report["gguf"]["answers"] = measured
     report["passed"] &= verify.judge(measured, options.quant)
     if options.format == "ollama":
         steps.stage("writing", "the Modelfile")
         context = min(_context(merged_dir), max(config.data.cutoff, 4096))
         text, made = ollama.modelfile(tokenizer, name, context=context, system=options.system)
-        (partial / "Modelfile").write_text(text, encoding="utf-8")
+        (partial / "Modelfile").write_text(text, encoding="utf-8", newline="\n")  # Ollama keeps a \r in TEMPLATE
         written_stops = ollama.stops_in(text)
         missing = [t for t in end_of_turn_tokens(tokenizer) if t not in written_stops]
         report["ollama"] = {**made, "end_of_turn_not_stopped": missing,
@@ -272,6 +281,12 @@ def _metrics(folder: RunFolder) -> dict:
         return json.loads((folder.adapter_dir / "llamadesk.json").read_text(encoding="utf-8")).get("metrics", {})
     except (OSError, ValueError):
         return {}
+
+
+def _verification_context(model_dir: Path, reference) -> int:
+    """Room for the longest prompt and its continuation (and the fixed conversation), within the model's own."""
+    longest = max((len(p) for p in reference.prompts), default=0) + verify.NEW_TOKENS
+    return min(_context(model_dir), max(1024, longest + 64))
 
 
 def _context(model_dir: Path) -> int:

@@ -12,22 +12,25 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 from pathlib import Path
 
 import bitsandbytes as bnb
 import torch
 from peft import PeftModel
-from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+from transformers import AutoModelForCausalLM, GenerationConfig
 from transformers.initialization import no_init_weights
 
 from engine.heavy import device as devices
 from engine.heavy import model_setup
 from engine.heavy.data.templates import ensure_chat_template
 from engine.heavy.end_of_turn import end_of_turn_ids
+from engine.heavy.models import tokenizer as tokenizers
 from engine.light.config import RunConfig
 
 INTO = ("trained", "original")
-SAVED_DTYPE = torch.bfloat16  # the LLaMA families' own precision; half the bytes of fp32
+SAVED_DTYPE = torch.bfloat16
+SENTENCEPIECE_MODEL = "tokenizer.model"  # the LLaMA families' own precision; half the bytes of fp32
 
 
 def merged(base_dir: Path, adapter_dir: Path, config: RunConfig, *, into: str = "trained", device: str = "cpu"):
@@ -77,12 +80,13 @@ def _dequantized(base_dir: Path, config: RunConfig, dtype, device: str):
     return plain
 
 
-def save(model, adapter_dir: Path, out: Path, card: str) -> None:
+def save(model, adapter_dir: Path, out: Path, card: str, *, base_dir: Path | None = None) -> None:
     """The folder people load with ``from_pretrained``: weights, tokenizer and template, generation config, card."""
-    tokenizer = AutoTokenizer.from_pretrained(adapter_dir)  # the tokenizer and chat template the run trained with
+    tokenizer = tokenizers.load(adapter_dir)  # the tokenizer and chat template the run trained with
     ensure_chat_template(tokenizer)
     model.to(SAVED_DTYPE).save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
+    _keep_sentencepiece_model(base_dir, adapter_dir, out)
     generation = GenerationConfig.from_model_config(model.config)
     ends = end_of_turn_ids(tokenizer)
     generation.eos_token_id = ends if len(ends) > 1 else (ends[0] if ends else tokenizer.eos_token_id)
@@ -90,6 +94,14 @@ def save(model, adapter_dir: Path, out: Path, card: str) -> None:
         generation.pad_token_id = tokenizer.pad_token_id
     generation.save_pretrained(out)
     (out / "README.md").write_text(card, encoding="utf-8")
+
+
+def _keep_sentencepiece_model(base_dir: Path | None, adapter_dir: Path, out: Path) -> None:
+    """Llama 2 and TinyLlama's SentencePiece model, which transformers 5 no longer writes with the tokenizer: the GGUF
+    conversion and llama.cpp's tokenizer are built from it."""
+    for folder in (adapter_dir, base_dir):
+        if folder is not None and (Path(folder) / SENTENCEPIECE_MODEL).is_file() and not (out / SENTENCEPIECE_MODEL).exists():
+            shutil.copy2(Path(folder) / SENTENCEPIECE_MODEL, out / SENTENCEPIECE_MODEL)
 
 
 def model_card(config: RunConfig, metrics: dict, into: str) -> str:

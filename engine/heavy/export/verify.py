@@ -2,13 +2,9 @@
 
 The fine-tune itself (the base as trained, with the adapter) continues prompts taken from the run's own data, and
 its next-token scores along that continuation are kept. Each export is then read back the way its users read it and
-measured against them: the merged folder with ``from_pretrained``, a GGUF with transformers' GGUF loader (which
-rebuilds the model from the file's metadata and tensors). Measures: top-1 agreement and KL divergence along the
-reference continuation, the largest difference of a score, and how many greedy tokens come out identical.
-
-The GGUF's tokenizer and chat template are checked too: the stored template is byte-identical to the tokenizer's and
-renders the same prompt for a multi-turn conversation with a system prompt, the rendered prompt tokenizes to the same
-ids, and the end-of-turn tokens are set.
+measured against them: the merged folder here, with ``from_pretrained``; a GGUF in llama.cpp itself
+(in_llama_cpp.py). Measures: top-1 agreement and KL divergence along the reference continuation, the largest
+difference of a score, and how many greedy tokens come out identical.
 """
 
 from __future__ import annotations
@@ -18,12 +14,10 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM
 
 from engine.heavy.data import pipeline
 from engine.heavy.data.tokenize import IGNORE
-from engine.heavy.end_of_turn import end_of_turn_ids
-from engine.heavy.export import gguf_metadata
 from engine.light.config import RunConfig
 from engine.light.errors import DatasetError
 
@@ -36,11 +30,14 @@ CONVERSATION = [{"role": "system", "content": "You answer in one sentence."},
 # runner-up by at least CLEAR_MARGIN in score. Storing merged weights in 16 bits moves scores by tenths, enough to flip
 # a near-tie (and make greedy continuations part ways there) but not a clear choice; a broken conversion flips clear
 # choices by the dozen. A 16-bit copy keeps nearly every clear choice with next-token distributions nearly identical
-# (KL); quantized ones keep nearly all (Q8_0) or most (Q4_K_M), as measured on LLaMA shapes. Agreement on every
-# position and the greedy continuations are reported beside it.
+# (KL). Agreement on every position and the greedy continuations are reported beside it.
 CLEAR_MARGIN = 1.0
-REQUIRED = {"merged": {"clear_top1": 0.99, "kl": 1e-3}, "f16": {"clear_top1": 0.99, "kl": 1e-3},
-            "q8_0": {"clear_top1": 0.95}, "q4_k_m": {"clear_top1": 0.85}}
+MIN_CLEAR_POSITIONS = 32
+# Per export: the share of clear positions with the same top token, and the largest mean KL divergence (nats per
+# token). A GGUF is measured in llama.cpp (in_llama_cpp.py); the ceilings for its file types are set from
+# bench/export_agreement.py's measurements (README: Export).
+REQUIRED = {"merged": {"clear_top1": 0.99, "kl": 0.01}, "f16": {"clear_top1": 0.97, "kl": 0.01},
+            "q8_0": {"clear_top1": 0.95, "kl": 0.05}, "q4_k_m": {"clear_top1": 0.85, "kl": 0.3}}
 
 
 @dataclass
@@ -124,50 +121,28 @@ def against(model, ref: Reference) -> dict:
         greedy.append(next((i for i, (a, b) in enumerate(zip(mine, continuation)) if a != b), len(continuation)))
     return {"prompts": len(ref.prompts), "prompt_source": ref.source, "greedy_identical_tokens": greedy,
             "top1_agreement": round(agree / max(positions, 1), 4),
-            "clear_top1_agreement": round(clear_agree / clear, 4) if clear else 1.0, "clear_positions": clear,
+            "clear_top1_agreement": round(clear_agree / clear, 4) if clear else None, "clear_positions": clear,
             "positions": positions,
             "kl_divergence": round(kl_sum / max(positions, 1), 6), "largest_score_difference": round(gap, 4)}
 
 
 def judge(measure: dict, kind: str) -> bool:
-    """Whether ``measure`` meets what ``kind`` requires; both are recorded in it for the report."""
+    """Whether ``measure`` meets what ``kind`` requires; both are recorded in it for the report. Too few clear
+    positions to judge is "not verified", never passed."""
     need = REQUIRED[kind]
-    measure["required"] = {"clear_top1_agreement": need["clear_top1"],
-                           **({"kl_divergence": need["kl"]} if "kl" in need else {})}
+    measure["required"] = {"clear_top1_agreement": need["clear_top1"], "kl_divergence": need["kl"],
+                           "clear_positions": MIN_CLEAR_POSITIONS}
+    if measure["clear_positions"] < MIN_CLEAR_POSITIONS:
+        measure["verdict"] = (f"not verified: the fine-tune's choice was clear at only {measure['clear_positions']} "
+                              f"positions, fewer than the {MIN_CLEAR_POSITIONS} a verdict needs")
+        measure["passed"] = False
+        return False
     measure["passed"] = (measure["clear_top1_agreement"] >= need["clear_top1"]
-                         and measure["kl_divergence"] <= need.get("kl", float("inf")))
+                         and measure["kl_divergence"] <= need["kl"])
+    measure["verdict"] = "passed" if measure["passed"] else "failed"
     return measure["passed"]
 
 
 def load_merged(folder: Path, device: str):
     dtype = torch.float32 if device == "cpu" else torch.bfloat16
     return AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, device_map={"": 0 if device == "cuda" else "cpu"})
-
-
-def load_gguf(folder: Path, name: str, device: str):
-    dtype = torch.float32 if device == "cpu" else torch.bfloat16
-    return AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=dtype,
-                                                device_map={"": 0 if device == "cuda" else "cpu"})
-
-
-def gguf_tokenizer_and_template(path: Path, tokenizer) -> dict:
-    """The GGUF's own tokenizer and template against the run's: the same prompt text, the same ids, the end-of-turn
-    tokens in place."""
-    metadata = gguf_metadata.read(path)
-    stored = metadata.get("tokenizer.chat_template")
-    original = tokenizer.apply_chat_template(CONVERSATION, tokenize=False, add_generation_prompt=True)
-    rendered = tokenizer.apply_chat_template(CONVERSATION, tokenize=False, add_generation_prompt=True,
-                                             chat_template=stored) if stored else ""
-    rebuilt = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
-    ids = tokenizer(original, add_special_tokens=False).input_ids
-    ends = set(end_of_turn_ids(tokenizer))
-    marked = {metadata.get(key) for key in ("tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id")}
-    return {"template_stored_identical": stored == tokenizer.chat_template,
-            "template_renders_identical": rendered == original,
-            "prompt_ids_identical": rebuilt(original, add_special_tokens=False).input_ids == ids,
-            "end_of_turn_marked": sorted(i for i in marked if i is not None and i in ends)}
-
-
-def tokenizer_checks_passed(found: dict) -> bool:
-    return (found["template_stored_identical"] and found["template_renders_identical"]
-            and found["prompt_ids_identical"] and bool(found["end_of_turn_marked"]))

@@ -47,7 +47,7 @@ def model_folder(reference: str, *, progress: Callable[[str], None] = print, all
 
 def load_tokenizer(reference: str, *, progress: Callable[[str], None] = print):
     """The model's tokenizer. For hub models only the tokenizer files are fetched, not the weights."""
-    from transformers import AutoTokenizer
+    from engine.heavy.models import tokenizer as tokenizers
 
     if reference == DEMO:
         folder = str(demo_model.ensure_demo_model(progress))
@@ -55,7 +55,7 @@ def load_tokenizer(reference: str, *, progress: Callable[[str], None] = print):
         repo_id = hub_id_for(reference)
         folder = reference if repo_id is None else hub.download(repo_id, patterns=hub.TOKENIZER_PATTERNS)
     try:
-        return AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
+        return tokenizers.load(folder, trust_remote_code=False)
     except Exception as exc:
         raise ModelSourceError(f"could not load the tokenizer: {exc}", where=str(folder),
                                hint="check that the tokenizer files are complete", kind="no_tokenizer") from None
