@@ -186,6 +186,15 @@ def tiny_model(tmp_path_factory, demo_model_dir) -> Path:
 
 
 @pytest.fixture(scope="session")
+def decisive_tiny_model(tmp_path_factory, demo_model_dir) -> Path:
+    """The tiny model with weights large enough that its next-token choices are clear: an export's verification
+    needs 32 clear positions to give a verdict (random small weights give none)."""
+    from engine.heavy.models.random_weights import write_model
+
+    return write_model(tmp_path_factory.mktemp("decisive") / "tiny-llama", demo_model_dir, initializer_range=0.5)
+
+
+@pytest.fixture(scope="session")
 def small_dataset(tmp_path_factory) -> Path:
     """The first 40 rows of the bundled sample, as JSONL."""
     import json

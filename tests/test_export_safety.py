@@ -70,12 +70,12 @@ def save_damaged(saved):
 
 
 @pytest.fixture(scope="module")
-def tuned(tmp_path_factory, tiny_model, small_dataset) -> RunFolder:
+def tuned(tmp_path_factory, decisive_tiny_model, small_dataset) -> RunFolder:
     home = tmp_path_factory.mktemp("safety-home")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("LLAMADESK_HOME", str(home))
         config = run_config.from_mapping({
-            "model": str(tiny_model), "dataset": str(small_dataset), "run_name": "tuned", "quantization": "none",
+            "model": str(decisive_tiny_model), "dataset": str(small_dataset), "run_name": "tuned", "quantization": "none",
             "data": {"validation_share": 0.1}, "train": {"max_steps": 2, "learning_rate": 5e-2}})
         assert train.run(config, emitter=Emitter(None), control=Control()) == 0
     return RunFolder(home / "runs" / "tuned")

@@ -19,9 +19,9 @@ from gui.app_state import AppState
 
 
 @pytest.fixture
-def finished_run(home, tiny_model, small_dataset):
+def finished_run(home, decisive_tiny_model, small_dataset):
     config = run_config.from_mapping({
-        "model": str(tiny_model), "dataset": str(small_dataset), "run_name": "tuned", "quantization": "nf4",
+        "model": str(decisive_tiny_model), "dataset": str(small_dataset), "run_name": "tuned", "quantization": "nf4",
         "data": {"validation_share": 0.1}, "train": {"max_steps": 4, "learning_rate": 5e-2}})
     assert train.run(config, emitter=Emitter(None), control=Control()) == 0
     return RunFolder(home / "runs" / "tuned").summary()

@@ -41,13 +41,13 @@ def test_the_audit_sees_a_connection_attempt(home, tmp_path):
 
 
 @pytest.mark.slow
-def test_training_chat_and_export_make_no_network_connection(home, tiny_model, small_dataset, tmp_path,
+def test_training_chat_and_export_make_no_network_connection(home, decisive_tiny_model, small_dataset, tmp_path,
                                                              monkeypatch):
     log = tmp_path / "network.jsonl"
     env = {"LLAMADESK_TEST_NETWORK_LOG": str(log)}
     for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):  # no offline switch to lean on
         monkeypatch.delenv(name, raising=False)
-    trained = EngineProcess(home, "train", "--json", "--set", f"model={tiny_model}", "--set",
+    trained = EngineProcess(home, "train", "--json", "--set", f"model={decisive_tiny_model}", "--set",
                             f"dataset={small_dataset}", "--set", "quantization=nf4", "--set", "run_name=private",
                             "--set", "train.max_steps=3", "--set", "data.validation_share=0.1",
                             "--set", "train.compare_prompts=1", program=AUDIT, env=env)
