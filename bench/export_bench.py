@@ -1,11 +1,14 @@
-"""Time and peak memory of each export format, on the demo model and on a random-weight Llama 3.2 1B shape.
+"""Time, peak memory and verified agreement of each export format, on the demo model and on a random-weight Llama
+3.2 1B shape.
 
     python bench/export_bench.py [--model demo|llama-3.2-1b] [--formats merged gguf:f16 gguf:q8_0 ollama:q4_k_m]
 
 A short fine-tune makes the run (QLoRA, a few steps on the bundled sample), then each format is exported by the
 real engine in its own process (``llamadesk-engine export``), so the peak resident memory is that export's alone
-(``os.wait4``). Prints one row per format with the stages' seconds from the verification report. Everything lives
-in a temporary LlamaDesk home (``--home`` to keep it).
+(``os.wait4``). Prints one row per format with how closely it answers like the fine-tune (llama.cpp's for a GGUF:
+clear positions, the share of them with the same top token, the KL divergence; the figures the verification's
+ceilings in engine/heavy/export/verify.py are set from) and the stages' seconds from the verification report.
+Everything lives in a temporary LlamaDesk home (``--home`` to keep it).
 """
 
 from __future__ import annotations
@@ -81,7 +84,9 @@ def _export(home: Path, run: Path, choice: str) -> dict:
     report = done[0].verification if done else {}
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file()) if out.exists() else 0
     peak = usage.ru_maxrss * (1 if sys.platform == "darwin" else 1024)
-    return {"format": choice, "ok": bool(done) and done[0].passed, "seconds": round(seconds, 1),
+    answers = report.get("gguf", {}).get("answers") or report.get("merged") or {}
+    agreement = {key: answers.get(key) for key in ("clear_positions", "clear_top1_agreement", "kl_divergence")}
+    return {"format": choice, "ok": bool(done) and done[0].passed, "seconds": round(seconds, 1), **agreement,
             "peak_rss_gib": round(peak / 2**30, 2), "size_mib": round(size / 2**20, 1),
             "stages": report.get("seconds", {}), "exit": os.waitstatus_to_exitcode(status),
             "error": errors[0] if errors else ("" if done else "the engine ended without a report")}
@@ -96,14 +101,17 @@ def main() -> int:
     args = parser.parse_args()
     home = args.home or Path(tempfile.mkdtemp(prefix="llamadesk-export-bench-"))
     run = _prepare(home, args.model, args.steps or (10 if args.model == "demo" else 2))
-    print(f"{'format':<16}{'ok':<5}{'seconds':>9}{'peak RSS':>11}{'size':>11}  stages (s)")
+    print(f"{'format':<16}{'ok':<5}{'seconds':>9}{'peak RSS':>11}{'size':>11}{'clear':>7}{'same top':>10}{'KL':>10}"
+          "  stages (s)")
     rows = []
     for choice in args.formats:
         row = _export(home, run, choice)
         rows.append(row)
         stages = ", ".join(f"{k} {v}" for k, v in row["stages"].items())
         print(f"{row['format']:<16}{'yes' if row['ok'] else 'NO':<5}{row['seconds']:>9}"
-              f"{row['peak_rss_gib']:>8} GiB{row['size_mib']:>7} MiB  {stages or row['error']}", flush=True)
+              f"{row['peak_rss_gib']:>8} GiB{row['size_mib']:>7} MiB{row['clear_positions'] or 0:>7}"
+              f"{row['clear_top1_agreement'] or 0:>10.3f}{row['kl_divergence'] or 0:>10.5f}  {stages or row['error']}",
+              flush=True)
     print(json.dumps({"model": args.model, "cpus": os.cpu_count(), "rows": rows}))
     return 0 if all(r["ok"] for r in rows) else 1
 

@@ -191,7 +191,7 @@ def decisive_tiny_model(tmp_path_factory, demo_model_dir) -> Path:
     needs 32 clear positions to give a verdict (random small weights give none)."""
     from engine.heavy.models.random_weights import write_model
 
-    return write_model(tmp_path_factory.mktemp("decisive") / "tiny-llama", demo_model_dir, initializer_range=0.5)
+    return write_model(tmp_path_factory.mktemp("decisive") / "tiny-llama", demo_model_dir, initializer_range=0.3)
 
 
 @pytest.fixture(scope="session")

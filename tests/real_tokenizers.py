@@ -256,7 +256,7 @@ def model(out: Path, family: str, *, seed: int = 0, **config) -> Path:
 
     spec = FAMILIES[family]
     tokenizer_dir = tokenizer_folder(family)
-    folder = write_model(out, tokenizer_dir, seed=seed, **{"initializer_range": 0.5, **spec.config, **config})
+    folder = write_model(out, tokenizer_dir, seed=seed, **{"initializer_range": 0.4, **spec.config, **config})
     if (tokenizer_dir / "tokenizer.model").is_file():
         shutil.copy2(tokenizer_dir / "tokenizer.model", folder / "tokenizer.model")
     tokenizer = AutoTokenizer.from_pretrained(folder)

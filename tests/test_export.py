@@ -69,7 +69,9 @@ def test_merged_export_is_a_model_folder_that_answers_as_the_fine_tune(qlora_run
     report = json.loads((folder / "verification.json").read_text(encoding="utf-8"))
     assert report["passed"] and events.of(protocol.ExportFinished)[0].verification == report
     assert report["merged"]["passed"] and report["merged"]["clear_top1_agreement"] >= 0.99
-    assert report["merged"]["prompt_source"].endswith("validation examples of the run's dataset")
+    # the run holds out 4 of its 40 rows: the verification tops its 8 prompts up with training examples
+    assert report["merged"]["prompt_source"] == "the first 4 validation and 4 training examples of the run's dataset"
+    assert report["merged"]["prompts"] == 8 and report["merged"]["clear_positions"] >= 32
     assert report["merged"]["merged_into"] == "trained"
     stages = [m.stage for m in events.of(protocol.ExportProgress)]
     assert stages.index("merging") < stages.index("saving") < stages.index("verifying")

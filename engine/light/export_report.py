@@ -43,6 +43,8 @@ def summary(done: protocol.ExportFinished) -> str:
                 ("special_ids_identical", "same special tokens"),
                 ("stops_at_end_of_turn", "stops at the end of a turn"))))
         lines += [f"  differs: {text}" for text in checks.get("differences", [])]
+        lines += [f"  llama.cpp is known to split this differently (not failed): {text!r}"
+                  for text in checks.get("check_text_known_runtime_differences", [])]
     if "answers" in gguf:
         lines.append(_answers(f"GGUF ({', '.join(f'{n} {t}' for t, n in gguf['tensor_types'].items())})",
                               gguf["answers"]))

@@ -205,13 +205,17 @@ def adds_bos(tokenizer) -> bool:
 
 
 def chat_opens_with_bos(tokenizer) -> bool:
-    """Whether a chat prompt, as training tokenized it, starts with the beginning-of-sequence token: what llama.cpp
-    must do when it tokenizes a chat (TinyLlama's template writes none, so none is added; Llama 3's writes it)."""
+    """The GGUF's add_bos_token: whether the tokenizer puts the beginning-of-sequence token in front of a text and a
+    chat prompt, as training tokenized it, starts with it too. TinyLlama's tokenizer adds one to a text but its
+    template writes none and training added none, so llama.cpp must add none to a chat; SmolLM2's template opens
+    with its BOS token as text, which its tokenizer never adds to a text."""
+    if not adds_bos(tokenizer):
+        return False
     if not getattr(tokenizer, "chat_template", None):
-        return adds_bos(tokenizer)
+        return True
     ids = tokenizer.apply_chat_template([{"role": "user", "content": "a"}], add_generation_prompt=True, tokenize=True)
     ids = list(ids["input_ids"] if hasattr(ids, "keys") else ids)
-    return bool(ids) and tokenizer.bos_token_id is not None and ids[0] == tokenizer.bos_token_id
+    return bool(ids) and ids[0] == tokenizer.bos_token_id
 
 
 def adds_eos(tokenizer) -> bool:

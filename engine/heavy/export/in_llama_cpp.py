@@ -41,22 +41,32 @@ def tokenizer_checks(llama: LlamaCpp, gguf: Path, tokenizer) -> dict:
     rendered = llama.apply_template(CONVERSATION)
     chat_ids = llama.tokenize(rendered, add_special=True)
     bos = tokenizer.bos_token_id
-    check_ids = tokenizer(pre_tokenizer.CHECK_TEXT, add_special_tokens=False).input_ids
     marked = {"bos": metadata.get("tokenizer.ggml.bos_token_id"), "eos": metadata.get("tokenizer.ggml.eos_token_id"),
               "end_of_turn": metadata.get("tokenizer.ggml.eot_token_id")}
     wanted = {"bos": bos, "eos": tokenizer.eos_token_id, "end_of_turn": end_of_turn.turn_end_id(tokenizer)}
     return {
-        "vocabulary": "sentencepiece" if metadata.get("tokenizer.ggml.model") == "llama" else "byte-level BPE",
         "template_stored_identical": stored == tokenizer.chat_template,
         # llama.cpp leaves out the beginning-of-sequence text when it adds the token itself
         "template_renders_identical": rendered in (expected_text, _without(expected_text, tokenizer.bos_token)),
         "prompt_ids_identical": chat_ids == expected_ids,
         "beginning_tokens": sum(1 for _ in _leading(chat_ids, bos)) if bos is not None else 0,
-        "check_text_ids_identical": llama.tokenize(pre_tokenizer.CHECK_TEXT, add_special=False) == check_ids,
+        **_check_text(llama, tokenizer, metadata.get("tokenizer.ggml.pre", "")),
         "special_ids": {"marked": marked, "expected": wanted},
         "special_ids_identical": marked == wanted,
         "stops_at_end_of_turn": _stops_at(llama, expected_ids, wanted["end_of_turn"]),
     }
+
+
+def _check_text(llama: LlamaCpp, tokenizer, pre: str) -> dict:
+    """The check text's ids in llama.cpp against the tokenizer's, line by line and whole; the lines where llama.cpp
+    is known to part from transformers under these rules (pre_tokenizer.RUNTIME_DIFFERENCES) are reported apart."""
+    known = pre_tokenizer.RUNTIME_DIFFERENCES.get(pre, set())
+    differing = [line for line in pre_tokenizer.CHECK_LINES if line.strip() and
+                 llama.tokenize(line, add_special=False) != tokenizer(line, add_special_tokens=False).input_ids]
+    rest = "\n".join(line for line in pre_tokenizer.CHECK_LINES if line not in known)
+    whole = llama.tokenize(rest, add_special=False) == tokenizer(rest, add_special_tokens=False).input_ids
+    return {"check_text_ids_identical": whole and set(differing) <= known,
+            "check_text_known_runtime_differences": [line for line in differing if line in known]}
 
 
 def _without(text: str, prefix: str | None) -> str:
@@ -79,14 +89,9 @@ def _stops_at(llama: LlamaCpp, prompt: list[int], token: int | None) -> bool:
 
 
 def tokenizer_checks_passed(found: dict) -> bool:
-    """The check text decides only for a byte-level vocabulary, where it proves the pre-tokenizer's name: a
-    SentencePiece one has none, and llama.cpp's SentencePiece merges (like sentencepiece's own) part from
-    transformers' on a few runs of spaces before punctuation, which the report notes without failing."""
-    keys = ["template_stored_identical", "template_renders_identical", "prompt_ids_identical",
-            "special_ids_identical", "stops_at_end_of_turn"]
-    if found.get("vocabulary") != "sentencepiece":
-        keys.append("check_text_ids_identical")
-    return all(found[key] for key in keys)
+    return all(found[key] for key in ("template_stored_identical", "template_renders_identical",
+                                      "prompt_ids_identical", "check_text_ids_identical", "special_ids_identical",
+                                      "stops_at_end_of_turn"))
 
 
 def differences(found: dict) -> list[str]:
@@ -94,9 +99,7 @@ def differences(found: dict) -> list[str]:
     words = {"template_stored_identical": "the chat template stored in the file is not the model's",
              "template_renders_identical": "llama.cpp renders a conversation differently from the model's template",
              "prompt_ids_identical": "llama.cpp turns a chat prompt into different tokens than training did",
-             "check_text_ids_identical": "llama.cpp splits the check text into tokens differently" + (
-                 " (noted only: sentencepiece's merges of some runs of spaces)"
-                 if found.get("vocabulary") == "sentencepiece" else " (the pre-tokenizer)"),
+             "check_text_ids_identical": "llama.cpp splits the check text into tokens differently (the pre-tokenizer)",
              "special_ids_identical": "the file marks different special tokens "
                                       f"({found['special_ids']['marked']}, expected {found['special_ids']['expected']})",
              "stops_at_end_of_turn": "llama.cpp does not end a reply at the end-of-turn token"}

@@ -16,20 +16,32 @@ import json
 
 from engine.light.errors import UserError
 
-CHECK_TEXT = (
-    "\n \n\n \t\t \t\n  \n   \n    \n"
-    "7 77 777 7777 77777 777777 1.5 2..5 3...5 1,000,000 0x1F 2026-12-07 12:30 ½ ¾\n"
-    "I'm sure you've seen it; we'd go if they'll come. Isn'T it? DON'T 'quote' “curly” ’apostrophe’\n"
-    "Ünïcödé café naïve façade Straße ÆØÅ æøå ñ\n"
-    "Привет, мир! Ελληνικά. עברית العربية हिन्दी ภาษาไทย 日本語のテキスト 中文没有空格2026年 한국어\n"
-    "🦙🦙 😀😃 👩‍👩‍👧 ✅ 🚀 (emoji)\n"
-    "def f(x):\n    return x**2  # comment\n\tif a != b and c >= d: pass\n"
-    "------====== ...... !!!!!! ?????? ''''''``````\"\"\"\" <<>> {{}} [[ ]] \\\\ //\n"
-    "   leading and trailing spaces   \n\n\n"
+FRACTIONS = "½ ¾ ⅓ ⅞"
+SPACE_RUNS = "    return x**2  # two spaces before a comment"
+LEADING_SPACES = "   leading and trailing spaces   "
+CHECK_LINES = (
+    "", " ", "", " \t\t \t", "  ", "   ", "    ",
+    "7 77 777 7777 77777 777777 1.5 2..5 3...5 1,000,000 0x1F 2026-12-07 12:30",
+    FRACTIONS,
+    "I'm sure you've seen it; we'd go if they'll come. Isn'T it? DON'T 'quote' “curly” ’apostrophe’",
+    "Ünïcödé café naïve façade Straße ÆØÅ æøå ñ",
+    "Привет, мир! Ελληνικά. עברית العربية हिन्दी ภาษาไทย 日本語のテキスト 中文没有空格2026年 한국어",
+    "🦙🦙 😀😃 👩‍👩‍👧 ✅ 🚀 (emoji)",
+    "def f(x):",
+    SPACE_RUNS,
+    "\tif a != b and c >= d: pass",
+    "------====== ...... !!!!!! ?????? ``````\"\"\"\" <<>> {{}} [[ ]] \\\\ //",
+    LEADING_SPACES, "", "", "",
 )
+CHECK_TEXT = "\n".join(CHECK_LINES)
+# Lines llama.cpp is known to tokenize differently from transformers with a vocabulary's rules, measured on the real
+# tokenizers (tests/test_real_tokenizers.py proves they still do): its "smollm" rules keep a vulgar fraction with the
+# byte before it; its SentencePiece merges (as sentencepiece's own) part from transformers' on runs of spaces. A
+# difference on any other line fails the export.
+RUNTIME_DIFFERENCES = {"smollm": {FRACTIONS}, "default": {SPACE_RUNS, LEADING_SPACES}}
 KNOWN = {  # fingerprint (the sha256 of the check text's ids) → llama.cpp's name, and the models it was taken from
-    "a2e29668e608269cb0fab056824074cfa54e40f4842b8835d96d4aa99728e02b": ("llama-bpe", "Llama 3, 3.1, 3.2, 3.3"),
-    "116d9546ed8b8055f6d7866ae8271cacea453ac8d2ccdb36f6adf35363871212": ("smollm", "SmolLM2"),
+    "8dc83215c6b9fd1ac44cc7232f8e88b7d44c434a046599db037d16b3d43ad270": ("llama-bpe", "Llama 3, 3.1, 3.2, 3.3"),
+    "6fe75d77425c4befd882ad0e17e135773465898e11c68147207c053102d91e05": ("smollm", "SmolLM2"),
 }
 
 

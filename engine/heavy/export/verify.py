@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoModelForCausalLM
 
+from engine.heavy import before_after
 from engine.heavy.data import pipeline
-from engine.heavy.data.tokenize import IGNORE
 from engine.light.config import RunConfig
 from engine.light.errors import DatasetError
 
@@ -35,7 +35,7 @@ CLEAR_MARGIN = 1.0
 MIN_CLEAR_POSITIONS = 32
 # Per export: the share of clear positions with the same top token, and the largest mean KL divergence (nats per
 # token). A GGUF is measured in llama.cpp (in_llama_cpp.py); the ceilings for its file types are set from
-# bench/export_agreement.py's measurements (README: Export).
+# bench/export_bench.py's measurements (README: Export).
 REQUIRED = {"merged": {"clear_top1": 0.99, "kl": 0.01}, "f16": {"clear_top1": 0.97, "kl": 0.01},
             "q8_0": {"clear_top1": 0.95, "kl": 0.05}, "q4_k_m": {"clear_top1": 0.85, "kl": 0.3}}
 
@@ -50,24 +50,26 @@ class Reference:
     source: str = ""  # where the prompts came from
 
 
-def prompts_from_run(config: RunConfig, tokenizer, count: int = 4) -> tuple[list[list[int]], str]:
-    """The prompt part (the tokens before the first trained one) of the run's first validation examples, or of its
-    first training examples when it held none out; fixed questions when the dataset is gone."""
+def prompts_from_run(config: RunConfig, tokenizer, count: int = 8) -> tuple[list[list[int]], str]:
+    """The prompt part of the run's first ``count`` examples (before_after.first_turn: the tokens before the first
+    trained one): validation examples first, topped up with training ones (a small run holds out few); fixed
+    questions when the dataset is gone."""
     try:
         train, validation = pipeline.prepare(config.dataset, tokenizer, config.data, preview_rows=0).splits()
     except (DatasetError, OSError):
         return [_fixed(tokenizer)], "a fixed conversation (the run's dataset is no longer readable)"
-    rows, source = (validation, "validation") if validation is not None and len(validation) else (train, "training")
-    found = []
-    for row in rows.select(range(min(len(rows), count * 4))):
-        first = next((i for i, label in enumerate(row["labels"]) if label != IGNORE), None)
-        if first:
-            found.append(list(row["input_ids"][:first]))
-        if len(found) == count:
-            break
+    found, taken = [], {}
+    for name, rows in (("validation", validation), ("training", train)):
+        for row in rows.select(range(min(len(rows), count * 4))) if rows is not None else ():
+            if len(found) == count:
+                break
+            turn = before_after.first_turn(row)
+            if turn is not None:
+                found.append(turn[0])
+                taken[name] = taken.get(name, 0) + 1
     if not found:
         return [_fixed(tokenizer)], "a fixed conversation (no example of the run's dataset has a prompt)"
-    return found, f"the first {len(found)} {source} examples of the run's dataset"
+    return found, "the first " + " and ".join(f"{n} {name}" for name, n in taken.items()) + " examples of the run's dataset"
 
 
 def _fixed(tokenizer) -> list[int]:
