@@ -2,8 +2,9 @@
 
 It starts a chat engine for a finished run's adapter (or a base model alone), restarts it for another source, and
 sends one request at a time from a small queue. With compare on, each message goes out twice from the same engine:
-adapter on for the left pane, adapter off for the right. Replies stream back as signals addressed to a pane by name;
-each finished reply comes with its token count and the time from its first token to its end, for its speed.
+adapter on for the left pane, adapter off for the right. An exported GGUF file loaded into the same engine
+(``load_export``) answers the export pane, run by llama.cpp. Replies stream back as signals addressed to a pane by
+name; each finished reply comes with its token count and the time from its first token to its end, for its speed.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import itertools
 import time
 from collections import deque
 from dataclasses import dataclass
+from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
@@ -20,7 +22,8 @@ from gui.engine_client import EngineClient
 from gui.timers import after
 
 SHUTDOWN_GRACE_MS = 3_000  # a chat engine has nothing to save; past this it is killed
-LEFT, RIGHT = "left", "right"
+LEFT, RIGHT, EXPORT = "left", "right", "export"
+_ADAPTER_FOR_PANE = {RIGHT: "off", EXPORT: "export"}  # the left pane's depends on what the engine loaded
 
 
 @dataclass
@@ -36,7 +39,8 @@ class ChatController(QObject):
     """Signals: sig_reply_started(pane), sig_reply_text(pane, text), sig_reply_finished(pane, reason, tokens,
     seconds from the first token to the end; 0 and 0.0 when unknown), sig_turn_abandoned(pane, note),
     sig_status(str), sig_error(str) (empty: clear it), sig_loaded(kind, name) when an
-    engine starts for a source, sig_controls_changed()."""
+    engine starts for a source, sig_export_changed() when an exported GGUF starts or stops loading, or goes away,
+    sig_controls_changed()."""
 
     sig_reply_started = Signal(str)
     sig_reply_text = Signal(str, str)
@@ -45,6 +49,7 @@ class ChatController(QObject):
     sig_status = Signal(str)
     sig_error = Signal(str)
     sig_loaded = Signal(str, str)
+    sig_export_changed = Signal()
     sig_controls_changed = Signal()
 
     def __init__(self, parent: QObject | None = None, *, engine_command: list[str] | None = None,
@@ -58,6 +63,7 @@ class ChatController(QObject):
         self.client.sig_chat_token.connect(self._on_client_chat_token)
         self.client.sig_chat_done.connect(self._on_client_chat_done)
         self.client.sig_exited.connect(self._on_client_exited)
+        self.client.sig_message.connect(self._on_client_message)
         self._ids = itertools.count(1)
         self._queue: deque[_Request] = deque()
         self._current: _Request | None = None
@@ -67,6 +73,8 @@ class ChatController(QObject):
         self._pending_start: tuple[str, str] | None = None  # source to start once the old engine has exited
         self._launch = 0  # counts engine starts, so a late kill timer never hits a newer engine
         self._error = ""
+        self.export: protocol.ExportLoaded | None = None  # the exported GGUF the engine answers the export pane with
+        self.export_loading = ""  # the path of the GGUF the engine is loading
 
     # ---- state ---------------------------------------------------------------------------------------------------
     def is_ready(self) -> bool:
@@ -78,6 +86,9 @@ class ChatController(QObject):
     def can_compare(self) -> bool:
         return self.loaded is not None and self.loaded[0] == "run"
 
+    def can_load_export(self) -> bool:
+        return self._ready and not self.is_busy()
+
     # ---- the engine ------------------------------------------------------------------------------------------------
     def load(self, kind: str, name: str) -> None:
         """Start a chat engine for a run's adapter (``run``) or a base model (``model``), first ending the one
@@ -85,6 +96,7 @@ class ChatController(QObject):
         self._set_error("")
         self.abort("engine restarted")
         self._ready = False
+        self._forget_export()  # a new engine starts without one
         if self.client.is_running():
             self._pending_start = (kind, name)
             self.shutdown()
@@ -124,16 +136,43 @@ class ChatController(QObject):
         if launch == self._launch and self.client.is_running():
             self.client.kill()
 
+    # ---- the exported GGUF ---------------------------------------------------------------------------------------
+    def load_export(self, path: str) -> bool:
+        """Ask the engine to load an exported GGUF file (in place of the one loaded before) to answer the export
+        pane. The engine loads it on its own; until it says ready, nothing is sent. False when it cannot go now."""
+        if not self.can_load_export() or not self.client.send(protocol.LoadExport(path)):
+            return False
+        self._set_error("")
+        self._ready = False
+        self.export, self.export_loading = None, path
+        self.sig_status.emit(f"Loading {Path(path).name} in llama.cpp…")
+        self.sig_export_changed.emit()
+        self.sig_controls_changed.emit()
+        return True
+
+    def unload_export(self) -> None:
+        """Free the loaded export in the engine; the export pane has nothing to talk to any more."""
+        if self.export is not None and not self.is_busy():
+            self.client.send(protocol.UnloadExport())
+            self._forget_export()
+            self.sig_controls_changed.emit()
+
+    def _forget_export(self) -> None:
+        if self.export is not None or self.export_loading:
+            self.export, self.export_loading = None, ""
+            self.sig_export_changed.emit()
+
     # ---- requests --------------------------------------------------------------------------------------------------
     def send(self, conversations: dict[str, list[dict]], *, system: str, sampling: dict) -> bool:
         """Queue one request per pane (pane name → its conversation, the new user message last). The left pane
-        talks to the loaded source; the right one, when given, to the base model alone."""
+        talks to the loaded source; the right one, when given, to the base model alone; the export one to the
+        loaded export."""
         if not self._ready or self.is_busy():
             return False
         self._set_error("")
-        adapter_on = self.loaded[0] == "run"
+        left = "on" if self.loaded[0] == "run" else "off"
         for pane, messages in conversations.items():
-            adapter = "on" if pane == LEFT and adapter_on else "off"
+            adapter = left if pane == LEFT else _ADAPTER_FOR_PANE[pane]
             chat = protocol.Chat(str(next(self._ids)), messages, system=system, adapter=adapter, **sampling)
             self._queue.append(_Request(pane, chat))
         self._pump()
@@ -189,6 +228,8 @@ class ChatController(QObject):
             self.sig_status.emit(f"Ready: {name}" + (f" ({msg.detail})" if msg.detail else ""))
         elif msg.state == "generating":
             self.sig_status.emit(f"Generating with {name}…")
+        elif msg.state == "loading_export":
+            self._ready = False
         elif msg.state == "failed":
             self._ready = False
             self.sig_status.emit("Loading failed.")
@@ -199,7 +240,16 @@ class ChatController(QObject):
             self.sig_status.emit(msg.message)  # download and load progress
 
     def _on_client_error(self, msg: protocol.Error) -> None:
-        self._set_error(msg.message + (f"\nHint: {msg.hint}" if msg.hint else ""))
+        text = msg.message + (f"\nHint: {msg.hint}" if msg.hint else "")
+        if msg.kind == "export":  # the engine could not load the export; it goes on without one
+            self._forget_export()
+            text = f"The exported model could not be loaded: {text}"
+        self._set_error(text)
+
+    def _on_client_message(self, msg) -> None:
+        if isinstance(msg, protocol.ExportLoaded):
+            self.export, self.export_loading = msg, ""
+            self.sig_export_changed.emit()
 
     def _on_client_chat_token(self, msg: protocol.ChatToken) -> None:
         request = self._current
@@ -222,6 +272,7 @@ class ChatController(QObject):
     def _on_client_exited(self, outcome) -> None:
         self._ready = False
         self.abort("the engine stopped")
+        self._forget_export()
         if self._pending_start is not None:
             self._start(self._pending_start)
         elif self._expect_exit:

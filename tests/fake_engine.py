@@ -1,8 +1,11 @@
 """A scripted stand-in for the engine, for GUI tests: prints protocol lines, obeys stop/pause/chat/cancel.
 
 Usage (the GUI's EngineClient runs it through LLAMADESK_ENGINE or its ``command`` argument):
-    python tests/fake_engine.py [--steps N] [--delay S] [--crash-at N] [--fail] [--noise] train|chat|data ...
-The run folder it writes (with LLAMADESK_HOME) looks like the real engine's, so run views can read it.
+    python tests/fake_engine.py [--steps N] [--delay S] [--crash-at N] [--fail] [--noise] [--load-delay S]
+                                train|chat|data ...
+The run folder it writes (with LLAMADESK_HOME) looks like the real engine's, so run views can read it. A chat engine
+loads an "export" (load_export) as the real one reports it: a missing file or one that does not begin with GGUF is an
+error of kind "export"; the quantization is read from the file name (``…-q4_k_m.gguf``).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ def main() -> int:
     parser.add_argument("--crash-at", type=int, default=0)
     parser.add_argument("--fail", action="store_true")
     parser.add_argument("--noise", action="store_true", help="print non-protocol lines on stdout too")
+    parser.add_argument("--load-delay", type=float, default=0.0, help="seconds a chat engine takes to load an export")
     parser.add_argument("command")
     args, rest = parser.parse_known_args()
     commands: list = []
@@ -60,7 +64,7 @@ def main() -> int:
     if args.noise:
         print("some library chatter that is not JSON", flush=True)
     if args.command == "chat":
-        return chat(commands, ready)
+        return chat(commands, ready, args.load_delay)
     if args.command == "train":
         home = Path(os.environ.get("LLAMADESK_HOME", "."))
         resumed = rest[rest.index("--resume") + 1] if "--resume" in rest else None
@@ -116,8 +120,9 @@ def train(args, commands, run_dir: Path) -> int:
     return 0
 
 
-def chat(commands, ready) -> int:
+def chat(commands, ready, load_delay: float) -> int:
     emit(protocol.State("ready", "fake"))
+    export = None
     while True:
         ready.wait()
         ready.clear()
@@ -125,7 +130,14 @@ def chat(commands, ready) -> int:
             msg = commands.pop(0)
             if msg is None or isinstance(msg, protocol.Shutdown):
                 return 0
-            if isinstance(msg, protocol.Chat):
+            if isinstance(msg, protocol.LoadExport):
+                export = load_export(Path(msg.path), load_delay)
+            elif isinstance(msg, protocol.UnloadExport):
+                export = None
+            elif isinstance(msg, protocol.Chat) and msg.adapter == "export" and export is None:
+                emit(protocol.Error("chat", "no exported model is loaded in this chat session"))
+                emit(protocol.ChatDone(msg.id, "error"))
+            elif isinstance(msg, protocol.Chat):
                 last = msg.messages[-1]["content"] if msg.messages else ""
                 words = f"[{msg.adapter}] You said: {last}".split(" ")
                 emit(protocol.State("generating", msg.id))
@@ -138,6 +150,27 @@ def chat(commands, ready) -> int:
                     time.sleep(0.01)
                 emit(protocol.ChatDone(msg.id, reason, len(words)))
                 emit(protocol.State("ready"))
+
+
+def load_export(path: Path, delay: float) -> protocol.ExportLoaded | None:
+    emit(protocol.State("loading_export", str(path)))
+    time.sleep(delay)
+    loaded = None
+    if not path.is_file():
+        emit(protocol.Error("export", f"there is no file at {path}", "choose an exported .gguf file"))
+    elif not _begins_with_gguf(path):
+        emit(protocol.Error("export", f"{path.name} is not a GGUF file", "choose the .gguf file of an export"))
+    else:
+        quantization = path.stem.rsplit("-", 1)[-1].upper()
+        loaded = protocol.ExportLoaded(str(path), path.name, quantization, f"{quantization}, run by llama.cpp")
+        emit(loaded)
+    emit(protocol.State("ready"))
+    return loaded
+
+
+def _begins_with_gguf(path: Path) -> bool:
+    with path.open("rb") as handle:
+        return handle.read(4) == b"GGUF"
 
 
 if __name__ == "__main__":

@@ -1,10 +1,12 @@
-"""The chat command: streamed replies tagged with the request id, adapter on/off, cancel, bad input survived."""
+"""The chat command: streamed replies tagged with the request id, adapter on/off, an exported GGUF answering through
+llama.cpp, cancel, bad input and unusable exports survived."""
 
 from __future__ import annotations
 
 import pytest
 
 from engine.heavy import train
+from engine.heavy.chat import EXPORT_CONTEXT
 from engine.heavy.control import Control
 from engine.heavy.events import Emitter
 from engine.light import config as run_config
@@ -105,6 +107,86 @@ def test_missing_adapter_is_a_clear_error(home, tmp_path, tiny_model):
     assert engine.finish() == 1
     error = next(m for m in engine.messages if isinstance(m, protocol.Error))
     assert "adapter_config.json" in error.message and error.hint
+
+
+BRIEF = "Answer in one short sentence."
+BEES = [{"role": "user", "content": "My name is Ada and I keep bees."},
+        {"role": "assistant", "content": "Nice to meet you, Ada!"},
+        {"role": "user", "content": "What is my name?"}]
+
+
+def _llama_cpp_answers(gguf, *conversations: list[dict], max_tokens: int) -> list[dict]:
+    """llama.cpp's own greedy answers, in this process, with a chat request's default sampling settings: what the
+    export column must show."""
+    from engine.heavy.llama_cpp import LlamaCpp
+
+    defaults = protocol.Chat("defaults", [])
+    llama = LlamaCpp(gguf, context=EXPORT_CONTEXT)
+    try:
+        return [llama.chat(messages, max_tokens=max_tokens, temperature=0.0, top_p=defaults.top_p,
+                           top_k=defaults.top_k, repetition_penalty=defaults.repetition_penalty)
+                for messages in conversations]
+    finally:
+        llama.close()
+
+
+def test_an_exported_gguf_answers_the_conversation_through_llama_cpp(home, tiny_model, demo_gguf):
+    engine = EngineProcess(home, "chat", "--model", str(tiny_model), "--device", "cpu")
+    engine.wait_for(state("ready"))
+    engine.send(protocol.LoadExport(str(demo_gguf)))
+    loaded = engine.wait_for(of_type(protocol.ExportLoaded))
+    assert (loaded.path, loaded.name, loaded.quantization) == (str(demo_gguf), demo_gguf.name, "Q4_1")  # its header
+    engine.send(protocol.Chat("e", BEES, system=BRIEF, temperature=0.0, max_new_tokens=200, adapter="export"))
+    text, done = _reply(engine, "e")
+    assert done.reason == "end" and 0 < done.tokens < 200, "it stops at the end of its turn, not at the limit"
+    assert "<|im_end|>" not in text and "<|im_start|>" not in text
+    conversation = [{"role": "system", "content": BRIEF}, *BEES]
+    [expected] = _llama_cpp_answers(demo_gguf, conversation, max_tokens=200)
+    assert expected["finish_reason"] == "stop" and text == expected["text"]
+    # The system prompt and the earlier turns both reach llama.cpp: without either, it starts differently.
+    without_system, without_turns = _llama_cpp_answers(demo_gguf, BEES, [conversation[0], BEES[-1]], max_tokens=12)
+    assert not text.startswith(without_system["text"]) and not text.startswith(without_turns["text"])
+    # The model the session loaded still answers its own requests beside the export.
+    engine.send(protocol.Chat("m", BEES, system=BRIEF, temperature=0.0, max_new_tokens=6, repetition_penalty=1.0))
+    own, done_own = _reply(engine, "m")
+    assert done_own.tokens <= 6 and not text.startswith(own)
+    # A cancel stops the export's answer too, and the session answers again after it.
+    engine.send(protocol.Chat("long", [{"role": "user", "content": "Tell me a very long story about the sea."}],
+                              temperature=0.0, max_new_tokens=2000, adapter="export"))
+    engine.wait_for(lambda m: isinstance(m, protocol.ChatToken) and m.id == "long")
+    engine.send(protocol.Cancel("long"))
+    cancelled = engine.wait_for(lambda m: isinstance(m, protocol.ChatDone) and m.id == "long")
+    assert cancelled.reason == "cancelled" and cancelled.tokens < 2000
+    engine.send(protocol.Chat("again", BEES, temperature=0.0, max_new_tokens=5, adapter="export"))
+    assert _reply(engine, "again")[1].reason == "length"
+    engine.send(protocol.Shutdown())
+    assert engine.finish() == 0
+
+
+def test_an_unusable_export_is_a_clear_error_and_the_session_goes_on(home, tmp_path, tiny_model, demo_gguf):
+    not_gguf = tmp_path / "notes.gguf"
+    not_gguf.write_text("meeting notes, not a model", encoding="utf-8")
+    cut = tmp_path / "cut.gguf"  # the header whole, most of the weights missing: only llama.cpp notices
+    with open(demo_gguf, "rb") as source:
+        cut.write_bytes(source.read(5_000_000))
+    engine = EngineProcess(home, "chat", "--model", str(tiny_model), "--device", "cpu", "--export", str(demo_gguf))
+    assert engine.wait_for(of_type(protocol.ExportLoaded)).quantization == "Q4_1"  # --export loads it first
+    for path, message in ((tmp_path / "gone.gguf", f"there is no file at {tmp_path / 'gone.gguf'}"),
+                          (not_gguf, "notes.gguf is not a GGUF file"), (cut, "llama.cpp cannot load cut.gguf")):
+        engine.send(protocol.LoadExport(str(path)))
+        error = engine.wait_for(of_type(protocol.Error))
+        assert (error.kind, error.message) == ("export", message) and error.hint
+        engine.wait_for(state("ready"))
+    # A failed load leaves no export behind (the earlier one was unloaded first): asking it is an error, not a crash.
+    engine.send(protocol.Chat("e", BEES, adapter="export"))
+    error = engine.wait_for(of_type(protocol.Error))
+    assert error.kind == "chat" and "no exported model is loaded" in error.message
+    assert engine.wait_for(of_type(protocol.ChatDone)).reason == "error"
+    engine.send(protocol.Chat("m", BEES, temperature=0.0, max_new_tokens=4))
+    assert _reply(engine, "m")[1].tokens > 0
+    engine.send(protocol.Shutdown())
+    assert engine.finish() == 0
+    assert sum(isinstance(m, protocol.ExportLoaded) for m in engine.messages) == 1
 
 
 @pytest.mark.slow

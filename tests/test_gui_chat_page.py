@@ -1,8 +1,9 @@
 """ChatPage driven by the scripted fake engine: sources, loading, streaming, compare mode, history, stop, clear,
-regenerate, messages (roles, plain text, code, copy, speed) and engine failures."""
+regenerate, messages (roles, plain text, code, copy, speed), the exported GGUF column and engine failures."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -16,6 +17,7 @@ from PySide6.QtGui import QFont, QGuiApplication
 from PySide6.QtWidgets import QApplication
 
 from engine.light import protocol
+from gui import export_column
 from gui.app_state import AppState
 from gui.pages.chat_page import ChatPage
 
@@ -41,6 +43,19 @@ def make_run(home: Path, name: str, *, state: str = "finished", adapter: bool = 
     stamp = time.time() - age_s
     os.utime(folder / "config.yaml", (stamp, stamp))
     return folder
+
+
+def make_export(home: Path, run: str, quant: str, *, passed: bool = True, suffix: str = "", age_s: float = 0) -> Path:
+    """An export folder as the engine publishes it: the GGUF and its report (verification.json) naming it."""
+    folder = home / "exports" / f"{run}-gguf-{quant}{suffix}"
+    folder.mkdir(parents=True)
+    gguf = folder / f"{run}-{quant}.gguf"
+    gguf.write_bytes(b"GGUF" + bytes(60))
+    report = {"run": run, "format": "gguf", "passed": passed, "gguf": {"file": gguf.name}, "files": [gguf.name]}
+    (folder / "verification.json").write_text(json.dumps(report))
+    stamp = time.time() - age_s
+    os.utime(gguf, (stamp, stamp))
+    return gguf
 
 
 @pytest.fixture
@@ -322,3 +337,106 @@ def test_comparing_gives_both_conversations_the_same_width(qtbot, page):
     qtbot.wait(20)
     left, right = page.left_pane.width(), page.right_pane.width()
     assert right > 0 and abs(left - right) <= 12
+
+
+def choose_export(page, path) -> None:
+    """Pick ``path`` in the export picker, as the user does."""
+    combo = page.export_column.combo
+    combo.setCurrentIndex(combo.findData(str(path)))
+    combo.activated.emit(combo.currentIndex())
+
+
+def export_loaded(page) -> bool:
+    return page.controller.export is not None and page.send_button.isEnabled()
+
+
+def test_an_exported_gguf_answers_beside_the_fine_tune(qtbot, home, make_page):
+    make_run(home, "alpha")
+    make_run(home, "beta", age_s=100)
+    gguf = make_export(home, "alpha", "q4_k_m", age_s=10)
+    make_export(home, "alpha", "q8_0", passed=False, suffix=".failed", age_s=20)
+    make_export(home, "beta", "f16")  # newer, but another run's: after alpha's
+    make_export(home, "alpha", "f16", suffix=".partial")  # still being written
+    make_export(home, "alpha", "q2_k", suffix=".old-1")  # set aside while a newer export took its name
+    page = make_page()
+    load(qtbot, page)
+    combo = page.export_column.combo
+    assert [combo.itemText(i) for i in range(combo.count())] == [
+        "No export", "alpha-q4_k_m.gguf", "alpha-q8_0.gguf (did not pass verification)", "beta-f16.gguf"]
+    choose_export(page, gguf)
+    qtbot.waitUntil(lambda: export_loaded(page), timeout=10_000)
+    assert page.sent[-1] == protocol.LoadExport(str(gguf))
+    pane = page.export_column.pane
+    assert pane.isVisibleTo(page) and pane.title.text() == "Export (Q4_K_M): alpha-q4_k_m.gguf"
+    assert [page.splitter.widget(i) for i in (1, 2, 3)] == [page.left_pane, pane, page.right_pane]
+    page.compare_box.setChecked(True)
+    say(qtbot, page, "hello")
+    say(qtbot, page, "again")
+    assert [c.adapter for c in chats(page)] == ["on", "export", "off"] * 2
+    assert chats(page)[-2].messages == [  # the export's own side of the conversation
+        {"role": "user", "content": "hello"}, {"role": "assistant", "content": "[export] You said: hello"},
+        {"role": "user", "content": "again"}]
+    assert pane.transcript.toPlainText().endswith("You: again\nExport: [export] You said: again")
+    assert "[on] You said: again" in page.left_pane.transcript.toPlainText()
+    combo.setCurrentIndex(0)  # "No export" frees it in the engine, and the column goes
+    combo.activated.emit(0)
+    assert page.sent[-1] == protocol.UnloadExport() and not pane.isVisibleTo(page)
+    say(qtbot, page, "bye")
+    assert [c.adapter for c in chats(page)[-2:]] == ["on", "off"]
+
+
+def test_an_export_loads_without_holding_up_the_window(qtbot, home, make_page):
+    make_run(home, "alpha")
+    gguf = make_export(home, "alpha", "q4_k_m")
+    page = make_page(FAKE + ["--load-delay", "1.5"])  # an engine that takes its time with a large file
+    load(qtbot, page)
+    started = time.monotonic()
+    choose_export(page, gguf)
+    assert time.monotonic() - started < 0.5, "the window hands the file to the engine and carries on"
+    assert page.status_label.text() == "Loading alpha-q4_k_m.gguf in llama.cpp…"
+    assert page.export_column.pane.title.text() == "Export: alpha-q4_k_m.gguf (loading…)"
+    assert not page.send_button.isEnabled() and not page.export_column.combo.isEnabled()
+    qtbot.waitUntil(lambda: export_loaded(page), timeout=10_000)
+    assert time.monotonic() - started >= 1.5
+
+
+def test_an_export_that_cannot_be_loaded_says_why(qtbot, page, tmp_path):
+    load(qtbot, page)
+    notes = tmp_path / "notes.gguf"
+    notes.write_text("meeting notes, not a model")
+    for path, why in ((notes, "notes.gguf is not a GGUF file\nHint: choose the .gguf file of an export"),
+                      (tmp_path / "gone.gguf", f"there is no file at {tmp_path / 'gone.gguf'}\nHint: ")):
+        assert page.export_column.load(str(path))
+        qtbot.waitUntil(page.send_button.isEnabled, timeout=10_000)
+        assert page.error_label.isVisibleTo(page)
+        assert page.error_label.text().startswith(f"The exported model could not be loaded: {why}")
+        assert page.controller.export is None and not page.export_column.pane.isVisibleTo(page)
+        assert page.export_column.combo.currentText() == "No export"
+    say(qtbot, page, "still here")  # the chat goes on without the export
+    assert [c.adapter for c in chats(page)] == ["on"] and not page.error_label.isVisibleTo(page)
+
+
+def test_another_gguf_file_is_chosen_in_a_dialog_that_starts_among_the_runs_exports(qtbot, home, make_page,
+                                                                                  tmp_path, monkeypatch):
+    make_run(home, "alpha")
+    exported = make_export(home, "alpha", "q4_k_m")
+    elsewhere = tmp_path / "downloads" / "mine-q8_0.gguf"
+    elsewhere.parent.mkdir()
+    elsewhere.write_bytes(b"GGUF" + bytes(60))
+    asked = []
+
+    class Dialog:  # the system's file dialog, answered as a user would
+        @staticmethod
+        def getOpenFileName(parent, caption, folder, filters):  # noqa: N802 - Qt's name
+            asked.append((caption, folder, filters))
+            return str(elsewhere), filters
+
+    monkeypatch.setattr(export_column, "QFileDialog", Dialog)
+    page = make_page()
+    assert not page.export_column.browse_button.isEnabled()  # nothing to load it into yet
+    load(qtbot, page)
+    page.export_column.browse_button.click()
+    assert asked == [("Choose an exported GGUF file", str(exported.parent), "GGUF files (*.gguf);;All files (*)")]
+    qtbot.waitUntil(lambda: export_loaded(page), timeout=10_000)
+    assert page.export_column.combo.currentText() == "mine-q8_0.gguf"
+    assert page.export_column.pane.title.text() == "Export (Q8_0): mine-q8_0.gguf"

@@ -11,6 +11,10 @@ import pytest
 from engine.light import protocol
 
 SAMPLES = {
+    "export_loaded": protocol.ExportLoaded("/exports/a/a-q4_k_m.gguf", "a-q4_k_m.gguf", "Q4_K_M",
+                                           "Q4_K_M, 98.4 MB, run by llama.cpp"),
+    "load_export": protocol.LoadExport("/exports/a/a-q4_k_m.gguf"),
+    "unload_export": protocol.UnloadExport(),
     "hello": protocol.Hello(1, "0.1.0", {"kind": "cpu", "bf16": False}, "train"),
     "run_started": protocol.RunStarted("/runs/a", True),
     "state": protocol.State("training", "60 steps"),

@@ -1,4 +1,5 @@
-"""``chat``: a base model, optionally with a run's adapter, answering protocol commands on stdin."""
+"""``chat``: a base model, optionally with a run's adapter and an exported GGUF, answering protocol commands on
+stdin."""
 
 from __future__ import annotations
 
@@ -16,12 +17,13 @@ def add_commands(commands) -> None:
     chat.add_argument("--run", help="a finished run (folder or name): chat with its adapter")
     chat.add_argument("--adapter", help="an adapter folder (instead of --run)")
     chat.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"))
+    chat.add_argument("--export", metavar="GGUF", help="also load an exported GGUF file (or an export folder): "
+                      "requests with adapter \"export\" are answered by it, in llama.cpp")
     chat.set_defaults(handler=_chat)
 
 
 def _chat(args) -> int:
     from engine.heavy import chat
-    from engine.heavy.control import Control
     from engine.heavy.device import describe
     from engine.heavy.events import Emitter, claim_stdout
     from engine.light import protocol
@@ -35,7 +37,9 @@ def _chat(args) -> int:
     model = model or (config.model if config else "demo")
     emitter = Emitter(claim_stdout())
     emitter.emit(protocol.Hello(protocol.PROTOCOL_VERSION, __version__, describe(args.device), "chat"))
-    control = Control()
+    control = chat.ChatControl()
+    if args.export:  # loaded first, once the model is, as if the client had asked
+        control.handle(protocol.LoadExport(str(Path(args.export).expanduser().resolve())))
     control.listen()
     return chat.serve(model, adapter, emitter=emitter, control=control, device=args.device, config=config)
 

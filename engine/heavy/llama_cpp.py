@@ -86,11 +86,15 @@ class LlamaCpp:
                 "finish_reason": choice["finish_reason"]}
 
     def chat(self, messages: list[dict], *, max_tokens: int = 256, temperature: float = 0.0,
+             top_p: float | None = None, top_k: int | None = None, repetition_penalty: float | None = None,
              on_text: Callable[[str], None] | None = None) -> dict:
         """A chat completion with the GGUF's own template: llama.cpp renders the messages, tokenizes them and stops
         at the end-of-turn tokens the file names, as LM Studio and llama.cpp's server do. ``on_text`` receives each
-        piece as it comes."""
+        piece as it comes; an exception it raises ends the reply there."""
         body = {"messages": messages, "max_tokens": max_tokens, "temperature": temperature, "stream": on_text is not None}
+        for key, value in (("top_p", top_p), ("top_k", top_k), ("repeat_penalty", repetition_penalty)):
+            if value is not None:
+                body[key] = value
         if on_text is None:
             found = self._server.handle_chat_completions(body)
             self._raise_on_error(found)

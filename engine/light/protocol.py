@@ -150,6 +150,18 @@ class ChatDone:
     TYPE: ClassVar[str]
 
 
+@message("export_loaded")
+class ExportLoaded:
+    """A chat session loaded an exported GGUF file (``load_export``): it answers requests whose ``adapter`` is
+    "export", run by llama.cpp. ``quantization`` comes from the file's own header (e.g. "Q4_K_M")."""
+
+    path: str
+    name: str  # the file name
+    quantization: str = ""
+    detail: str = ""
+    TYPE: ClassVar[str]
+
+
 @message("export_progress")
 class ExportProgress:
     """An export's stage (loading, merging, saving, converting, verifying) and how far it is."""
@@ -224,6 +236,25 @@ class Chat:
     max_new_tokens: int = 256
     repetition_penalty: float = 1.1
     adapter: str = "on"  # "on": fine-tuned, "off": the base model alone
+    # "export": the exported GGUF that load_export loaded, run by llama.cpp
+    TYPE: ClassVar[str]
+
+
+@message("load_export")
+class LoadExport:
+    """Load an exported GGUF file into the chat session, in llama.cpp, replacing one loaded before; it then answers
+    chat requests whose ``adapter`` is "export". The engine replies export_loaded, or an error of kind "export" (the
+    file is missing, is not a GGUF, or llama.cpp cannot load it); the session goes on either way. A request to the
+    export uses its sampling settings (temperature, top p, top k, repetition penalty, length) in llama.cpp."""
+
+    path: str
+    TYPE: ClassVar[str]
+
+
+@message("unload_export")
+class UnloadExport:
+    """Free the exported GGUF the session loaded (nothing happens when none is)."""
+
     TYPE: ClassVar[str]
 
 

@@ -1,10 +1,12 @@
-"""The Chat page: talk to a finished run's adapter (or a base model alone), optionally beside the base model and an
-API model.
+"""The Chat page: talk to a finished run's adapter (or a base model alone), optionally beside an exported GGUF, the
+base model and an API model.
 
 The page draws the panes and settings; ``ChatController`` runs the engine and the requests. With "Compare with base
 model" on, each message is answered twice by the same engine: adapter on (left pane), then adapter off (right pane).
-With "Compare with an API model" on, ``ApiColumn`` sends the same conversation to an OpenAI-compatible endpoint at
-the same time (third pane), after asking before the first request that would leave this computer.
+With an export chosen, ``ExportColumn``'s pane beside the fine-tune gets the same conversation from the GGUF file,
+run by llama.cpp in that engine. With "Compare with an API model" on, ``ApiColumn`` sends the same conversation to an
+OpenAI-compatible endpoint at the same time (last pane), after asking before the first request that would leave this
+computer.
 
 Every signal connection has a receiver that lives no longer than this page (a method of it, or of one of its widgets),
 so Qt drops it with the page; ``shutdown()`` stops the engine and the API column and waits for them.
@@ -12,45 +14,30 @@ so Qt drops it with the page; ``shutdown()`` stops the engine and the API column
 
 from __future__ import annotations
 
-import dataclasses
-
 from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
     QCheckBox,
     QComboBox,
-    QDoubleSpinBox,
     QFormLayout,
     QHBoxLayout,
     QPlainTextEdit,
     QPushButton,
-    QSpinBox,
     QSplitter,
     QVBoxLayout,
     QWidget,
 )
 
-from engine.light import protocol
 from engine.light.run_folder import list_runs
 from gui.api_column import ApiColumn, reply_footer
 from gui.app_state import AppState
-from gui.chat_controller import LEFT, RIGHT, ChatController
+from gui.chat_controller import EXPORT, LEFT, RIGHT, ChatController
+from gui.export_column import ExportColumn
 from gui.widgets.chat_transcript import ChatPane
 from gui.widgets.dialogs import ask
 from gui.widgets.labels import ElidedLabel, add_row, plain_label
-
-_DEFAULTS = {f.name: f.default for f in dataclasses.fields(protocol.Chat)}  # one source of truth: the protocol
-_SAMPLING = (  # (Chat field, label, minimum, maximum, step, tooltip); a step of 1 means an integer
-    ("temperature", "Temperature", 0.0, 2.0, 0.05, ("Randomness of the next-token choice. 0 always picks the most "
-                                                    "likely token; higher values give more varied text.")),
-    ("top_p", "Top p", 0.0, 1.0, 0.05, ("Nucleus sampling: choose only among the most likely tokens whose "
-                                        "probabilities add up to this share. 1 disables it.")),
-    ("top_k", "Top k", 0, 1000, 1, "Choose only among the k most likely tokens. 0 disables it."),
-    ("max_new_tokens", "Max new tokens", 1, 8192, 1, "The longest reply, in tokens; generation stops there."),
-    ("repetition_penalty", "Repetition penalty", 1.0, 2.0, 0.05, ("Makes tokens already in the conversation less "
-                                                                   "likely. 1 disables it; 1.1-1.3 curbs loops.")),
-)
+from gui.widgets.sampling_boxes import add_sampling_rows
 
 
 class ChatPage(QWidget):
@@ -66,6 +53,7 @@ class ChatPage(QWidget):
         self.controller = ChatController(self, engine_command=engine_command, home=state.home)
         self.client = self.controller.client
         self.api = ApiColumn(self, ask=self._ask_to_send)
+        self.export_column = ExportColumn(self.controller, self, self._run_name)
         self.setLayout(QVBoxLayout())
         self.layout().addLayout(self._build_source_row())
         self.layout().addWidget(self.error_label)
@@ -127,19 +115,10 @@ class ChatPage(QWidget):
         self.api_button.clicked.connect(self.choose_api_model)
         form.addRow(self.api_box)
         form.addRow(self.api_button)
+        add_row(form, "Exported GGUF", self.export_column.combo)
+        form.addRow(self.export_column.browse_button)
         add_row(form, "System prompt", self.system_edit)
-        self.sampling: dict[str, QSpinBox | QDoubleSpinBox] = {}
-        for name, label, low, high, step, tip in _SAMPLING:
-            box = QSpinBox() if step == 1 else QDoubleSpinBox()
-            if step != 1:
-                box.setDecimals(2)
-                box.setSingleStep(step)
-            box.setRange(low, high)
-            box.setValue(_DEFAULTS[name])
-            box.setToolTip(tip)
-            box.setAccessibleName(label)
-            self.sampling[name] = box
-            add_row(form, label, box)
+        self.sampling = add_sampling_rows(form)
         return settings
 
     def _build_conversation(self) -> QSplitter:
@@ -150,11 +129,11 @@ class ChatPage(QWidget):
         self.api_pane = ChatPane("API model", who="API model")
         self.api_pane.transcript.set_assistant_name("API model")
         self.api_pane.hide()
-        self.panes = {LEFT: self.left_pane, RIGHT: self.right_pane}
+        self.panes = {LEFT: self.left_pane, EXPORT: self.export_column.pane, RIGHT: self.right_pane}
         splitter = QSplitter()
-        for widget in (self._build_settings(), self.left_pane, self.right_pane, self.api_pane):
+        for widget in (self._build_settings(), *self.panes.values(), self.api_pane):
             splitter.addWidget(widget)
-        for index in (1, 2, 3):
+        for index in range(1, splitter.count()):
             splitter.setStretchFactor(index, 1)
         self.splitter = splitter
         return splitter
@@ -162,11 +141,12 @@ class ChatPage(QWidget):
     def _share_panes(self) -> None:
         """When a pane appears or goes, the shown conversations get the same width."""
         sizes = self.splitter.sizes()
-        shown = [i for i in (1, 2, 3) if self.splitter.widget(i).isVisibleTo(self)]
-        room = sum(sizes[i] for i in (1, 2, 3))
+        panes = range(1, self.splitter.count())
+        shown = [i for i in panes if self.splitter.widget(i).isVisibleTo(self)]
+        room = sum(sizes[i] for i in panes)
         if shown and room:
             share = room // len(shown)
-            self.splitter.setSizes([sizes[0]] + [share if i in shown else 0 for i in (1, 2, 3)])
+            self.splitter.setSizes([sizes[0]] + [share if i in shown else 0 for i in panes])
 
     def _build_input_row(self) -> QHBoxLayout:
         self.input_edit = QPlainTextEdit()
@@ -212,6 +192,7 @@ class ChatPage(QWidget):
         c.sig_status.connect(self.status_label.setText)
         c.sig_error.connect(self._show_error)
         c.sig_loaded.connect(self._on_controller_loaded)
+        c.sig_export_changed.connect(self._update_controls)
         c.sig_controls_changed.connect(self._update_controls)
 
     # ---- sources -------------------------------------------------------------------------------------------------
@@ -235,6 +216,7 @@ class ChatPage(QWidget):
         self.source_combo.setCurrentIndex(max(index, 0))
         self.source_combo.blockSignals(False)
         self.export_button.setEnabled(str(self.source_combo.currentData() or "").startswith("run:"))
+        self.export_column.refresh()
         self._update_titles()
 
     def select_run(self, name: str) -> bool:
@@ -275,14 +257,18 @@ class ChatPage(QWidget):
     def _api_comparing(self) -> bool:
         return self.api_box.isChecked() and self.api.configured()
 
+    def _engine_panes(self) -> list[str]:
+        """The panes the engine answers: the loaded source, the export beside it, the base model."""
+        return [LEFT] + ([EXPORT] if self.export_column.answers() else []) + ([RIGHT] if self._comparing() else [])
+
     def send_message(self, text: str) -> bool:
-        """Send ``text`` to the left pane's model (and the base model and the API model, when comparing); False if it
-        cannot go now."""
+        """Send ``text`` to the left pane's model (and the export, the base model and the API model, when shown);
+        False if it cannot go now."""
         text = text.strip()
         if not text or not self.controller.is_ready() or self.is_busy():
             return False
         to_api = self._api_comparing() and self.api.allowed()  # asks first when the conversation would leave
-        panes = [LEFT, RIGHT] if self._comparing() else [LEFT]
+        panes = self._engine_panes()
         for pane in panes:
             self.panes[pane].transcript.add_user(text)
         if to_api:
@@ -348,7 +334,9 @@ class ChatPage(QWidget):
         """Ask the last user message again in every shown pane, replacing the replies after it."""
         if not self.controller.is_ready() or self.is_busy():
             return False
-        panes = [LEFT, RIGHT] if self._comparing() else [LEFT]
+        # An export loaded after the last message has nothing to ask again: the others still do.
+        panes = [pane for pane in self._engine_panes() if pane != EXPORT
+                 or self.panes[pane].transcript.last_question() is not None]
         if any(self.panes[pane].transcript.last_question() is None for pane in panes):
             return False
         to_api = (self._api_comparing() and self.api_pane.transcript.last_question() is not None
@@ -379,6 +367,10 @@ class ChatPage(QWidget):
     def _on_option_toggled(self, _checked: bool) -> None:
         self._update_controls()
 
+    def _run_name(self) -> str:
+        kind, name = self._source()
+        return name if kind == "run" else ""
+
     def _source(self) -> tuple[str, str]:
         """What the left pane talks to: the loaded source, or before loading, the one chosen in the picker."""
         if self.controller.loaded is not None:
@@ -402,6 +394,7 @@ class ChatPage(QWidget):
             empty += "\nNo run has finished yet: the Train page fine-tunes one."
         self.left_pane.transcript.set_empty_text(empty)
         self.right_pane.transcript.set_empty_text(empty)
+        self.export_column.set_empty_text(empty)
         endpoint = self.api.endpoint
         if endpoint is None:
             self.api_pane.set_title("API model: none set up")
@@ -426,8 +419,11 @@ class ChatPage(QWidget):
         # Not while busy: a queued base request must not land in a pane that has just been hidden.
         self.compare_box.setEnabled(self.controller.can_compare() and not busy)
         self.api_box.setEnabled(not busy)
+        self.export_column.update_controls(not busy)
         changed = False
-        for pane, shown in ((self.right_pane, self._comparing()), (self.api_pane, self.api_box.isChecked())):
+        shown_panes = ((self.right_pane, self._comparing()), (self.export_column.pane, self.export_column.is_shown()),
+                       (self.api_pane, self.api_box.isChecked()))
+        for pane, shown in shown_panes:
             if shown != pane.isVisibleTo(self):
                 pane.setVisible(shown)
                 changed = True
