@@ -1,6 +1,7 @@
 """The scalar and text metadata of a GGUF file (architecture, special-token ids, chat template), read without
-materialising its arrays. ``gguf.GGUFReader`` builds a view of every element of every array, about 5 s for a
-49k-token vocabulary and several times that for Llama 3's; verification needs a handful of keys."""
+materialising its arrays. ``gguf.GGUFReader`` builds a view of every element of every array: measured 2.4 s on
+the demo's 49k-token GGUF and 10.3 s on a Llama 3 one (128k tokens), against 0.1 s here, for the same values
+(tests/test_gguf_metadata.py); verification and the chat page need a handful of keys."""
 
 from __future__ import annotations
 

@@ -46,9 +46,11 @@ def merged(base_dir: Path, adapter_dir: Path, config: RunConfig, *, into: str = 
 
 def _dequantized(base_dir: Path, config: RunConfig, dtype, device: str):
     """The 4-bit base as training loaded it, turned back into plain weights: each 4-bit layer dequantized exactly as
-    the forward pass does, straight into a plain model's parameters. Done before any forward pass: on the CPU,
-    bitsandbytes repacks the 4-bit data for its kernel at the first one, after which the stored layout no longer
-    dequantizes."""
+    the forward pass does, straight into a plain model's parameters in CPU memory. Done before any forward pass: on
+    the CPU, bitsandbytes repacks the 4-bit data for its kernel at the first one, after which the stored layout no
+    longer dequantizes. transformers' ``model.dequantize()`` gives the same weights (tests/test_merge.py) but turns
+    the whole model into 16-bit where it is, on the GPU: twice and more the memory of the 4-bit model, which the card
+    a QLoRA run was chosen for may not have; here one layer at a time leaves it."""
     quantized = AutoModelForCausalLM.from_pretrained(
         base_dir, dtype=dtype, device_map={"": 0 if device == "cuda" else "cpu"},
         quantization_config=model_setup.quantization_config(config, dtype))
