@@ -128,14 +128,14 @@ def runs(tmp_path_factory, small_dataset):
     return run_of
 
 
-def _fine_tune(folder: Path, family: str, dataset: Path):
+def _fine_tune(folder: Path, family: str, dataset: Path, **model_config):
     from engine.heavy import train
     from engine.heavy.control import Control
     from engine.heavy.events import Emitter
     from engine.light import config as run_config
     from engine.light.run_folder import RunFolder
 
-    model = real.model(folder / "model", family)
+    model = real.model(folder / "model", family, **model_config)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("LLAMADESK_HOME", str(folder / "home"))
         config = run_config.from_mapping({
@@ -166,6 +166,19 @@ def test_each_familys_gguf_passes_in_llama_cpp(family, runs, tmp_path):
     assert checks["beginning_tokens"] == (0 if family == "tinyllama" else 1)
     answers = report["gguf"]["answers"]
     assert answers["runtime"] == "llama.cpp" and answers["clear_positions"] >= 32 and answers["verdict"] == "passed"
+
+
+WIDE_INIT = 0.12  # rows 256 wide add up four times the terms of the tiny models' 64
+
+
+def test_a_llama_3_ollama_export_with_k_quants_passes_in_llama_cpp(tmp_path_factory, small_dataset, tmp_path):
+    """Rows 256 wide, so Q4_K_M writes real K-quant blocks on Llama 3's real vocabulary; its Modelfile is Llama 3's."""
+    run = _fine_tune(tmp_path_factory.mktemp("wide-llama3"), "llama3", small_dataset, hidden_size=256,
+                     intermediate_size=512, initializer_range=WIDE_INIT)
+    code, report = _export(run, tmp_path / "ollama", "ollama", "q4_k_m")
+    assert code == 0 and report["passed"], json.dumps(report["gguf"], indent=1)
+    assert report["gguf"]["tensor_types"].get("Q4_K", 0) > 0 and report["ollama"]["family"] == "llama3"
+    assert "<|eot_id|>" in report["ollama"]["stops"]
 
 
 def test_a_sentencepiece_model_keeps_its_tokenizer_model_through_the_real_merge(runs, tmp_path):
