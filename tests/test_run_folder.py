@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 from datetime import datetime
+from pathlib import Path
 
 import psutil
 import pytest
@@ -108,3 +109,19 @@ def test_two_engines_reclaiming_the_same_stale_lock_cannot_both_win(folder):
     for thread in threads:
         thread.join()
     assert sorted(outcomes) == ["refused"] * 3 + ["won"]
+
+
+def test_a_run_is_found_by_name_even_beside_a_folder_of_that_name(home, tmp_path, monkeypatch):
+    """The window names runs; a folder called like the run where the engine starts (a "bench" folder in a checkout)
+    must not stand in for it, while a run given by its folder is still that folder."""
+    run = home / "runs" / "bench"
+    run.mkdir(parents=True)
+    (run / RunFolder.CONFIG).write_text("model: demo\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bench").mkdir()  # no run: no config in it
+    assert RunFolder.find("bench").path == run
+    other = tmp_path / "elsewhere" / "bench"
+    other.mkdir(parents=True)
+    (other / RunFolder.CONFIG).write_text("model: demo\n", encoding="utf-8")
+    assert RunFolder.find(other).path == other and RunFolder.find("elsewhere/bench").path == Path("elsewhere/bench")
+    assert RunFolder.find("never-made").path == home / "runs" / "never-made"

@@ -79,9 +79,12 @@ class RunFolder:
 
     @classmethod
     def find(cls, reference: str | os.PathLike) -> RunFolder:
-        """A run given by its folder or by its name in the runs folder."""
-        path = Path(reference)
-        return cls(path if path.is_dir() else paths.runs_dir() / str(reference))
+        """A run given by its folder or by its name in the runs folder. A run's name wins over a folder of the same
+        name here that is no run (the window names runs, and a "bench" or "data" folder is common)."""
+        path, named = Path(reference), paths.runs_dir() / str(reference)
+        if path.is_dir() and ((path / cls.CONFIG).is_file() or not named.is_dir()):
+            return cls(path)
+        return cls(named)
 
     @classmethod
     def all(cls, root: Path | None = None) -> list[RunFolder]:
