@@ -36,6 +36,7 @@ def _reply(engine: EngineProcess, request_id: str):
     return "".join(t.text for t in tokens), done
 
 
+@pytest.mark.slow  # over 7 s: an engine process or a real run
 def test_chat_streams_answers_with_and_without_the_adapter(home, finished_run):
     engine = EngineProcess(home, "chat", "--run", "tuned", "--device", "cpu")
     hello = engine.wait_for(of_type(protocol.Hello))
@@ -70,6 +71,7 @@ def _run_model(run_dir) -> str:
     return run_config.load(run_dir / "config.yaml").model
 
 
+@pytest.mark.slow  # over 7 s: an engine process or a real run
 def test_chat_loads_the_base_as_the_run_trained_on_it(home, tiny_model, small_dataset):
     """A 4-bit run is chatted with on its 4-bit base, also on the CPU; a plain-LoRA run on the full weights."""
     from engine.heavy.generation import Generator
@@ -130,6 +132,7 @@ def _llama_cpp_answers(gguf, *conversations: list[dict], max_tokens: int) -> lis
         llama.close()
 
 
+@pytest.mark.slow  # over 7 s: an engine process or a real run
 def test_an_exported_gguf_answers_the_conversation_through_llama_cpp(home, tiny_model, demo_gguf):
     engine = EngineProcess(home, "chat", "--model", str(tiny_model), "--device", "cpu")
     engine.wait_for(state("ready"))
@@ -163,6 +166,7 @@ def test_an_exported_gguf_answers_the_conversation_through_llama_cpp(home, tiny_
     assert engine.finish() == 0
 
 
+@pytest.mark.slow  # over 7 s: an engine process or a real run
 def test_an_unusable_export_is_a_clear_error_and_the_session_goes_on(home, tmp_path, tiny_model, demo_gguf):
     not_gguf = tmp_path / "notes.gguf"
     not_gguf.write_text("meeting notes, not a model", encoding="utf-8")

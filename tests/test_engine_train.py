@@ -76,6 +76,7 @@ def test_qlora_path_runs_on_cpu(home, tiny_model, small_dataset):
     assert "quantization: nf4" in (home / "runs" / "q" / "config.yaml").read_text()
 
 
+@pytest.mark.slow  # over 7 s: an engine process or a real run
 def test_bad_config_and_dataset_give_clear_errors(home, tiny_model, tmp_path):
     bad = EngineProcess(home, "train", "--json", "--set", "dataset=x.json", "--set", "lora.rank=0")
     assert bad.finish() == 1

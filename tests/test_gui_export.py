@@ -106,6 +106,7 @@ def test_the_chat_page_opens_the_export_of_the_run_it_shows(qtbot, finished_run,
     assert not window.chat_page.export_button.isEnabled()
 
 
+@pytest.mark.slow  # over 7 s: an engine process or a real run
 def test_a_failing_export_shows_what_and_where(qtbot, finished_run, home):
     earlier = home / "exports" / "tuned-adapter"
     _export_adapter(finished_run, earlier)

@@ -3,6 +3,8 @@ error or a run name that looks like markup into rich text (a link, a bold title)
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import sys
 from pathlib import Path
@@ -30,6 +32,7 @@ def test_every_label_in_the_window_is_plain_text(qtbot, home, tmp_path):
     assert [label.text() for label in labels if label.textFormat() != Qt.TextFormat.PlainText] == []
 
 
+@pytest.mark.slow  # over 7 s: an engine process or a real run
 def test_a_column_named_like_a_link_stays_text_on_the_train_and_runs_pages(qtbot, home, tmp_path, tiny_model):
     from gui.pages.runs_page import RunsPage
     from gui.pages.train_page import TrainPage

@@ -53,6 +53,7 @@ def test_chunked_loss_and_gradients_equal_the_models_own(tiny_model, chunk):
             assert torch.allclose(param.grad, expected[name], rtol=1e-4, atol=1e-6), name  # summation order
 
 
+@pytest.mark.slow  # over 7 s: an engine process or a real run
 def test_training_with_the_chunked_loss_matches_the_standard_loss_step_by_step(home, tiny_model, small_dataset,
                                                                                monkeypatch):
 

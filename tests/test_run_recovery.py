@@ -92,6 +92,7 @@ def test_too_little_disk_is_refused_before_the_first_step_and_a_busy_gpu_is_warn
     assert RunFolder(home / "runs" / "nospace").checkpoints() == []
 
 
+@pytest.mark.slow  # over 7 s: an engine process or a real run
 def test_out_of_memory_offers_a_retry_that_resumes_with_a_smaller_micro_batch(home, tiny_model, small_dataset):
     config = _config(tiny_model, small_dataset, "oomretry", micro_batch=4, grad_accum=2)
     recorder = Recorder()

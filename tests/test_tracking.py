@@ -46,6 +46,7 @@ def test_tensorboard_and_mlflow_record_the_run(home, tiny_model, small_dataset, 
     assert [m.value for m in history] == pytest.approx([e.value for e in losses], rel=1e-5)  # the same run
 
 
+@pytest.mark.slow  # over 7 s: an engine process or a real run
 def test_a_tracker_that_is_not_installed_stops_the_run_with_how_to_install_it(home, tiny_model, small_dataset):
     if importlib.util.find_spec("wandb") is not None:
         pytest.skip("wandb is installed here")
