@@ -47,8 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         from engine.light import demo_settings
 
         config = demo_settings.demo_config()  # the settings that teach the demo model the sample's facts in minutes
-        window.state.set_config(config)
-        window.dataset_page.open_path(config.dataset)
+        window.state.set_config(config, source="the demo preset (llamadesk --demo)")
         window.show_page("Train")
     if args.page:
         window.show_page(args.page)

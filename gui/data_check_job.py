@@ -38,6 +38,7 @@ class DataCheckJob(QObject):
         self._command = command or engine_command()
         self._process: LineProcess | None = None
         self._stdout: list[str] = []
+        self.last_error: dict = {}  # the engine's error object of the last failed check ({} when it had none)
 
     def is_running(self) -> bool:
         return self._process is not None
@@ -80,6 +81,7 @@ class DataCheckJob(QObject):
         self._process = None
         process.deleteLater()
         result = _last_json_object(self._stdout)
+        self.last_error = result["error"] if isinstance(result, dict) and isinstance(result.get("error"), dict) else {}
         if end.not_started:
             self.sig_failed.emit(f"could not start the engine: {end.not_started}\n"
                                  "→ check the LlamaDesk installation (or LLAMADESK_ENGINE)")

@@ -18,6 +18,7 @@ class Facts:
     dataset: str = ""
     dataset_rows: int | None = None  # usable rows of the last check; None when not checked
     dataset_problem: str = ""
+    dataset_checking: bool = False  # a check of that dataset is running
     training: str = ""  # "step 12/60" while a run trains here
     finished_runs: tuple[str, ...] = ()  # newest first
     runs: int = 0
@@ -44,9 +45,11 @@ def steps(f: Facts) -> dict[str, Step]:
     if not f.dataset:
         dataset = Step("Dataset", "not chosen", TODO)
     elif f.dataset_problem or f.dataset_rows == 0:
-        dataset = Step("Dataset", f"{dataset_name}: needs fixing", ATTENTION)
+        dataset = Step("Dataset", f"needs fixing · {dataset_name}", ATTENTION)
+    elif f.dataset_checking:
+        dataset = Step("Dataset", f"checking · {dataset_name}", BUSY)
     elif f.dataset_rows is None:
-        dataset = Step("Dataset", f"{dataset_name}: not checked", TODO)
+        dataset = Step("Dataset", f"not checked · {dataset_name}", TODO)
     else:
         dataset = Step("Dataset", f"{f.dataset_rows:,} rows · {dataset_name}", DONE)  # the count stays in view
     if f.training:
@@ -59,12 +62,19 @@ def steps(f: Facts) -> dict[str, Step]:
         "Model": Step("Model", f.model or "not chosen", DONE if f.model else TODO),
         "Dataset": dataset,
         "Train": train,
-        "Chat": Step("Chat", f"ready: {f.finished_runs[0]}" if f.finished_runs else "after a finished run",
-                     DONE if f.finished_runs else TODO),
+        "Chat": _chat_step(f),
         "Runs": Step("Runs", f"{f.runs} run{'s' if f.runs != 1 else ''}" if f.runs else "none yet", ""),
         "Engine": Step("Engine", "needs setting up" if f.engine_needs_setup else (f.engine_text or "ready"),
                        ATTENTION if f.engine_needs_setup else DONE),
     }
+
+
+def _chat_step(f: Facts) -> Step:
+    if not f.finished_runs:
+        return Step("Chat", "after a finished run", TODO)
+    if f.chatted:
+        return Step("Chat", f"tried · {f.finished_runs[0]}", DONE)
+    return Step("Chat", f"to try · {f.finished_runs[0]}", TODO)  # a run can be loaded; none is yet
 
 
 def next_step(f: Facts) -> Next | None:
@@ -78,6 +88,8 @@ def next_step(f: Facts) -> Next | None:
                     "sample.", "Use the sample", "use_sample")
     if f.dataset_problem or f.dataset_rows == 0:
         return Next("Dataset", "Fix the dataset's problems listed below, or choose its format and map its columns.")
+    if f.dataset_checking:
+        return Next("Dataset", "Checking the dataset: every row, and the examples as the model will see them.")
     if f.dataset_rows is None:
         return Next("Dataset", "Check the dataset: every problem with its row, and the examples as the model sees "
                     "them.", "Check", "check")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
+import yaml
 from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import (
@@ -18,6 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine.light import config as run_config
 from engine.light.run_folder import RunFolder, list_runs
 from gui import guide, icons
 from gui.app_state import AppState
@@ -49,7 +51,7 @@ ICONS = {"Model": "model", "Dataset": "dataset", "Train": "train", "Chat": "chat
 
 # QSettings keys, declared once with their defaults.
 SETTINGS = {"window/geometry": None, "window/page": 0, "choices/model": "demo",
-            "choices/dataset": ""}
+            "choices/dataset": "", "choices/config": "", "choices/source": "", "choices/source_config": ""}
 
 
 class MainWindow(QMainWindow):
@@ -122,13 +124,10 @@ class MainWindow(QMainWindow):
     # ---- the guide -----------------------------------------------------------------------------------------------
     def facts(self) -> guide.Facts:
         runs = list_runs()
-        result = self.dataset_page.result
-        checked = result is not None and self.dataset_page.path == self.state.config.dataset
-        report = (result or {}).get("report", {}) if checked else {}
         controller = self.train_page.controller
         return guide.Facts(
             engine_needs_setup=self.engine_page.needs_setup(), model=self.state.config.model,
-            dataset=self.state.config.dataset, dataset_rows=report.get("rows_usable") if checked else None,
+            **self.dataset_page.guide_facts(),
             training=(controller.last_progress or "starting") if controller.is_busy() else "",
             finished_runs=tuple(r.name for r in runs if r.status == "finished" and r.has_adapter),
             runs=len(runs), chatted=self._chatted)
@@ -223,10 +222,31 @@ class MainWindow(QMainWindow):
             if state is not None:
                 splitter.restoreState(state)
         self.sidebar.setCurrentRow(int(settings.value("window/page", SETTINGS["window/page"])))
-        self.state.set_model(str(settings.value("choices/model", SETTINGS["choices/model"])))
-        dataset = str(settings.value("choices/dataset", SETTINGS["choices/dataset"]))
-        if dataset and Path(dataset).exists():
-            self.state.set_dataset(dataset)
+        self._restore_choices(settings)
+
+    def _restore_choices(self, settings: QSettings) -> None:
+        """The last session's model, dataset and training settings, as they were, with where they came from; the
+        Dataset page then opens and checks that dataset, so page, sidebar and Train page name the same file."""
+        saved = {key: str(settings.value(key, SETTINGS[key]) or "") for key in SETTINGS if key.startswith("choices/")}
+        config = source_config = None
+        try:
+            if saved["choices/config"]:
+                config = run_config.from_mapping(yaml.safe_load(saved["choices/config"]), require_dataset=False)
+            if saved["choices/source_config"]:
+                source_config = run_config.from_mapping(yaml.safe_load(saved["choices/source_config"]),
+                                                        require_dataset=False)
+        except (run_config.ConfigError, yaml.YAMLError, TypeError, AttributeError):
+            config = None  # settings from another version of the app: start from the defaults, as a first start does
+        if config is None:
+            config = self.state.config.with_values({"model": saved["choices/model"] or "demo",
+                                                    "dataset": saved["choices/dataset"]})
+        if config.dataset and not Path(config.dataset).exists():
+            config = config.with_values({"dataset": ""})  # moved or deleted since: nothing to open
+        if saved["choices/config"]:
+            self.state.set_config(config, source=saved["choices/source"] or "the defaults",
+                                  source_config=source_config, restored=True)
+        else:
+            self.state.set_config(config)
 
     def _splitters(self) -> dict[str, QSplitter]:
         """Every splitter in the pages, by a stable name, so their sizes persist."""
@@ -271,6 +291,9 @@ class MainWindow(QMainWindow):
         settings.setValue("window/page", self.sidebar.currentRow())
         settings.setValue("choices/model", self.state.config.model)
         settings.setValue("choices/dataset", self.state.config.dataset)
+        settings.setValue("choices/config", self.state.config.to_yaml())
+        settings.setValue("choices/source", self.state.settings_source)
+        settings.setValue("choices/source_config", self.state.source_config().to_yaml())
         event.accept()
 
     def _stop_workers(self) -> None:

@@ -18,8 +18,11 @@ from pathlib import Path
 import yaml
 
 
-def fail(message: str, where: str = "", hint: str = "") -> int:
-    print(json.dumps({"error": {"message": message, "where": where, "hint": hint}}))
+def fail(message: str, where: str = "", hint: str = "", columns: list | None = None) -> int:
+    error = {"message": message, "where": where, "hint": hint}
+    if columns is not None:  # as the engine names a file's columns when the problem is which to use
+        error["columns"] = columns
+    print(json.dumps({"error": error}))
     print(f"error: {message}", file=sys.stderr)
     return 1
 
@@ -68,9 +71,10 @@ def check(args) -> int:
     elif records and any(instruction in r for r in records):
         reason = f"instruction / input / output records: found '{instruction}' in the first {len(records)} rows"
     else:
-        return fail("could not recognise the format from the columns: " + ", ".join(sorted({k for r in records
-                    for k in r})), "", "choose the format and map your columns, e.g. --format alpaca --columns "
-                    "instruction=question output=answer")
+        columns = list(dict.fromkeys(k for r in records for k in r))
+        return fail("could not recognise the format from the columns: " + ", ".join(sorted(columns)), str(path),
+                    "choose the format and map your columns, e.g. --format alpaca --columns "
+                    "instruction=question output=answer", columns)
     usable, skipped = [], set()
     for row, line, record in rows:
         if record is None:

@@ -162,9 +162,11 @@ def test_an_engine_that_crashes_or_cannot_start_is_reported(qtbot, home, tmp_pat
 def test_format_override_and_column_mapping_reach_the_engine(qtbot, home, tmp_path):
     path = _write_jsonl(tmp_path / "qa.jsonl", [{"question": "q", "answer": "a"}])
     page = _page(qtbot, home)
-    page.format_combo.setCurrentText("alpaca")
-    page.columns_edit.setText("instruction=question output=answer")
-    result = _check(qtbot, page, path)
+    _fail(qtbot, page, path)
+    page.set_columns("alpaca", {"instruction": "question", "output": "answer"})
+    with qtbot.waitSignal(page.sig_checked, timeout=20_000) as done:
+        page.run_check()
+    result = done.args[0]
     assert result["detection"]["reason"] == "chosen by you (alpaca)"
     assert result["detection"]["mapping"] == {"instruction": "question", "output": "answer"}
     # They are run settings: a run started now reads the file the way the check did.

@@ -11,3 +11,33 @@ FORMAT_DESCRIPTIONS = {
     PROMPT_COMPLETION: "prompt / completion pairs",
     TEXT: "raw text for continued pre-training",
 }
+
+# The fields each format reads, in the order the column picker shows them, and the ones it cannot do without.
+FIELDS = {
+    ALPACA: ("instruction", "input", "output", "system", "history"),
+    SHAREGPT: ("conversations", "tools", "system"),
+    OPENAI: ("messages", "tools"),
+    PROMPT_COMPLETION: ("prompt", "completion"),
+    TEXT: ("text",),
+}
+REQUIRED = {
+    ALPACA: ("instruction", "output"),
+    SHAREGPT: ("conversations",),
+    OPENAI: ("messages",),
+    PROMPT_COMPLETION: ("prompt", "completion"),
+    TEXT: ("text",),
+}
+# What each field holds, in a person's words (the column picker's labels).
+FIELD_WORDS = {
+    "instruction": "Question or task",
+    "input": "Extra input (optional)",
+    "output": "Answer",
+    "system": "System prompt (optional)",
+    "history": "Earlier turns (optional)",
+    "conversations": "Conversation",
+    "messages": "Messages",
+    "tools": "Tools (optional)",
+    "prompt": "Prompt",
+    "completion": "Completion",
+    "text": "Text",
+}

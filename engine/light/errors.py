@@ -29,6 +29,17 @@ class ModelSourceError(UserError):
 
 
 class DatasetError(UserError):
-    """The dataset as a whole cannot be used. ``where`` names the file (and position)."""
+    """The dataset as a whole cannot be used. ``where`` names the file (and position). ``columns``: the file's
+    columns, when the problem is which of them to use (the window then offers a picker per field)."""
 
     kind = "dataset"
+
+    def __init__(self, message: str, *, where: str = "", hint: str = "", columns: list[str] | None = None):
+        super().__init__(message, where=where, hint=hint)
+        self.columns = columns
+
+    def to_dict(self) -> dict:
+        found = super().to_dict()
+        if self.columns is not None:
+            found["columns"] = list(self.columns)
+        return found

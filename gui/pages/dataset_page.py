@@ -8,18 +8,16 @@ Dataset text is user data: it goes into plain-text widgets and QTextCursor.inser
 
 from __future__ import annotations
 
-import shlex
 from pathlib import Path
 
 from PySide6.QtCore import QModelIndex, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QFontDatabase, QTextCharFormat, QTextCursor
+from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
     QFileDialog,
     QHBoxLayout,
     QHeaderView,
-    QLineEdit,
     QPlainTextEdit,
     QPushButton,
     QSplitter,
@@ -34,10 +32,12 @@ from PySide6.QtWidgets import (
 
 import resources
 from engine.light import demo_settings
-from engine.light.dataset_formats import FORMAT_DESCRIPTIONS, FORMATS
+from engine.light.dataset_formats import FORMAT_DESCRIPTIONS, FORMATS, PROMPT_COMPLETION
 from gui import theme
 from gui.app_state import AppState
 from gui.data_check_job import DataCheckJob
+from gui.widgets.check_views import clear_histogram, show_histogram, show_preview
+from gui.widgets.column_picker import ColumnPicker
 from gui.widgets.empty_state import empty_state
 from gui.widgets.labels import plain_label
 from gui.widgets.lazy_plot import LazyPlot
@@ -46,6 +46,10 @@ from gui.widgets.records_model import RecordsModel
 AUTO_DETECT = "Auto-detect"
 PROBLEM_COLUMNS = ("Severity", "Row", "Line", "Field", "Message")
 FILE_FILTER = "Datasets (*.json *.jsonl *.ndjson *.csv *.tsv *.parquet *.txt);;All files (*)"
+# Below this many usable rows a fine-tune mostly memorises; the page says so (the run is still allowed).
+FEW_ROWS = 10
+
+
 def _message_style(kind: str) -> str:
     c = theme.colors()
     edge = c.error if kind == "error" else c.accent
@@ -54,8 +58,12 @@ def _message_style(kind: str) -> str:
 
 
 class DatasetPage(QWidget):
-    """Signals: sig_jump_to_row(int) with the record number (from 1) of an activated problem;
-    sig_checked(dict) with each check's result."""
+    """Shows one file at a time (``path``) with its check. The dataset training uses is ``state.config.dataset``: a
+    file becomes it only when its check finds usable rows, so a broken file is shown with its problems and never
+    half-replaces the one in use (the page says which is in use, with a button back to it).
+
+    Signals: sig_jump_to_row(int) with the record number (from 1) of an activated problem; sig_checked(dict) with
+    each check's result, and with {"error": …} when a check fails."""
 
     sig_jump_to_row = Signal(int)
     sig_checked = Signal(dict)
@@ -65,17 +73,21 @@ class DatasetPage(QWidget):
         self.state = state
         self.path = ""
         self.result: dict | None = None
+        self.error: dict = {}  # the last check's failure, as {"message", "where", "hint", …}
+        self.in_use: dict | None = None  # the last passing check of state.config.dataset
         self.job = DataCheckJob(self, command=engine_command)
         self.records = RecordsModel(parent=self)
         self.setAcceptDrops(True)
         self._checked: dict = {}  # the run settings of the check under way, applied when its rows are usable
+        self._data_settings = (state.config.dataset, state.config.data.format, dict(state.config.data.columns))
         self._build_bar()
         self._build_results()
         self._layout()
         self.button_open.clicked.connect(self._on_open_clicked)
         self.button_check.clicked.connect(self.run_check)
         self.button_cancel.clicked.connect(self._on_cancel_clicked)
-        self.columns_edit.returnPressed.connect(self.run_check)
+        self.format_combo.activated.connect(self._on_format_chosen)
+        self.button_in_use.clicked.connect(self._on_show_in_use)
         self.problems.activated.connect(self._on_problems_activated)
         self.job.sig_status.connect(self.status.setText)
         self.job.sig_done.connect(self._on_job_done)
@@ -92,8 +104,18 @@ class DatasetPage(QWidget):
             self.format_combo.addItem(name, name)
             self.format_combo.setItemData(self.format_combo.count() - 1, FORMAT_DESCRIPTIONS[name],
                                           Qt.ItemDataRole.ToolTipRole)
-        self.columns_edit = QLineEdit(placeholderText="column mapping, e.g. instruction=question output=answer")
-        self.columns_edit.setAccessibleName("Column mapping")
+        self.format_combo.setToolTip("How the file's rows are read. Auto-detect recognises the usual column names; "
+                                     "choose a format to pick the columns yourself.")
+        self.picker = ColumnPicker()
+        self.picker.hide()
+        self.in_use_note = plain_label(selectable=True)
+        self.button_in_use = QPushButton("Show the dataset in use")
+        self.in_use_bar = QWidget()
+        in_use_row = QHBoxLayout(self.in_use_bar)
+        in_use_row.setContentsMargins(0, 0, 0, 0)
+        in_use_row.addWidget(self.in_use_note, 1)
+        in_use_row.addWidget(self.button_in_use)
+        self.in_use_bar.hide()
         self.button_check = QPushButton("Check")
         self.button_cancel = QPushButton("Cancel")
         self.button_cancel.setEnabled(False)
@@ -133,10 +155,10 @@ class DatasetPage(QWidget):
 
     def _layout(self) -> None:
         bar = QHBoxLayout()
-        for widget in (self.button_open, plain_label("Format:", wrap=False), self.format_combo, self.columns_edit,
-                       self.button_check, self.button_cancel):
+        for widget in (self.button_open, plain_label("Format:", wrap=False), self.format_combo, self.button_check,
+                       self.button_cancel):
             bar.addWidget(widget)
-        bar.setStretchFactor(self.columns_edit, 1)
+        bar.addStretch(1)
         data = QWidget()
         data_layout = QVBoxLayout(data)
         data_layout.setContentsMargins(0, 0, 0, 0)
@@ -162,7 +184,8 @@ class DatasetPage(QWidget):
         self.body.addWidget(splitter)
         layout = QVBoxLayout(self)
         layout.addLayout(bar)
-        for widget in (self.path_label, self.message, self.status, self.detection_label, self.summary_label):
+        for widget in (self.picker, self.path_label, self.in_use_bar, self.message, self.status,
+                       self.detection_label, self.summary_label):
             layout.addWidget(widget)
         layout.addWidget(self.body, 1)
 
@@ -172,19 +195,30 @@ class DatasetPage(QWidget):
         self.empty_sample = QPushButton("Use the bundled sample")
         self.empty_sample.setToolTip("Harbor Lights: questions and answers about a fictional island, the demo's data")
         self.empty_sample.clicked.connect(self.open_sample)
-        return empty_state("Drop a dataset file here", "Instructions (alpaca), conversations (ShareGPT or OpenAI "
-                           "messages) or plain text, as JSON, JSONL, CSV, Parquet or TXT. LlamaDesk detects the format "
-                           "and checks every row.", [self.empty_open, self.empty_sample])
+        return empty_state("Drop a dataset file here", "Questions and answers, conversations or plain text, as JSON, "
+                           "JSONL, CSV, Parquet or TXT. LlamaDesk recognises the format and checks every row; you "
+                           "can pick the columns yourself.", [self.empty_open, self.empty_sample])
 
     # -- opening and checking -------------------------------------------------------------------------------
 
     def open_path(self, path: str | Path) -> None:
-        """Show the file's rows at once and start the check."""
-        self.path = str(path)
+        """Show the file's rows at once and start the check. The dataset in use keeps its format and columns; another
+        file starts on auto-detect."""
+        config = self.state.config
+        if str(path) == config.dataset:
+            self._open(str(path), config.data.format, config.data.columns)
+        else:
+            self._open(str(path), None, {})
+
+    def _open(self, path: str, fmt: str | None, mapping: dict) -> None:
+        self.path, self.error = path, {}
         self.path_label.setText(self.path)
         self.body.setCurrentIndex(1)
         self.records.open(self.path)
         self.data_note.setText(self.records.note)
+        self.format_combo.setCurrentIndex(max(0, self.format_combo.findData(fmt)))
+        self.picker.show_fields(fmt, self._file_columns() if fmt else [], mapping)
+        self._show_in_use()
         self.run_check()
 
     def open_sample(self) -> None:
@@ -194,11 +228,7 @@ class DatasetPage(QWidget):
         if not self.path:
             self._show_message("Open a dataset file first (or drop one onto this page).", "info")
             return
-        try:
-            choices = self._choices()
-        except ValueError as exc:
-            self._show_message(f"Column mapping: {exc}\n→ write FIELD=COLUMN items, e.g. output=answer", "error")
-            return
+        choices = self._choices()
         self._clear_results()
         self.message.hide()
         self.status.setText("Checking…")
@@ -209,20 +239,76 @@ class DatasetPage(QWidget):
 
     def _choices(self) -> dict:
         """What this page sets in the run config: the dataset, its format and its column mapping."""
-        columns = {}
-        for item in shlex.split(self.columns_edit.text()):
-            field, sep, column = item.partition("=")
-            if not sep or not field or not column:
-                raise ValueError(f"'{item}' is not FIELD=COLUMN")
-            columns[field] = column
-        return {"dataset": self.path, "data.format": self.format_combo.currentData(), "data.columns": columns}
+        fmt = self.format_combo.currentData()
+        columns = self.picker.mapping() if fmt and self.picker.format == fmt else {}
+        return {"dataset": self.path, "data.format": fmt, "data.columns": columns}
+
+    def set_columns(self, fmt: str, mapping: dict[str, str]) -> None:
+        """Choose the format and a column per field, as the user does with the pickers."""
+        self.format_combo.setCurrentIndex(max(0, self.format_combo.findData(fmt)))
+        self.picker.show_fields(fmt, self._file_columns(), mapping)
+
+    def _file_columns(self) -> list[str]:
+        """The shown file's columns: from the engine's answer when it named them, else as the table reads them."""
+        named = self.error.get("columns") if self.error.get("where") in (self.path, "") else None
+        return list(named) if named else [c for c in self.records.column_names() if c != "record"]
+
+    def _on_format_chosen(self, _index: int) -> None:
+        fmt = self.format_combo.currentData()
+        mapping = (self.result or {}).get("detection", {}).get("mapping", {}) if fmt else {}
+        self.picker.show_fields(fmt, self._file_columns() if fmt else [], mapping)
 
     def _on_state_config_changed(self, config, origin) -> None:
-        """The format and the column mapping are run settings: show them as set elsewhere (a loaded config)."""
-        if origin is self:
+        """The dataset, its format and its column mapping are run settings: show them as set elsewhere (a loaded
+        settings file, the last session, the demo)."""
+        data = (config.dataset, config.data.format, dict(config.data.columns))
+        changed, self._data_settings = data != self._data_settings, data
+        if origin is self or not changed:
+            self._show_in_use()
             return
-        self.format_combo.setCurrentIndex(max(0, self.format_combo.findData(config.data.format)))
-        self.columns_edit.setText(" ".join(f"{k}={v}" for k, v in config.data.columns.items()))
+        if config.dataset and config.dataset != self.path:
+            self.in_use = None
+            self._open(config.dataset, config.data.format, config.data.columns)
+        elif config.dataset == self.path:
+            self.format_combo.setCurrentIndex(max(0, self.format_combo.findData(config.data.format)))
+            self.picker.show_fields(config.data.format, self._file_columns() if config.data.format else [],
+                                    config.data.columns)
+        self._show_in_use()
+
+    def guide_facts(self) -> dict:
+        """What the guide shows about the dataset: the one in use (or, while none is, the file shown), its usable
+        rows once checked, its problem, and whether a check of it is running."""
+        dataset = self.state.config.dataset or self.path
+        shown = dataset == self.path
+        problem = ""
+        if shown and self.error:
+            problem = str(self.error.get("message", ""))
+        elif shown and self.result is not None and not self.result.get("report", {}).get("rows_usable"):
+            problem = "no usable rows"
+        rows = self.in_use_rows() if self.state.config.dataset else None
+        return {"dataset": dataset, "dataset_rows": rows, "dataset_problem": problem,
+                "dataset_checking": shown and self.job.is_running()}
+
+    def in_use_rows(self) -> int | None:
+        """Usable rows of the dataset training uses, when a check of it (with the current settings) passed."""
+        if self.in_use and self.in_use.get("source") == self.state.config.dataset:
+            return self.in_use.get("report", {}).get("rows_usable")
+        return None
+
+    def _show_in_use(self) -> None:
+        """When the shown file is not the one training uses, say so and offer the way back."""
+        in_use = self.state.config.dataset
+        shown_elsewhere = bool(in_use) and bool(self.path) and in_use != self.path
+        if shown_elsewhere:
+            rows = self.in_use_rows()
+            counted = f" ({rows:,} usable rows)" if rows is not None else ""
+            self.in_use_note.setText(f"Training uses {Path(in_use).name}{counted}. {Path(self.path).name} becomes "
+                                     "the training data once its check finds usable rows.")
+        self.in_use_bar.setVisible(shown_elsewhere)
+
+    def _on_show_in_use(self) -> None:
+        if self.state.config.dataset:
+            self.open_path(self.state.config.dataset)
 
     def _on_open_clicked(self) -> None:
         start = str(Path(self.path).parent) if self.path else ""
@@ -250,7 +336,23 @@ class DatasetPage(QWidget):
     def _on_job_failed(self, text: str) -> None:
         self.button_cancel.setEnabled(False)
         self.status.clear()
+        self.error = dict(self.job.last_error) or {"message": text}
+        if self.path == self.state.config.dataset:
+            self.in_use = None  # the dataset in use no longer passes: the guide says it needs fixing
+        if "columns" in self.error:  # the format or its columns: the pickers do here what --columns does
+            if self.format_combo.currentData() is None:
+                self.set_columns(PROMPT_COMPLETION, {})
+            else:
+                self.picker.show_fields(self.format_combo.currentData(), self._file_columns(), self.picker.mapping())
+            text = (f"{Path(self.path).name}: {self.error.get('message')}\n→ choose the format above and the column "
+                    "that holds each field, then press Check")
         self._show_message(text, "error")
+        self._show_problems({"problems": [{"severity": "error", "row": None, "line": None, "field": "",
+                                           "message": self.error.get("message", text)}]})
+        if not self.records.rowCount() and not self.records.note:
+            self.data_note.setText("The rows cannot be shown: see the problem above.")
+        self._show_in_use()
+        self.sig_checked.emit({"error": self.error, "source": self.path})
 
     def _on_job_done(self, result: dict) -> None:
         self.button_cancel.setEnabled(False)
@@ -260,20 +362,33 @@ class DatasetPage(QWidget):
         detection = result.get("detection", {})
         template = " (the model has no chat template; LlamaDesk's default is used)" \
             if result.get("template") == "default" else ""
+        unused = [c for c in self._file_columns() if c not in detection.get("mapping", {}).values()]
+        not_read = f"\nNot used for training: the column{'s' if len(unused) > 1 else ''} {', '.join(unused)}." \
+            if unused and detection.get("format") != "text" else ""
         self.detection_label.setText(f"Format: {detection.get('format', '?')} — {detection.get('reason', '')}"
-                                     f"{template}")
+                                     f"{template}{not_read}")
         self._show_summary(report, stats)
         self._show_problems(report)
-        self._show_preview(result.get("preview", []))
-        self._show_histogram(stats)
-        if report.get("rows_usable", 0) > 0:
+        show_preview(self.preview, result.get("preview", []))
+        self.histogram_bars, self.cutoff_line, sentence = show_histogram(self.histogram, stats)
+        self.truncated_label.setText(sentence)
+        usable = report.get("rows_usable", 0)
+        if usable > 0:
+            self.in_use = result
             self.state.update(self._checked, origin=self)
             longest = (stats.get("percentiles") or {}).get("max")
             if longest:
                 self.state.set_longest_row(self.state.config.dataset, self.state.config.model, int(longest))
+            if usable < FEW_ROWS:
+                self._show_message(f"Only {usable} usable row{'s' if usable != 1 else ''}: a fine-tune learns from "
+                                   "examples, and this few mostly teaches the model to repeat them.\n→ a few dozen "
+                                   "varied examples or more work better; you can still train on these.", "info")
         else:
+            if self.path == self.state.config.dataset:
+                self.in_use = None
             self._show_message("No usable rows: every row has a problem.\n→ fix the problems listed below, or "
                                "choose the right format and map your columns", "error")
+        self._show_in_use()
         self.sig_checked.emit(result)
 
     def _show_summary(self, report: dict, stats: dict) -> None:
@@ -282,8 +397,11 @@ class DatasetPage(QWidget):
                 f"{report.get('rows_skipped', 0):,} skipped · {stats.get('total_tokens', 0):,} tokens "
                 f"({stats.get('trained_tokens', 0):,} trained)")
         if p:
-            text += f" · length p50 {p.get('p50', 0)} / p95 {p.get('p95', 0)} / max {p.get('max', 0)}"
+            text += (f" · tokens per row: half under {p.get('p50', 0)}, 95% under {p.get('p95', 0)}, longest "
+                     f"{p.get('max', 0)}")
         self.summary_label.setText(text)
+        self.summary_label.setToolTip(f"Median (p50) {p.get('p50', 0)}, 95th percentile (p95) {p.get('p95', 0)}, "
+                                      f"maximum {p.get('max', 0)} tokens per row" if p else "")
 
     def _show_problems(self, report: dict) -> None:
         problems = report.get("problems", [])
@@ -313,47 +431,14 @@ class DatasetPage(QWidget):
         self.data_table.selectRow(row - 1)
         self.data_table.scrollTo(self.records.index(row - 1, 0), QAbstractItemView.ScrollHint.PositionAtCenter)
 
-    def _show_preview(self, examples: list[dict]) -> None:
-        self.preview.clear()
-        cursor = QTextCursor(self.preview.document())
-        plain, trained, heading = QTextCharFormat(), QTextCharFormat(), QTextCharFormat()
-        trained.setBackground(QColor(theme.colors().trained))
-        heading.setFontWeight(QFont.Weight.Bold)
-        for n, example in enumerate(examples):
-            cut = " · truncated at the cutoff" if example.get("truncated") else ""
-            cursor.insertText(("\n\n" if n else "") + f"Row {example.get('row')} · {example.get('tokens')} tokens"
-                              f"{cut}\n", heading)
-            for text, is_trained in example.get("segments", []):
-                cursor.insertText(text, trained if is_trained else plain)
-
-    def _show_histogram(self, stats: dict) -> None:
-        import pyqtgraph as pg  # deferred: see LazyPlot
-
-        if self.histogram.created:
-            self.histogram.plot.clear()
-        self.histogram_bars = self.cutoff_line = None
-        histogram = stats.get("histogram") or {}
-        edges, counts = histogram.get("edges") or [], histogram.get("counts") or []
-        if counts and len(edges) == len(counts) + 1:
-            self.histogram_bars = pg.BarGraphItem(x0=edges[:-1], x1=edges[1:], height=counts, brush="#60a5fa")
-            self.histogram.plot.addItem(self.histogram_bars)
-        cutoff, share = stats.get("cutoff") or 0, stats.get("truncated_share") or 0.0
-        if cutoff:
-            self.cutoff_line = pg.InfiniteLine(pos=cutoff, angle=90, movable=False, pen=pg.mkPen("#dc2626", width=2),
-                                               label=f"cutoff {cutoff} · {share:.1%} cut", labelOpts={"position": 0.9})
-            self.histogram.plot.addItem(self.cutoff_line)
-        self.truncated_label.setText(f"{share:.1%} of the rows ({stats.get('truncated_rows', 0):,}) are longer "
-                                     f"than the cutoff of {cutoff:,} tokens and will be cut.")
-
     def _clear_results(self) -> None:
-        self.result = None
+        self.result, self.error = None, {}
         for label in (self.detection_label, self.summary_label, self.truncated_label):
             label.clear()
         self.problems.setRowCount(0)
         self.tabs.setTabText(0, "Problems")
         self.preview.clear()
-        if self.histogram.created:
-            self.histogram.plot.clear()
+        clear_histogram(self.histogram)
         self.histogram_bars = self.cutoff_line = None
 
     def _show_message(self, text: str, kind: str) -> None:

@@ -55,10 +55,21 @@ class RecordsModel(QAbstractTableModel):
         self.path = Path(path)
         try:
             self._open()
-        except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        except json.JSONDecodeError as exc:
             self.close()
-            self.note = f"cannot show the rows: {exc}"
+            self.note = (f"The rows cannot be shown: the file is not valid JSON (line {exc.lineno}, column "
+                         f"{exc.colno}). The check below says what to fix.")
+        except UnicodeDecodeError:
+            self.close()
+            self.note = "The rows cannot be shown: the file is not UTF-8 text. Save it as UTF-8 and open it again."
+        except (OSError, ValueError, RecursionError) as exc:
+            self.close()
+            self.note = f"The rows cannot be shown: {exc}"
         self.endResetModel()
+
+    def column_names(self) -> list[str]:
+        """The columns as the table shows them (from the first records, or a CSV's header)."""
+        return list(self._columns)
 
     def close(self) -> None:
         if self._file is not None:
@@ -99,9 +110,12 @@ class RecordsModel(QAbstractTableModel):
         text = self.path.read_text(encoding="utf-8-sig")
         try:
             data = json.loads(text)
-        except json.JSONDecodeError:  # the engine reads JSON lines in a .json file too
+        except json.JSONDecodeError as whole:  # the engine reads JSON lines in a .json file too
             self.kind = "jsonl"
-            self._records = [json.loads(line) for line in text.split("\n") if line.strip()]
+            try:
+                self._records = [json.loads(line) for line in text.split("\n") if line.strip()]
+            except json.JSONDecodeError:
+                raise whole from None  # where the file stops being JSON, not where a line does
         else:
             self.kind = "json"
             if isinstance(data, dict):  # {"data": [...]} holds its records in its one array

@@ -13,7 +13,16 @@ from typing import Any, Iterable
 from engine.heavy.data import tool_calls
 from engine.heavy.data.problems import ERROR, WARNING, Problem, Report
 from engine.heavy.data.readers import UNPARSEABLE, RawRow
-from engine.light.dataset_formats import ALPACA, FORMAT_DESCRIPTIONS, FORMATS, OPENAI, PROMPT_COMPLETION, SHAREGPT, TEXT
+from engine.light.dataset_formats import (
+    ALPACA,
+    FORMAT_DESCRIPTIONS,
+    FORMATS,
+    OPENAI,
+    PROMPT_COMPLETION,
+    REQUIRED,
+    SHAREGPT,
+    TEXT,
+)
 from engine.light.errors import DatasetError
 
 # Mapping entries that name keys inside sharegpt turns rather than columns.
@@ -35,13 +44,6 @@ FIELD_ALIASES: dict[str, dict[str, tuple[str, ...]]] = {
         "completion": ("completion", "answer", "response"),
     },
     TEXT: {"text": ("text", "content", "document")},
-}
-REQUIRED = {
-    ALPACA: ("instruction", "output"),
-    SHAREGPT: ("conversations",),
-    OPENAI: ("messages",),
-    PROMPT_COMPLETION: ("prompt", "completion"),
-    TEXT: ("text",),
 }
 SHAREGPT_ROLES = {
     "human": "user",
@@ -92,6 +94,7 @@ def detect(rows: list[RawRow], file_type: str, *, forced: str | None = None, map
         raise DatasetError(
             f"the column '{col}' (mapped to {canon}) is not in the file",
             hint=f"the file has the columns: {', '.join(columns) or '(none)'}",
+            columns=list(columns),
         )
     if forced:
         if forced not in FORMATS:
@@ -103,6 +106,7 @@ def detect(rows: list[RawRow], file_type: str, *, forced: str | None = None, map
                 f"format '{forced}' needs the field(s) {', '.join(missing)}, "
                 f"but the file has columns: {', '.join(columns) or '(none)'}",
                 hint="map your column names, e.g. --columns " + "=".join([missing[0], "your_column"]),
+                columns=list(columns),
             )
         return Detection(forced, f"chosen by you ({FORMAT_DESCRIPTIONS[forced]})", resolved)
     if file_type == "txt":
@@ -123,6 +127,7 @@ def detect(rows: list[RawRow], file_type: str, *, forced: str | None = None, map
             f"could not recognise the format from the columns: {', '.join(sorted(columns))}",
             hint="choose the format and map your columns, e.g. --format alpaca --columns instruction=question "
             "output=answer",
+            columns=list(columns),
         )
     share, fmt, resolved = max(scores, key=lambda s: s[0])  # stable: the first format wins a tie
     shown = ", ".join(f"'{col}'" if col == canon else f"'{col}' as {canon}" for canon, col in resolved.items())
