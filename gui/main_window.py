@@ -109,7 +109,8 @@ class MainWindow(QMainWindow):
         self._guide_timer = QTimer(self, singleShot=True, interval=150)  # many changes arrive together: one update
         self._guide_timer.timeout.connect(self.update_guide)
         for signal in (self.state.sig_model_changed, self.state.sig_dataset_changed, self.state.sig_runs_changed,
-                       self.dataset_page.sig_checked, self.train_page.controller.sig_running_changed,
+                       self.dataset_page.sig_checked, self.dataset_page.sig_check_started,
+                       self.train_page.controller.sig_running_changed,
                        self.train_page.controller.sig_progress):
             signal.connect(self._update_guide_soon)
         self.chat_page.controller.sig_loaded.connect(self._on_chat_loaded)

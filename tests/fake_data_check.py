@@ -61,7 +61,7 @@ def check(args) -> int:
     try:
         rows = read_rows(path, problems)
     except json.JSONDecodeError as exc:
-        return fail(f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}", str(path),
+        return fail(f"not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}", str(path),
                     "fix the file, or if it has one JSON object per line, name it .jsonl")
     mapping = dict(item.split("=", 1) for item in args.columns)
     instruction, output = mapping.get("instruction", "instruction"), mapping.get("output", "output")

@@ -373,7 +373,7 @@ def test_invalid_json_names_line_and_column(tmp_path, tokenizer):
                     encoding="utf-8")
     with pytest.raises(DatasetError) as err:
         check(path, tokenizer)
-    assert "invalid JSON at line 3, column 23" in err.value.message
+    assert "not valid JSON at line 3, column 23: a comma is missing between two items" in err.value.message
     assert err.value.where == str(path)
     assert ".jsonl" in err.value.hint
 

@@ -49,11 +49,11 @@ def test_a_broken_file_is_shown_with_its_problem_and_training_keeps_the_dataset_
     broken = tmp_path / "broken.json"
     broken.write_text('[{"instruction": , "output": "x"}]')
     answer = _open(qtbot, page, broken)
-    assert answer["error"]["message"].startswith("invalid JSON at line 1, column 18")
+    assert answer["error"]["message"].startswith("not valid JSON at line 1, column 18")
     assert page.state.config.dataset == str(good)  # training still uses the good file
     assert page.in_use_bar.isVisible() and "Training uses good.jsonl (12 usable rows)" in page.in_use_note.text()
     # The problem is in the Problems tab too, and the raw table explains itself in words.
-    assert page.problems.rowCount() == 1 and "invalid JSON" in page.problems.item(0, 4).text()
+    assert page.problems.rowCount() == 1 and "not valid JSON" in page.problems.item(0, 4).text()
     assert page.tabs.tabText(0) == "Problems (1)"
     assert "not valid JSON (line 1, column 18)" in page.data_note.text()
     assert "Expecting value: line" not in page.data_note.text() + page.message.text()
@@ -74,7 +74,7 @@ def test_with_no_dataset_in_use_a_broken_file_is_what_needs_fixing(qtbot, home, 
     _open(qtbot, page, broken)
     facts = page.guide_facts()
     assert page.state.config.dataset == "" and facts["dataset"] == str(broken)
-    assert facts["dataset_problem"].startswith("invalid JSON") and not page.in_use_bar.isVisible()
+    assert facts["dataset_problem"].startswith("not valid JSON") and not page.in_use_bar.isVisible()
 
 
 def test_unknown_columns_are_mapped_with_a_picker_per_field(qtbot, home, tmp_path):

@@ -131,7 +131,7 @@ def test_histogram_has_the_cutoff_line_and_the_truncated_share(qtbot, home, tmp_
 
 @pytest.mark.parametrize("name, content, expected", [
     ("missing.jsonl", None, ["no such file or folder", "→ check the path"]),
-    ("broken.json", '[{"instruction": "a",}]', ["invalid JSON at line 1", "→ fix the file"]),
+    ("broken.json", '[{"instruction": "a",}]', ["not valid JSON at line 1", "→ fix the file"]),
 ])
 def test_errors_show_the_message_and_hint(qtbot, home, tmp_path, name, content, expected):
     path = tmp_path / name

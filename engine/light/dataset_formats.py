@@ -41,3 +41,11 @@ FIELD_WORDS = {
     "completion": "Completion",
     "text": "Text",
 }
+# Each format's name in the window's format picker.
+FORMAT_LABELS = {
+    ALPACA: "Instructions (alpaca)",
+    SHAREGPT: "Conversations (ShareGPT)",
+    OPENAI: "Messages (OpenAI)",
+    PROMPT_COMPLETION: "Prompt and completion",
+    TEXT: "Plain text",
+}

@@ -15,7 +15,6 @@ from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
-    QFileDialog,
     QHBoxLayout,
     QHeaderView,
     QPlainTextEdit,
@@ -32,12 +31,13 @@ from PySide6.QtWidgets import (
 
 import resources
 from engine.light import demo_settings
-from engine.light.dataset_formats import FORMAT_DESCRIPTIONS, FORMATS, PROMPT_COMPLETION
+from engine.light.dataset_formats import FORMAT_DESCRIPTIONS, FORMAT_LABELS, FORMATS, PROMPT_COMPLETION
 from gui import theme
 from gui.app_state import AppState
 from gui.data_check_job import DataCheckJob
 from gui.widgets.check_views import clear_histogram, show_histogram, show_preview
 from gui.widgets.column_picker import ColumnPicker
+from gui.widgets import file_dialogs
 from gui.widgets.empty_state import empty_state
 from gui.widgets.labels import plain_label
 from gui.widgets.lazy_plot import LazyPlot
@@ -67,6 +67,7 @@ class DatasetPage(QWidget):
 
     sig_jump_to_row = Signal(int)
     sig_checked = Signal(dict)
+    sig_check_started = Signal()
 
     def __init__(self, state: AppState, parent: QWidget | None = None, *, engine_command: list[str] | None = None):
         super().__init__(parent)
@@ -101,7 +102,7 @@ class DatasetPage(QWidget):
         self.format_combo.setAccessibleName("Dataset format")
         self.format_combo.addItem(AUTO_DETECT, None)
         for name in FORMATS:
-            self.format_combo.addItem(name, name)
+            self.format_combo.addItem(FORMAT_LABELS[name], name)
             self.format_combo.setItemData(self.format_combo.count() - 1, FORMAT_DESCRIPTIONS[name],
                                           Qt.ItemDataRole.ToolTipRole)
         self.format_combo.setToolTip("How the file's rows are read. Auto-detect recognises the usual column names; "
@@ -184,7 +185,7 @@ class DatasetPage(QWidget):
         self.body.addWidget(splitter)
         layout = QVBoxLayout(self)
         layout.addLayout(bar)
-        for widget in (self.picker, self.path_label, self.in_use_bar, self.message, self.status,
+        for widget in (self.path_label, self.picker, self.in_use_bar, self.message, self.status,
                        self.detection_label, self.summary_label):
             layout.addWidget(widget)
         layout.addWidget(self.body, 1)
@@ -216,6 +217,7 @@ class DatasetPage(QWidget):
         self.body.setCurrentIndex(1)
         self.records.open(self.path)
         self.data_note.setText(self.records.note)
+        self.data_table.setVisible(not self.records.note)  # a file whose rows cannot be shown: the note says why
         self.format_combo.setCurrentIndex(max(0, self.format_combo.findData(fmt)))
         self.picker.show_fields(fmt, self._file_columns() if fmt else [], mapping)
         self._show_in_use()
@@ -236,6 +238,7 @@ class DatasetPage(QWidget):
         # The whole run config goes to the check, so a run with these settings finds the dataset in the cache.
         self._checked = choices
         self.job.start(self.state.config.with_values(choices), home=self.state.home)
+        self.sig_check_started.emit()
 
     def _choices(self) -> dict:
         """What this page sets in the run config: the dataset, its format and its column mapping."""
@@ -311,8 +314,9 @@ class DatasetPage(QWidget):
             self.open_path(self.state.config.dataset)
 
     def _on_open_clicked(self) -> None:
-        start = str(Path(self.path).parent) if self.path else ""
-        path, _ = QFileDialog.getOpenFileName(self, "Open a dataset", start, FILE_FILTER)
+        inside_app = self.path and Path(self.path).is_relative_to(resources.path("."))
+        start = str(Path(self.path).parent) if self.path and not inside_app else ""  # the sample's folder is the app's
+        path = file_dialogs.open_file(self, "Open a dataset", start, FILE_FILTER)
         if path:
             self.open_path(path)
 
@@ -369,6 +373,7 @@ class DatasetPage(QWidget):
                                      f"{template}{not_read}")
         self._show_summary(report, stats)
         self._show_problems(report)
+        self.tabs.setCurrentIndex(0 if report.get("problems_total") else 1)  # nothing to fix: the examples
         show_preview(self.preview, result.get("preview", []))
         self.histogram_bars, self.cutoff_line, sentence = show_histogram(self.histogram, stats)
         self.truncated_label.setText(sentence)

@@ -22,6 +22,7 @@ class ColumnPicker(QWidget):
         self.format = ""
         self.columns: list[str] = []
         self.combos: dict[str, QComboBox] = {}
+        self.combos_label = None
         self._row = QHBoxLayout(self)
         self._row.setContentsMargins(0, 0, 0, 0)
 
@@ -31,9 +32,13 @@ class ColumnPicker(QWidget):
         self.format, self.columns = fmt or "", list(columns)
         while self._row.count():
             widget = self._row.takeAt(0).widget()
-            if widget is not None:
+            if widget is not None and widget is not self.combos_label:
                 widget.deleteLater()
         self.combos = {}
+        if self.combos_label is None:
+            self.combos_label = plain_label("Columns:", wrap=False)
+        self._row.addWidget(self.combos_label)
+        guesses = _guesses(self.format, self.columns, mapping)
         for name in FIELDS.get(self.format, ()):
             combo = QComboBox()
             combo.setAccessibleName(f"Column for {FIELD_WORDS[name]}")
@@ -42,7 +47,7 @@ class ColumnPicker(QWidget):
                 combo.addItem(UNUSED, "")
             for column in self.columns:
                 combo.addItem(column, column)
-            chosen = mapping.get(name) or (name if name in self.columns else "")
+            chosen = guesses.get(name, "")
             combo.setCurrentIndex(max(0, combo.findData(chosen)) if chosen else 0)
             combo.currentIndexChanged.connect(self._on_changed)
             self._row.addWidget(plain_label(f"{FIELD_WORDS[name]}:", wrap=False))
@@ -63,3 +68,14 @@ class ColumnPicker(QWidget):
 
     def _on_changed(self, _index: int) -> None:
         self.sig_changed.emit()
+
+
+def _guesses(fmt: str, columns: list[str], mapping: dict[str, str]) -> dict[str, str]:
+    """The column each field starts on: the mapping's, else a column named like the field, else (for a field the
+    format needs) the first column no other field took, so two fields never start on the same column."""
+    chosen = {name: mapping.get(name) or (name if name in columns else "") for name in FIELDS.get(fmt, ())}
+    free = [c for c in columns if c not in chosen.values()]
+    for name in REQUIRED.get(fmt, ()):
+        if not chosen.get(name) and free:
+            chosen[name] = free.pop(0)
+    return chosen

@@ -58,7 +58,7 @@ class RecordsModel(QAbstractTableModel):
         except json.JSONDecodeError as exc:
             self.close()
             self.note = (f"The rows cannot be shown: the file is not valid JSON (line {exc.lineno}, column "
-                         f"{exc.colno}). The check below says what to fix.")
+                         f"{exc.colno}).")
         except UnicodeDecodeError:
             self.close()
             self.note = "The rows cannot be shown: the file is not UTF-8 text. Save it as UTF-8 and open it again."
@@ -217,8 +217,11 @@ class RecordsModel(QAbstractTableModel):
         return self._columns[section] if section < len(self._columns) else None
 
     def data(self, index, role=Qt.ItemDataRole.DisplayRole):
-        if not index.isValid() or role not in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ForegroundRole):
+        if not index.isValid() or role not in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ForegroundRole,
+                                               Qt.ItemDataRole.ToolTipRole):
             return None
+        if role == Qt.ItemDataRole.ToolTipRole:  # the whole cell (up to the cell limit): the table cuts long text
+            return self.data(index) or None
         record = self._record(index.row())
         if isinstance(record, _Unreadable):
             if role == Qt.ItemDataRole.ForegroundRole:

@@ -26,7 +26,7 @@ class Sidebar(QListWidget):
         self.setObjectName("sidebar")
         self.setAccessibleName("Pages")
         self.setItemDelegate(_RowDelegate(self))
-        self.setFixedWidth(216)
+        self.setFixedWidth(240)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setFrameShape(QListWidget.Shape.NoFrame)
         for number, page in enumerate(pages, start=1):
@@ -42,6 +42,8 @@ class Sidebar(QListWidget):
             item = self.item(row)
             if item.text() == page:
                 item.setData(STATE_ROLE, (text, mark))
+                shortcut = f"Ctrl+{row + 1}"
+                item.setToolTip(f"{page}: {text} ({shortcut})" if text else f"{page} ({shortcut})")  # the whole line
                 item.setData(Qt.ItemDataRole.AccessibleTextRole, f"{page}: {text}" if text else page)
 
     def state(self, page: str) -> tuple[str, str]:
@@ -77,7 +79,7 @@ class _RowDelegate(QStyledItemDelegate):
             painter.setFont(small)
             painter.setPen(QColor(colors.muted))
             line = QRect(left, rect.top() + 27, rect.width() - 58, 18)
-            elided = painter.fontMetrics().elidedText(text, Qt.TextElideMode.ElideRight, line.width())
+            elided = painter.fontMetrics().elidedText(text, Qt.TextElideMode.ElideMiddle, line.width())  # keeps a file's extension
             painter.drawText(line, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, elided)
         if mark in self.MARK_ICONS:
             color = getattr(colors, self.MARK_COLORS[mark])

@@ -23,6 +23,7 @@ from engine.light.dataset_formats import (
     SHAREGPT,
     TEXT,
 )
+from engine.light import json_words
 from engine.light.errors import DatasetError
 
 # Mapping entries that name keys inside sharegpt turns rather than columns.
@@ -212,7 +213,7 @@ class _RowChecker:
             try:
                 value = json.loads(value)
             except (ValueError, RecursionError) as exc:
-                detail = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply or too large"
+                detail = json_words.in_words(exc) if isinstance(exc, json.JSONDecodeError) else "nested too deeply or too large"
                 self.error(column, "malformed_json", f"the cell holds invalid JSON ({detail})")
                 return None
         if not isinstance(value, list):
@@ -387,7 +388,7 @@ def _tools(record: dict, mapping: dict, check: _RowChecker) -> list | None:
         try:
             value = json.loads(value)
         except (ValueError, RecursionError) as exc:
-            detail = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply or too large"
+            detail = json_words.in_words(exc) if isinstance(exc, json.JSONDecodeError) else "nested too deeply or too large"
             check.error(column, "malformed_json", f"tools must be JSON ({detail})")
             return None
     return value if isinstance(value, list) else [value]

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.heavy.data.problems import ERROR, Problem, Report
+from engine.light import json_words
 from engine.light.errors import DatasetError
 
 FILE_TYPES = {
@@ -110,7 +111,7 @@ def _read_json(path: Path, report: Report) -> list[RawRow]:
         if _is_json_lines(text):
             return _parse_json_lines(text, report)
         raise DatasetError(
-            f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}",
+            f"not valid JSON at line {exc.lineno}, column {exc.colno}: {json_words.in_words(exc)}",
             where=str(path),
             hint="fix the file, or if it has one JSON object per line, name it .jsonl",
         ) from None
@@ -166,7 +167,7 @@ def _parse_json_lines(text: str, report: Report) -> list[RawRow]:
         try:
             rows.append(RawRow(row, json.loads(line), line=line_no))
         except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError; so is a 5000-digit integer
-            detail = exc.msg if isinstance(exc, json.JSONDecodeError) else (
+            detail = json_words.in_words(exc) if isinstance(exc, json.JSONDecodeError) else (
                 "nested too deeply" if isinstance(exc, RecursionError) else str(exc)[:120])
             report.add(Problem(row, "", "malformed_json", f"not valid JSON ({detail})", ERROR, line=line_no))
             rows.append(RawRow(row, UNPARSEABLE, line=line_no))
