@@ -15,14 +15,17 @@ from engine.light import config as run_config
 from engine.light import disk, estimator, fit, gpu, paths, protocol
 from engine.light.errors import ModelSourceError
 from engine.light.run_folder import RunFolder, RunSummary, busy_runs
-from engine.light.units import format_duration, gib
+from engine.light.units import gib, plain_number
+from gui import progress_text
 from gui.app_state import AppState
 from gui.run_session import EngineSession, FollowedSession, RunSession, SessionEnd
 
 OTHER_GPU_USE_BYTES = 512 * 2**20  # other programs' GPU memory worth a question before a start
 STATE_LABELS = {"loading_model": "Loading the model…", "preparing_data": "Preparing the dataset…",
                 "training": "Training", "paused": "Paused", "saving": "Saving…", "finished": "Finished",
+                "comparing": "Comparing the fine-tune with the base model on the held-out examples…",
                 "stopped": "Stopped — the run can be resumed from the Runs page", "failed": "Failed"}
+OWN_WORDS = {"comparing"}  # states whose label says all; the engine's detail is for a terminal
 RETRY_LABELS = {"train.micro_batch": "micro-batch {}", "train.grad_accum": "gradient accumulation {}",
                 "train.gradient_checkpointing": "gradient checkpointing {}", "data.cutoff": "cutoff {} tokens",
                 "train.loss_chunk_tokens": "the loss {} tokens at a time",
@@ -33,9 +36,10 @@ RETRY_LABELS = {"train.micro_batch": "micro-batch {}", "train.grad_accum": "grad
 
 class TrainController(QObject):
     """Signals: sig_message(object) for each event of the shown run; sig_status(str); sig_progress(value, maximum,
-    text), maximum 0 meaning busy without a step count yet; sig_chart_reset(train points, eval points);
-    sig_train_point(step, loss); sig_eval_point(step, loss); sig_log(str); sig_log_reset(); sig_retry_offer(str),
-    empty to withdraw it; sig_controls_changed(); sig_running_changed(bool); sig_ended(SessionEnd)."""
+    text), maximum 0 meaning busy without a step count yet (training steps, then the comparison's answers);
+    sig_chart_reset(train points, eval points); sig_train_point(step, loss); sig_eval_point(step, loss); sig_log(str);
+    sig_log_reset(); sig_retry_offer(str), empty to withdraw it; sig_controls_changed(); sig_running_changed(bool);
+    sig_ended(SessionEnd)."""
 
     sig_message = Signal(object)
     sig_status = Signal(str)
@@ -61,7 +65,14 @@ class TrainController(QObject):
         self._paused: RunFolder | None = None  # the shown run is paused: its engine exited at a checkpoint
         self._error = ""  # the last error of the shown run, kept in the status once the run has failed
         self._retry: tuple[RunFolder, dict] | None = None
-        self.last_progress = ""  # the progress text last shown ("step 12 / 60, 3 min left")
+        self.last_progress = ""  # the progress text last shown ("Step 12 of 60 · about 3 min left")
+        self.comparing = False  # the engine is comparing the fine-tune with the base model (Skip may end it)
+        self._skipping = False
+        self._compared: protocol.CompareProgress | None = None  # the comparison's last progress, if it began
+        self._trained: tuple[int, int] | None = None  # the last training step and the steps planned
+        self.comparison_estimate_s: float | None = None  # the time trial's estimate of the comparison, if any
+        self._last_loss: float | None = None  # the last step's training loss of the shown run
+        self._losses = ""  # the finished run's losses, named, for its status line
         self.sig_progress.connect(self._remember_progress)
         self._handlers = {
             protocol.RunStarted: self._on_run_started, protocol.State: self._on_state,
@@ -71,6 +82,7 @@ class TrainController(QObject):
             protocol.Log: lambda m: self.sig_log.emit(m.message),
             protocol.Warning: lambda w: self.sig_log.emit(f"warning: {w.message} ({w.hint})"),
             protocol.Error: self._on_error, protocol.Finished: self._on_finished,
+            protocol.CompareProgress: self._on_compare_progress,
         }
 
     # ---- what the page asks ----------------------------------------------------------------------------------
@@ -85,11 +97,13 @@ class TrainController(QObject):
         """Which of the page's buttons may be pressed now."""
         running = self.is_busy()
         stopping = running and self.session.is_stopping()
+        comparing = running and self.comparing
         return {"Start": not running and bool(self.state.config.dataset),
-                "Pause": running and not stopping and not self._pausing,
+                "Pause": running and not stopping and not self._pausing and not comparing,
                 "Resume": (running and self._pausing) or (not running and self._paused is not None),
                 "Stop": running and not stopping,
-                "Load settings…": not running, "Retry": not running and self._retry is not None}
+                "Load settings…": not running, "Retry": not running and self._retry is not None,
+                "Skip comparison": comparing and not stopping and not self._skipping}
 
     # ---- starting runs ---------------------------------------------------------------------------------------
     def start(self, config: run_config.RunConfig) -> bool:
@@ -177,6 +191,14 @@ class TrainController(QObject):
             self._begin(["train", "--json", "--resume", str(folder.path)], f"Resuming {folder.name}",
                         points=folder.loss_points())
 
+    def skip_comparison(self) -> None:
+        """End the comparison with the base model after the answer under way; the run finishes with its adapter."""
+        if self.is_busy() and self.comparing and self.session.send(protocol.SkipComparison()):
+            self._skipping = True
+            self.sig_status.emit("Skipping the comparison: the run finishes after the answer under way…")
+            self.sig_log.emit("asked to skip the comparison with the base model")
+            self.sig_controls_changed.emit()
+
     def stop(self) -> None:
         if self.session is not None:
             self.session.stop()
@@ -226,6 +248,9 @@ class TrainController(QObject):
         self.sig_chart_reset.emit(*points)
         self.sig_log_reset.emit()
         self._pausing, self._paused = False, None
+        self.comparing = self._skipping = False
+        self._compared, self._trained = None, None
+        self._last_loss, self._losses = None, ""
         self._retry = None
         self._error = ""
         self.sig_retry_offer.emit("")
@@ -253,25 +278,54 @@ class TrainController(QObject):
     def _on_run_started(self, msg: protocol.RunStarted) -> None:
         self.current_run = Path(msg.run_dir).name
         self.sig_log.emit(f"run folder: {msg.run_dir}")
+        self.state.sig_runs_changed.emit()  # the folder exists now: the Runs page can list it
 
     def _on_state(self, msg: protocol.State) -> None:
         if msg.state == "paused":
             self._pausing = False
-        text = STATE_LABELS.get(msg.state, msg.state) + (f" ({msg.detail})" if msg.detail else "")
+        self.comparing = msg.state == "comparing"
+        text = STATE_LABELS.get(msg.state, msg.state.replace("_", " ").capitalize())
+        if msg.state == "finished":
+            text = finished_text(self._losses, msg.detail)
+            self._end_progress()
+        elif msg.detail and msg.state not in OWN_WORDS:
+            text += f" ({msg.detail})"
         if msg.state == "failed" and self._error:
             text += f": {self._error}"  # the reason stays in view after the run ends
         self.sig_status.emit(text)
         self.sig_controls_changed.emit()
 
     def _on_progress(self, msg: protocol.Progress) -> None:
-        eta = f" · ETA {format_duration(msg.eta_s)}" if msg.eta_s is not None else ""
-        self.sig_progress.emit(msg.step, msg.total_steps, f"step {msg.step} / {msg.total_steps}{eta}")
+        self.sig_progress.emit(msg.step, msg.total_steps, progress_text.step_text(msg.step, msg.total_steps,
+                                                                                  msg.eta_s))
+        self._trained = (msg.step, msg.total_steps)
         if msg.loss is not None:
+            self._last_loss = msg.loss
             self.sig_train_point.emit(msg.step, msg.loss)
         parts = [f"loss {msg.loss:.4f}" if msg.loss is not None else "",
-                 f"lr {msg.learning_rate:.2e}" if msg.learning_rate is not None else "",
-                 f"{msg.tokens_per_s:,.0f} tokens/s" if msg.tokens_per_s else ""]
+                 f"learning rate {plain_number(msg.learning_rate)}" if msg.learning_rate is not None else "",
+                 f"{msg.tokens_per_s:,.0f} tokens a second" if msg.tokens_per_s else ""]
         self.sig_status.emit("Training: " + " · ".join(p for p in parts if p))
+
+    def _end_progress(self) -> None:
+        """The bar of a finished run: its training steps again, and what became of the comparison (not an answer
+        that was under way)."""
+        done = self._compared
+        if done is None:
+            return
+        what = "comparison with the base model skipped" if done.done < done.total else "compared with the base model"
+        step, total = self._trained or (done.done, done.total)
+        self.sig_progress.emit(step, total, progress_text.step_text(step, total, None) + f" · {what}"
+                               if self._trained else what[:1].upper() + what[1:])
+
+    def _on_compare_progress(self, msg: protocol.CompareProgress) -> None:
+        text = progress_text.compare_text(msg, self.comparison_estimate_s)
+        if not self.comparing:  # a followed run's history, or an engine that reports no "comparing" state first
+            self.comparing = True
+            self.sig_controls_changed.emit()
+        self._compared = msg
+        self.sig_progress.emit(msg.done, msg.total, text)
+        self.sig_log.emit(text)
 
     def _on_error(self, msg: protocol.Error) -> None:
         self.sig_log.emit(f"error: {msg.message}")
@@ -283,9 +337,10 @@ class TrainController(QObject):
 
     def _on_finished(self, msg: protocol.Finished) -> None:
         self.current_run = Path(msg.run_dir).name
-        loss = msg.metrics.get("train_loss")
-        self.sig_log.emit(f"finished: adapter saved in {msg.adapter_path}" + (f", train loss {loss:.4f}" if loss
-                                                                                  else ""))
+        self._losses = progress_text.loss_summary(msg.metrics.get("train_loss"),
+                                                  msg.metrics.get("last_loss", self._last_loss))
+        self.sig_log.emit(f"finished: adapter saved in {msg.adapter_path}" + (f" · {self._losses}" if self._losses
+                                                                                else ""))
 
     def _on_session_ended(self, end: SessionEnd) -> None:
         if self.session is not None and self.session.last_state == "paused":
@@ -298,6 +353,13 @@ class TrainController(QObject):
         self.sig_running_changed.emit(False)
         self.state.sig_runs_changed.emit()
         self.sig_ended.emit(end)
+
+
+def finished_text(losses: str, detail: str) -> str:
+    """"Finished: average training loss 0.78 · last 0.049." and what the engine added (a skipped comparison), as
+    sentences."""
+    text = f"Finished: {losses}." if losses else "Finished."
+    return f"{text} {detail[:1].upper()}{detail[1:]}." if detail else text
 
 
 def retry_text(overrides: dict) -> str:

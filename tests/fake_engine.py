@@ -2,10 +2,12 @@
 
 Usage (the GUI's EngineClient runs it through LLAMADESK_ENGINE or its ``command`` argument):
     python tests/fake_engine.py [--steps N] [--delay S] [--crash-at N] [--fail] [--noise] [--load-delay S]
-                                train|chat|data ...
+                                [--compare N] [--compare-delay S] train|chat|data ...
 The run folder it writes (with LLAMADESK_HOME) looks like the real engine's, so run views can read it. A chat engine
 loads an "export" (load_export) as the real one reports it: a missing file or one that does not begin with GGUF is an
-error of kind "export"; the quantization is read from the file name (``…-q4_k_m.gguf``).
+error of kind "export"; the quantization is read from the file name (``…-q4_k_m.gguf``). With ``--compare N`` a
+training run ends by comparing with the base model over N prompts (``--compare-delay`` seconds each), reporting each,
+and a skip_comparison (or stop) ends it before the next prompt, as the engine does.
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ def main() -> int:
     parser.add_argument("--fail", action="store_true")
     parser.add_argument("--noise", action="store_true", help="print non-protocol lines on stdout too")
     parser.add_argument("--load-delay", type=float, default=0.0, help="seconds a chat engine takes to load an export")
+    parser.add_argument("--compare", type=int, default=0, help="prompts of the comparison with the base model")
+    parser.add_argument("--compare-delay", type=float, default=0.05, help="seconds each compared prompt takes")
     parser.add_argument("command")
     args, rest = parser.parse_known_args()
     commands: list = []
@@ -115,9 +119,32 @@ def train(args, commands, run_dir: Path) -> int:
         emit(protocol.State("failed"))
         return 1
     emit(protocol.Eval(args.steps, 1.0))
-    emit(protocol.Finished(str(run_dir), str(run_dir / "adapter"), {"train_loss": 1.5}))
-    emit(protocol.State("finished"))
+    detail = compare(args, commands, run_dir) if args.compare else ""
+    emit(protocol.Finished(str(run_dir), str(run_dir / "adapter"), {"train_loss": 1.5, "last_loss": 3.0 / args.steps}))
+    emit(protocol.State("finished", detail))
     return 0
+
+
+def compare(args, commands, run_dir: Path) -> str:
+    """The comparison with the base model, prompt by prompt; the finished state's detail (empty unless skipped)."""
+    emit(protocol.State("comparing", "the base model and the fine-tune on the validation split"))
+    emit(protocol.CompareProgress("loss", 0, 2))
+    emit(protocol.CompareProgress("loss", 1, 2, elapsed_s=args.compare_delay))
+    began = time.monotonic()
+    for done in range(args.compare + 1):
+        elapsed = time.monotonic() - began
+        eta = elapsed / done * (args.compare - done) if done else None
+        emit(protocol.CompareProgress("answers", done, args.compare, eta, elapsed))
+        if done == args.compare:
+            break
+        if any(isinstance(c, (protocol.SkipComparison, protocol.Stop)) for c in commands):
+            emit(protocol.Log("info", f"skip_comparison received after {done} answers"))
+            text = (f"the comparison with the base model was skipped; compute it later with "
+                    f"'llamadesk-engine eval {run_dir.name}'")
+            emit(protocol.Log("info", text))
+            return text
+        time.sleep(args.compare_delay)
+    return ""
 
 
 def chat(commands, ready, load_delay: float) -> int:

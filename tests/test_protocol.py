@@ -30,6 +30,8 @@ SAMPLES = {
     "chat_done": protocol.ChatDone("r1", "end", 8, 1.2),
     "export_progress": protocol.ExportProgress("converting", 12, 30, 41.5, "blk.12"),
     "time_estimate": protocol.TimeEstimate(312.5, 60, 4.2, {"loading": 12.0, "training": 252.0}, 31.0),
+    "compare_progress": protocol.CompareProgress("answers", 3, 8, 120.0, 95.5),
+    "skip_comparison": protocol.SkipComparison(),
     "export_finished": protocol.ExportFinished("/exports/a", "gguf", ["a.gguf"], {"top1": 1.0}, True),
     "stop": protocol.Stop(),
     "pause": protocol.Pause(),
@@ -89,3 +91,17 @@ def test_reader_drops_an_endless_line():
 def test_messages_are_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         SAMPLES["state"].state = "other"
+
+
+def test_an_older_peer_ignores_a_message_added_within_the_version():
+    """A new message type is an addition within PROTOCOL_VERSION: a reader that does not know it counts and skips the
+    line, and reads on."""
+    reader = protocol.Reader()
+    known = protocol.message_types()
+    line = protocol.encode(protocol.CompareProgress("answers", 1, 8)).encode()
+    protocol._REGISTRY.pop("compare_progress")
+    try:
+        assert reader.feed(line + b'\n{"type": "stop"}\n') == [protocol.Stop()]
+    finally:
+        protocol._REGISTRY.update(known)
+    assert reader.malformed == 1 and reader.last_error == "unknown message type"

@@ -7,12 +7,16 @@ are read back from the tokenized split itself (the tokens before an example's fi
 span), so they are exactly what the model was validated on, for runs made before this feature too. Each answer also
 keeps the conversation its prompt was rendered from and the cap on its length, so that an API model can later be
 asked the same (engine/light/api_compare.py).
+
+The comparison reports its progress (``protocol.CompareProgress``) after each loss pass and each prompt, with the time
+left measured from the prompts already answered, and checks between them whether it should end early (skipped).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import time
 from contextlib import nullcontext
 from typing import Callable
 
@@ -20,20 +24,29 @@ import torch
 
 from engine.heavy.data.tokenize import IGNORE, PROMPTS
 from engine.heavy.generation import stop_ids
+from engine.light import protocol
 from engine.light.rouge import rouge_l
 
 MAX_NEW_TOKENS = 256
 
 
+class Skipped(Exception):
+    """The comparison was asked to end before it was complete; nothing of it is kept."""
+
+
 def evaluate(model, tokenizer, validation, *, prompts: int,
-             progress: Callable[[str], None] = lambda _: None) -> dict:
+             progress: Callable[[protocol.CompareProgress], None] = lambda _: None,
+             skip: Callable[[], bool] = lambda: False) -> dict:
     """The comparison as a plain dict (saved as the run folder's evaluation.json). ``validation`` is the tokenized
-    split (rows of input_ids, labels, position_ids); ``model`` a PeftModel."""
+    split (rows of input_ids, labels, position_ids); ``model`` a PeftModel. ``skip`` is asked before each loss pass
+    and each prompt; when it says so, ``Skipped`` is raised."""
+    began = time.monotonic()
     rows = [dict(row) for row in validation]
     model.eval()
     result = {"validation_rows": len(rows), "before": {}, "after": {}, "answers": []}
-    for side, adapter in (("before", False), ("after", True)):
-        progress(f"validation loss of the {'fine-tune' if adapter else 'base model'}")
+    for done, (side, adapter) in enumerate((("before", False), ("after", True))):
+        _check(skip)
+        progress(protocol.CompareProgress("loss", done, 2, elapsed_s=time.monotonic() - began))
         with adapter_on(model, adapter):
             total, count = _loss_sum(model, rows)
         loss = total / count if count else None
@@ -41,8 +54,13 @@ def evaluate(model, tokenizer, validation, *, prompts: int,
                         "tokens": count}
     turns = [(row, turn) for row, turn in ((row, first_turn(row)) for row in rows) if turn is not None][:prompts]
     end_ids = sorted(stop_ids(model, tokenizer))
-    for index, (row, (prompt_ids, reference_ids)) in enumerate(turns, start=1):
-        progress(f"answers to validation prompt {index} of {len(turns)}")
+    answers_began = time.monotonic()
+    for index, (row, (prompt_ids, reference_ids)) in enumerate(turns):
+        _check(skip)
+        now = time.monotonic()
+        # The time left from the prompts answered so far: each prompt asks both models the same, so they take alike.
+        eta = (now - answers_began) / index * (len(turns) - index) if index else None
+        progress(protocol.CompareProgress("answers", index, len(turns), eta, now - began))
         reference = tokenizer.decode(reference_ids, skip_special_tokens=True).strip()
         cap = answer_cap(reference_ids)
         entry = {"prompt": tokenizer.decode(prompt_ids, skip_special_tokens=False),
@@ -56,10 +74,16 @@ def evaluate(model, tokenizer, validation, *, prompts: int,
             entry[side] = answer
             entry[f"rouge_l_{side}"] = rouge_l(reference, answer)
         result["answers"].append(entry)
+    progress(protocol.CompareProgress("answers", len(turns), len(turns), 0.0, time.monotonic() - began))
     for side in ("before", "after"):
         scores = [a[f"rouge_l_{side}"] for a in result["answers"]]
         result[side]["rouge_l"] = sum(scores) / len(scores) if scores else None
     return result
+
+
+def _check(skip: Callable[[], bool]) -> None:
+    if skip():
+        raise Skipped
 
 
 def answer_cap(reference_ids: list[int]) -> int:

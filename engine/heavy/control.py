@@ -1,6 +1,7 @@
 """Commands from the client, read from stdin on a background thread and handed to the training or chat loop.
 
-Stop, pause and resume are commands rather than POSIX signals (Windows has none) and take effect at step boundaries.
+Stop, pause and resume are commands rather than POSIX signals (Windows has none) and take effect at step boundaries;
+skip_comparison takes effect between the prompts of the comparison with the base model after training.
 A training engine also watches ``commands.jsonl`` in its run folder, so a client that did not start it (a restarted
 app) can still stop or pause it.
 """
@@ -17,12 +18,14 @@ from pathlib import Path
 from engine.light import protocol
 
 log = logging.getLogger(__name__)
+RUN_COMMANDS = (protocol.Stop, protocol.Pause, protocol.Resume, protocol.SkipComparison)  # what rank 0 must hear too
 
 
 class Control:
     def __init__(self):
         self.stop = threading.Event()
         self.pause = threading.Event()  # asked to pause: save a checkpoint at the next step boundary and exit
+        self.skip_comparison = threading.Event()  # end the comparison with the base model at its next prompt
         self.requests: queue.Queue = queue.Queue()  # chat requests and shutdown
         self.cancelled: set[str] = set()
         self._lock = threading.Lock()
@@ -49,8 +52,8 @@ class Control:
         return thread
 
     def forward_to(self, path: Path) -> None:
-        """Pass the client's stop, pause and resume on to ``path`` (emptied now), where the ranks' rank 0 reads
-        them; they still set this process's own flags too."""
+        """Pass the client's run commands (stop, pause, resume, skip_comparison) on to ``path`` (emptied now), where
+        the ranks' rank 0 reads them; they still set this process's own flags too."""
         path.write_text("", encoding="utf-8")
         self._forward = path
 
@@ -58,7 +61,7 @@ class Control:
         self._unwatch.set()
 
     def handle(self, msg) -> None:
-        if self._forward is not None and isinstance(msg, (protocol.Stop, protocol.Pause, protocol.Resume)):
+        if self._forward is not None and isinstance(msg, RUN_COMMANDS):
             with self._forward.open("a", encoding="utf-8") as handle:
                 handle.write(protocol.encode(msg) + "\n")
         if isinstance(msg, protocol.Stop):
@@ -67,6 +70,8 @@ class Control:
             self.pause.set()
         elif isinstance(msg, protocol.Resume):  # a pause asked for but not yet reached is called off
             self.pause.clear()
+        elif isinstance(msg, protocol.SkipComparison):
+            self.skip_comparison.set()
         elif isinstance(msg, protocol.Cancel):
             with self._lock:
                 self.cancelled.add(msg.id)
@@ -76,6 +81,11 @@ class Control:
             self.requests.put(msg)
         else:
             log.warning("ignored a %s message: not a command", msg.TYPE)
+
+    def comparison_skipped(self) -> bool:
+        """Whether the comparison with the base model should end now: skipped, or the run asked to stop (its adapter
+        is saved already, so stopping means finishing without the comparison)."""
+        return self.skip_comparison.is_set() or self.stop.is_set()
 
     def is_cancelled(self, request_id: str) -> bool:
         with self._lock:

@@ -39,7 +39,7 @@ def run(folder: RunFolder, *, emitter: Emitter, device: str = "auto", prompts: i
     emitter.emit(protocol.State("comparing", "the base model and the fine-tune on the validation split"))
     result = before_after.evaluate(generator.model, generator.tokenizer, validation,
                                    prompts=config.train.compare_prompts if prompts is None else prompts,
-                                   progress=lambda text: emitter.emit(protocol.Log("info", text)))
+                                   progress=emitter.emit)
     folder.write_evaluation(result)
     emitter.emit(protocol.Log("info", f"saved {folder.evaluation_file}"))
     emitter.emit(protocol.State("finished"))

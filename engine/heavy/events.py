@@ -114,8 +114,10 @@ def _human(msg: Any) -> str:
         label = "warning" if isinstance(msg, protocol.Warning) else "error"
         return f"{label}: {msg.message}" + (f"\n  → {msg.hint}" if msg.hint else "")
     if isinstance(msg, protocol.Finished):
-        loss = msg.metrics.get("train_loss")
-        return f"finished: adapter in {msg.adapter_path}" + (f" (final train loss {loss:.4f})" if loss else "")
+        losses = loss_text(msg.metrics)
+        return f"finished: adapter in {msg.adapter_path}" + (f" ({losses})" if losses else "")
+    if isinstance(msg, protocol.CompareProgress):
+        return compare_text(msg)
     if isinstance(msg, protocol.Log):
         return msg.message
     if isinstance(msg, protocol.ExportProgress):
@@ -131,3 +133,18 @@ def _human(msg: Any) -> str:
         return f"{'resuming' if msg.resumed else 'run folder'}: {msg.run_dir}"
     return protocol.encode(msg)
 
+
+def loss_text(metrics: dict) -> str:
+    """The run's training loss, each number named: the Trainer's train_loss is the average over the run, not the
+    last step's (which the Runs page lists)."""
+    average, last = metrics.get("train_loss"), metrics.get("last_loss")
+    parts = ([f"average training loss {average:.3g}"] if average is not None else []) + (
+        [f"last {last:.3g}"] if last is not None else [])
+    return " · ".join(parts)
+
+
+def compare_text(msg: protocol.CompareProgress) -> str:
+    if msg.stage == "loss":
+        return f"comparing with the base model: validation loss of {'the fine-tune' if msg.done else 'the base model'}"
+    eta = f", about {format_duration(msg.eta_s)} left" if msg.eta_s and msg.done < msg.total else ""
+    return f"comparing with the base model: {msg.done} of {msg.total} answers{eta}"

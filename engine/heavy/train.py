@@ -180,6 +180,8 @@ def _train(config, folder: RunFolder, emitter: Emitter, control: Control, *, res
     metrics["global_step"] = trainer.state.global_step
     if callback.last_logs.get("eval_loss") is not None:
         metrics["eval_loss"] = callback.last_logs["eval_loss"]
+    if callback.last_logs.get("loss") is not None:  # train_loss is the average over the run; this, the last step's
+        metrics["last_loss"] = callback.last_logs["loss"]
     if staged is not None:  # FSDP: the ranks gathered the adapter together; the comparison needs one whole model
         emitter.emit(protocol.Log("info", "the weights were sharded: compare with the base model afterwards with "
                                           "'llamadesk-engine eval RUN' on a GPU that holds the model"))
@@ -189,7 +191,7 @@ def _train(config, folder: RunFolder, emitter: Emitter, control: Control, *, res
     else:
         code = _finish(folder, config, metrics, emitter,
                        lambda tmp: (model.save_pretrained(tmp), tokenizer.save_pretrained(tmp)),
-                       compare=lambda: _compare(trainer.model, tokenizer, eval_set, config, emitter))
+                       compare=lambda: _compare(trainer.model, tokenizer, eval_set, config, emitter, control))
     if device == "cuda":
         _calibrate(config)
     return code
@@ -228,19 +230,31 @@ def _resume_point(folder: RunFolder, emitter: Emitter) -> Path | None:
 def _finish(folder: RunFolder, config, metrics: dict, emitter: Emitter, write, compare=None) -> int:
     emitter.emit(protocol.State("saving", "adapter"))
     adapter = adapter_files.publish(folder, write, config, metrics)
+    detail = ""
     if compare is not None:
         result = compare()
-        if result is not None:
+        if result is SKIPPED:
+            detail = skipped_text(folder.name)
+            emitter.emit(protocol.Log("info", detail))
+        elif result is not None:
             folder.write_evaluation(result)
             metrics = {**metrics, **_headline(result)}
     emitter.emit(protocol.Finished(run_dir=str(folder.path), adapter_path=str(adapter), metrics=metrics))
-    emitter.emit(protocol.State("finished"))
+    emitter.emit(protocol.State("finished", detail))
     return 0
 
 
-def _compare(model, tokenizer, validation, config, emitter: Emitter) -> dict | None:
+SKIPPED = object()  # what _compare returns when the client skipped the comparison
+
+
+def skipped_text(run: str) -> str:
+    return f"the comparison with the base model was skipped; compute it later with 'llamadesk-engine eval {run}'"
+
+
+def _compare(model, tokenizer, validation, config, emitter: Emitter, control: Control):
     """The base model against the fine-tune (engine/heavy/before_after.py); None when the run holds out no
-    validation split, the setting is off, or the comparison fails (the adapter is saved: the run stays finished)."""
+    validation split, the setting is off, or the comparison fails (the adapter is saved: the run stays finished);
+    SKIPPED when the client asked to skip it (or to stop) before it was complete."""
     if not config.train.compare_base:
         return None
     if validation is None or len(validation) == 0:
@@ -252,7 +266,9 @@ def _compare(model, tokenizer, validation, config, emitter: Emitter) -> dict | N
     emitter.emit(protocol.State("comparing", "the base model and the fine-tune on the validation split"))
     try:
         return before_after.evaluate(model, tokenizer, validation, prompts=config.train.compare_prompts,
-                                     progress=lambda text: emitter.emit(protocol.Log("info", text)))
+                                     progress=emitter.emit, skip=control.comparison_skipped)
+    except before_after.Skipped:
+        return SKIPPED
     except Exception as exc:  # noqa: BLE001 - the comparison is a report; the adapter is what the run made
         emitter.emit(protocol.Warning(f"the comparison with the base model failed: {exc}",
                                       "run 'llamadesk-engine eval RUN' to try again"))

@@ -3,6 +3,10 @@
 Standard library only: the GUI imports this module too. Every message is a frozen dataclass with a ``type`` name;
 ``encode``/``decode`` convert to and from one JSON line. A ``Reader`` turns a byte stream into messages and counts
 (never raises on) malformed or unknown lines, so a noisy peer cannot crash its reader.
+
+Versioning: ``PROTOCOL_VERSION`` (sent in ``hello``) changes only when a message changes meaning or loses a field. A
+new message type or a new field with a default is an addition within the version: an older peer counts the unknown
+type as malformed and ignores it, and ignores the unknown field.
 """
 
 from __future__ import annotations
@@ -188,6 +192,21 @@ class TimeEstimate:
     TYPE: ClassVar[str]
 
 
+@message("compare_progress")
+class CompareProgress:
+    """The comparison with the base model after training (engine/heavy/before_after.py), which can take minutes:
+    ``stage`` "loss" (the validation loss of each model: ``done`` of 2) or "answers" (``done`` of ``total``
+    validation prompts answered by both models); ``eta_s``, the time left, measured from the prompts already answered
+    (None until one is); ``elapsed_s``, since the comparison began. ``skip_comparison`` ends it."""
+
+    stage: str
+    done: int
+    total: int
+    eta_s: float | None = None
+    elapsed_s: float = 0.0
+    TYPE: ClassVar[str]
+
+
 @message("export_finished")
 class ExportFinished:
     """The export folder (``<folder>.failed`` when verification failed), the files in it, and its verification report
@@ -221,6 +240,14 @@ class Pause:
 @message("resume")
 class Resume:
     """Call off a pause that has not yet taken effect."""
+
+    TYPE: ClassVar[str]
+
+
+@message("skip_comparison")
+class SkipComparison:
+    """End the comparison with the base model before its next prompt: the run finishes with its adapter and without
+    evaluation.json (``llamadesk-engine eval RUN`` computes it later). A stop during the comparison does the same."""
 
     TYPE: ClassVar[str]
 

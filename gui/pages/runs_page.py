@@ -18,8 +18,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.light import api_chat, api_privacy
+from engine.light import api_chat, api_privacy, protocol
 from engine.light.run_folder import RunSummary, list_runs
+from gui import progress_text
 from gui.api_batch_job import ApiBatchJob
 from gui.app_state import AppState
 from gui.compare_dialog import CompareDialog
@@ -29,7 +30,7 @@ from gui.widgets.empty_state import empty_state
 from gui.widgets.labels import plain_label
 from gui.widgets.row_table import KEY_ROLE, RowTable
 
-COLUMNS = ("Run", "Status", "Model", "Dataset", "Steps", "Final loss", "Duration", "Started")
+COLUMNS = ("Run", "Status", "Model", "Dataset", "Steps", "Last loss", "Duration", "Started")
 ALL = "All statuses"
 
 
@@ -53,6 +54,7 @@ class RunsPage(QWidget):
         self.table.setAccessibleName("Runs")
         self.table.setSortingEnabled(True)
         self.table.sortByColumn(COLUMNS.index("Started"), Qt.SortOrder.DescendingOrder)  # newest first
+        self.table.horizontalHeaderItem(COLUMNS.index("Last loss")).setToolTip(progress_text.LOSS_TIP)
         self.table.itemSelectionChanged.connect(self._on_table_selection)
         self.filter_edit = QLineEdit(placeholderText="Filter by name, model or dataset")
         self.filter_edit.setAccessibleName("Filter runs")
@@ -113,6 +115,10 @@ class RunsPage(QWidget):
         state.sig_runs_changed.connect(self.refresh)
         self.refresh()
 
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self.refresh()  # runs started or ended from the command line since the page was last shown
+
     def _empty_state(self) -> QWidget:
         go = QPushButton("Go to Train")
         go.clicked.connect(self._go_to_train)
@@ -125,7 +131,7 @@ class RunsPage(QWidget):
         self.table.setSortingEnabled(False)
         self.table.setRowCount(len(self.runs))
         for i, run in enumerate(self.runs):
-            loss = f"{run.final_loss:.4f}" if run.final_loss is not None else "—"
+            loss = loss_cell(run)
             duration = f"{run.duration_s / 60:.1f} min" if run.duration_s else "—"
             steps = f"{run.steps:,} / {run.total_steps:,}" if run.total_steps else "—"
             started = run.started.strftime("%Y-%m-%d %H:%M") if run.started else "—"
@@ -187,7 +193,8 @@ class RunsPage(QWidget):
                                            "for Ollama, verified against the fine-tune")
         self.buttons["Open folder"].setEnabled(run is not None)
         self.buttons["Delete…"].setEnabled(run is not None and run.status != "running")
-        self.detail.setText(f"{run.folder.path}" + (f"\nError: {run.error}" if run and run.error else "") if run else "")
+        self.detail.setText("\n".join(filter(None, (str(run.folder.path), losses_line(run),
+                                                     f"Error: {run.error}" if run.error else ""))) if run else "")
         self.comparison.setVisible(run is not None and run.has_adapter)
         self.api_row.setVisible(run is not None and run.has_adapter)
         evaluation = run.folder.evaluation() if run is not None and run.has_adapter else None
@@ -296,3 +303,22 @@ class RunsPage(QWidget):
             except (OSError, RuntimeError) as exc:
                 warn(self, "Delete run", str(exc))
             self.state.sig_runs_changed.emit()
+
+
+def loss_cell(run: RunSummary) -> str:
+    """The last step's training loss; a run still training says it is the loss so far, not a final one."""
+    if run.final_loss is None:
+        return "—"
+    return progress_text.number(run.final_loss) + (" so far" if run.status == "running" else "")
+
+
+def losses_line(run: RunSummary) -> str:
+    """The run's training losses, named as the end of training names them: the average over the run (the finished
+    message's train_loss) and the last step's."""
+    if run.status == "running":
+        text = progress_text.loss_so_far(run.final_loss, run.steps, run.total_steps)
+        return text[:1].upper() + text[1:]
+    finished = next((m for m in reversed(run.folder.events()) if isinstance(m, protocol.Finished)), None)
+    average = finished.metrics.get("train_loss") if finished is not None else None
+    text = progress_text.loss_summary(average, run.final_loss)
+    return text[:1].upper() + text[1:]

@@ -29,6 +29,7 @@ from engine.light import gpu, paths, protocol, tracking
 from engine.light.run_folder import RunFolder, RunSummary
 from engine.light.schema import ADVANCED, BASIC, RUN
 from engine.light.units import format_duration, gib
+from gui import progress_text
 from gui.app_state import AppState
 from gui.time_trial_job import TimeTrialJob
 from gui.train_controller import TrainController
@@ -41,6 +42,8 @@ from gui.widgets.memory_panel import MemoryPanel
 
 LOG_LINES = 5000
 CUSTOM = "Custom"
+TIME_PARTS = {"loading": "loading", "training": "training", "evaluation": "checks on the validation split",
+              "comparison": "comparison with the base model"}
 
 
 def presets() -> dict[str, dict]:
@@ -51,6 +54,13 @@ def presets() -> dict[str, dict]:
             data = yaml.safe_load(entry.read_text(encoding="utf-8"))
             found[data.pop("name")] = data["settings"]
     return found
+
+
+def _keep_place(widget: QWidget) -> None:
+    """A widget that comes and goes keeps its room, so the page does not jump when it appears."""
+    policy = widget.sizePolicy()
+    policy.setRetainSizeWhenHidden(True)
+    widget.setSizePolicy(policy)
 
 
 def _section(title: str, *widgets: QWidget) -> QGroupBox:
@@ -111,6 +121,7 @@ class TrainPage(QWidget):
         self.time_button.clicked.connect(self._on_time_clicked)
         self.time_label = plain_label("How long the run will take: a short trial measures it on this machine.",
                                       selectable=True)
+        self._estimate: protocol.TimeEstimate | None = None  # the last time trial's, for the comparison's time left
         self.time_job = TimeTrialJob(self, command=self._engine_command)
         self.time_job.sig_status.connect(self._on_time_status)
         self.time_job.sig_done.connect(self._on_time_estimate)
@@ -147,7 +158,8 @@ class TrainPage(QWidget):
         controls = QHBoxLayout()
         for name, handler, tip in (
                 ("Start", self.start, "Start training with these settings (Ctrl+Enter)."),
-                ("Pause", self.controller.pause, "Hold at the next step and free cached GPU memory."),
+                ("Pause", self.controller.pause, "Save a checkpoint at the next step and end the engine, so the GPU "
+                                                 "is free; Resume continues from that step."),
                 ("Resume", self.controller.resume, "Continue a paused run."),
                 ("Stop", self.controller.stop, "Save a checkpoint at the next step, then end the run (it can be "
                                                "resumed)."),
@@ -157,25 +169,46 @@ class TrainPage(QWidget):
             self.buttons[name].setToolTip(tip)
             self.buttons[name].clicked.connect(handler)
             controls.addWidget(self.buttons[name])
+        self.skip_button = QPushButton("Skip comparison")
+        self.skip_button.setToolTip("End the comparison with the base model after the answer under way. The run "
+                                    "finishes with its fine-tune saved, without the comparison; compute it later "
+                                    "with llamadesk-engine eval RUN.")
+        self.skip_button.clicked.connect(self.controller.skip_comparison)
+        self.skip_button.setVisible(False)
         self.buttons["Start"].setShortcut("Ctrl+Return")
         self.buttons["Start"].setObjectName("primary")
         self.retry_button = QPushButton()
         self.retry_button.setAccessibleName("Retry with the proposed change")
+        _keep_place(self.retry_button)
         self.retry_button.setVisible(False)
         self.retry_button.clicked.connect(self.controller.retry)
         self.progress = QProgressBar()
-        self.progress.setFormat("idle")
+        self.progress.setFormat("Not started")
+        self.progress.setToolTip(progress_text.PROGRESS_TIP)
+        # The skip button appears beside the bar while comparing: the bar is as tall, so the row keeps its height.
+        self.progress.setMinimumHeight(self.skip_button.sizeHint().height())
+        progress_row = QHBoxLayout()
+        progress_row.setContentsMargins(0, 0, 0, 0)
+        progress_row.addWidget(self.progress, 1)
+        progress_row.addWidget(self.skip_button)
         self.status = plain_label("Ready.", selectable=True)
+        self.status.setToolTip(progress_text.STATUS_TIP)
         self.telemetry = plain_label()
+        # Room for the lines that come and go (a status of two lines, the GPU readings), so the chart stays put.
+        lines = self.status.fontMetrics().lineSpacing()
+        self.status.setMinimumHeight(2 * lines + 4)
+        self.telemetry.setMinimumHeight(lines + 2)
         self.chart = LossChart()
-        self.smooth_box = QCheckBox("Smoothed")
-        self.smooth_box.setToolTip("Draw the train loss as a moving average over the raw curve")
+        self.smooth_box = QCheckBox("Smooth the curve")
+        self.smooth_box.setToolTip("Draw the training loss as a moving average (exponential, as TensorBoard smooths) "
+                                   "over the raw curve")
         self.smooth_box.toggled.connect(self.chart.set_smoothed)
         self.log = LogView(LOG_LINES)
         self.live_panel = QWidget()
         column = QVBoxLayout(self.live_panel)
         column.addLayout(controls)
-        for widget in (self.progress, self.status, self.retry_button, self.telemetry):
+        column.addLayout(progress_row)
+        for widget in (self.status, self.retry_button, self.telemetry):
             column.addWidget(widget)
         chart_box = QWidget()
         chart_column = QVBoxLayout(chart_box)
@@ -276,10 +309,14 @@ class TrainPage(QWidget):
         self._on_time_ended(f"No estimate: {text}")
 
     def _on_time_estimate(self, estimate: protocol.TimeEstimate) -> None:
-        parts = ", ".join(f"{name} {format_duration(seconds)}" for name, seconds in estimate.parts.items() if seconds)
-        self._on_time_ended(f"About {format_duration(estimate.seconds)} on this machine: {estimate.steps:,} steps × "
-                            f"{estimate.step_s:.2f} s ({parts}). Measured by a {format_duration(estimate.trial_s)} "
-                            "trial.")
+        self._estimate = estimate
+        parts = ", ".join(f"{TIME_PARTS.get(name, name)} {format_duration(seconds)}"
+                          for name, seconds in estimate.parts.items() if seconds)
+        self._on_time_ended(f"About {format_duration(estimate.seconds)} on this machine ({parts}).")
+        self.time_label.setToolTip(f"{estimate.steps:,} training steps of {estimate.step_s:.2f} s each, measured by a "
+                                   f"{format_duration(estimate.trial_s)} trial: loading, a few steps, one evaluation "
+                                   "pass over the validation split, and generation for the comparison with the base "
+                                   "model.")
 
     def _on_time_ended(self, text: str) -> None:
         self.time_label.setText(text)
@@ -324,6 +361,10 @@ class TrainPage(QWidget):
             self.status.setText("Cannot start:\n" + "\n".join(exc.problems))
             return
         self.state.set_config(config)
+        # The time trial of these very settings gives the comparison's time left until the engine measures it.
+        estimate = self._estimate
+        timed = estimate is not None and getattr(self, "_timed_config", None) == config
+        self.controller.comparison_estimate_s = estimate.parts.get("comparison") if timed else None
         self.controller.start(config)
 
     def resume_run(self, run: RunSummary) -> None:
@@ -369,6 +410,8 @@ class TrainPage(QWidget):
             if name in allowed:
                 button.setEnabled(allowed[name])
         self.retry_button.setEnabled(allowed["Retry"])
+        self.skip_button.setVisible(self.controller.comparing and self.controller.is_busy())
+        self.skip_button.setEnabled(allowed["Skip comparison"])
 
 
 def gpu_summary(probe: gpu.Probe) -> str:
