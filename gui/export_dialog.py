@@ -36,6 +36,7 @@ from engine.light.export_options import (
 )
 from engine.light.run_folder import RunSummary
 from engine.light.units import format_duration
+from gui import export_words, theme
 from gui.export_job import ExportJob
 from gui.widgets.dialogs import ask
 from gui.widgets.labels import add_row, plain_label
@@ -62,6 +63,7 @@ class ExportDialog(QDialog):
         self._parameters = _parameters(run.model)
         self._stages_seen: list[str] = []
         self._started: ExportOptions | None = None
+        self._result: protocol.ExportFinished | None = None
         layout = QVBoxLayout(self)
         layout.addLayout(self._build_form())
         layout.addWidget(self._build_progress())
@@ -191,7 +193,7 @@ class ExportDialog(QDialog):
         refusal = target_refusal(options.out, options.default_name(self.run.name))
         if refusal is not None:
             self.disk_label.setText(_refusal_text(refusal))
-            self.disk_label.setStyleSheet("color: #b00020;")
+            self.disk_label.setStyleSheet(_error_style())
             self.export_button.setEnabled(False)
             return
         adapter = sum(p.stat().st_size for p in self.run.folder.adapter_dir.rglob("*") if p.is_file())
@@ -199,10 +201,17 @@ class ExportDialog(QDialog):
         free = disk.free_bytes(options.out.parent)
         known = "" if self._parameters or options.format == "adapter" else " (the base model's size is unknown here)"
         self.disk_label.setText(f"Needs about {disk.size(need)} while it runs{known}; {disk.size(free)} is free "
-                                f"there.{_earlier_text(options.out)}")
+                                f"there.{self._earlier_text(options.out)}")
         short = free < need
-        self.disk_label.setStyleSheet("color: #b00020;" if short else "")
+        self.disk_label.setStyleSheet(_error_style() if short else "")
         self.export_button.setEnabled(not short and not self.job.is_running())
+
+    def _earlier_text(self, out: Path) -> str:
+        """What is in the folder already: the export just made there, or an earlier one."""
+        done = self._result
+        if done is not None and done.passed and Path(done.folder) == out and earlier_export(out) == out:
+            return " The export you just made is there: exporting again replaces it only once the new one is verified."
+        return _earlier_text(out)
 
     # ---- running -------------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -254,10 +263,10 @@ class ExportDialog(QDialog):
 
     def _on_finished(self, msg: protocol.ExportFinished) -> None:
         self._result = msg
-        self.report.setPlainText(export_report.summary(msg))
+        self.report.setPlainText(export_words.report(msg))
         self._set_status("Done and verified: it answers like the fine-tune." if msg.passed else
                          export_report.outcome(msg) + " The report below shows how its answers differ.")
-        self.status_label.setStyleSheet("" if msg.passed else "color: #b00020;")
+        self.status_label.setStyleSheet("" if msg.passed else _error_style())
         self.open_button.show()
         self.copy_button.setVisible(msg.passed and msg.format != "adapter")
 
@@ -265,7 +274,7 @@ class ExportDialog(QDialog):
         out = self._started.out if self._started is not None else None
         unchanged = f"\nYour earlier export at {out} is unchanged." if out and holds_our_export(out) else ""
         self._set_status(f"The export failed: {text}{unchanged}")
-        self.status_label.setStyleSheet("color: #b00020;")
+        self.status_label.setStyleSheet(_error_style())
 
     def _on_ended(self) -> None:
         self._set_running(False)
@@ -292,6 +301,10 @@ class ExportDialog(QDialog):
             self.job.cancel()
             self.job.wait(ExportJob.CANCEL_GRACE_MS + 5000)
         super().closeEvent(event)
+
+
+def _error_style() -> str:
+    return f"color: {theme.colors().error};"  # the theme's error colour reads on both palettes
 
 
 def _refusal_text(refusal: UserError) -> str:

@@ -13,7 +13,9 @@ from gui.line_process import Exit, LineProcess
 
 
 class SetupJob(QObject):
-    """Signals: sig_step(number, count, title), sig_line(text), sig_done(ok, message)."""
+    """Signals: sig_step(number, count, title), sig_line(text), sig_done(ok, message).
+
+    A message says what happened, not which button to press next: the page knows which of its buttons are there."""
 
     sig_step = Signal(int, int, str)
     sig_line = Signal(str)
@@ -47,7 +49,7 @@ class SetupJob(QObject):
         if process is not None:
             process.abandon()
             process.wait(3000)
-            self.sig_done.emit(False, "Cancelled. Repair continues where it stopped.")
+            self.sig_done.emit(False, "Cancelled: the steps done so far are kept.")
 
     def _next(self) -> None:
         self._index += 1
@@ -88,7 +90,7 @@ class SetupJob(QObject):
             return
         if end.crashed or end.exit_code != 0:
             tail = "\n".join([line for line in self._output if line.strip()][-8:])
-            self.sig_done.emit(False, f"{step.title} failed (exit code {end.exit_code}).\n{tail}\n→ check the internet "
-                               "connection and choose Repair; Reinstall starts from nothing")
+            self.sig_done.emit(False, f"{step.title} failed (exit code {end.exit_code}).\n{tail}\nIf it stopped on a "
+                               "download, check the internet connection.")
             return
         self._next()

@@ -31,12 +31,26 @@ class Colors:
     trained: str  # the background of the tokens the model learns from, in the dataset preview
 
 
+# Every colour that writes text (muted, accent, error, success, warning) reads at a contrast of at least 4.5:1 on each
+# background (WCAG AA for body text); muted also on border, the background of a disabled primary button.
 LIGHT = Colors(window="#f5f6f8", panel="#eceef2", base="#ffffff", alternate="#f3f5f8", text="#1f2328",
-               muted="#5b6470", border="#d0d5dc", accent="#2f6feb", accent_text="#ffffff", error="#b3261e",
-               success="#1a7f37", warning="#9a6700", trained="#bbf7d0")
+               muted="#4d5560", border="#d0d5dc", accent="#2559c7", accent_text="#ffffff", error="#b3261e",
+               success="#176c31", warning="#845800", trained="#bbf7d0")
 DARK = Colors(window="#1e1f22", panel="#18191c", base="#2b2d31", alternate="#313338", text="#e3e5e8",
-              muted="#a0a6ad", border="#3f4147", accent="#5b93ff", accent_text="#0b0c0e", error="#f2867d",
+              muted="#b4b9bf", border="#3f4147", accent="#7aa8ff", accent_text="#0b0c0e", error="#f2867d",
               success="#57c26c", warning="#e0b44c", trained="#1f5130")
+TEXT_COLORS = ("muted", "accent", "error", "success", "warning")
+BACKGROUNDS = ("window", "panel", "base", "alternate")
+
+
+def contrast(foreground: str, background: str) -> float:
+    """The WCAG contrast ratio of two #rrggbb colours, from 1 to 21."""
+    def luminance(color: str) -> float:
+        channels = [int(color[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+        r, g, b = (c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels)
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b
+    light, dark = sorted((luminance(foreground), luminance(background)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
 
 _current = LIGHT
 

@@ -67,7 +67,9 @@ def test_a_failed_step_is_explained_and_repair_and_reinstall_are_offered(qtbot, 
     with qtbot.waitSignal(page.job.sig_done, timeout=30_000) as done:
         page.buttons["Install"].click()
     assert done.args[0] is False
-    assert "Install the engine's libraries failed (exit code 3)" in done.args[1] and "Repair" in done.args[1]
+    assert "Install the engine's libraries failed (exit code 3)" in done.args[1]
+    assert "Repair continues where it stopped; Reinstall starts from nothing" in page.step_label.text()
+    assert page.buttons["Repair"].isVisibleTo(page) and page.buttons["Reinstall"].isVisibleTo(page)
     assert page.env.record() is None and page.needs_setup()
     monkeypatch.setattr(engine_env.EngineEnv, "steps", _steps(selftest={"ok": False, "problems": ["no torch"]}))
     page.refresh()
@@ -88,3 +90,48 @@ def test_a_development_install_has_nothing_to_set_up(qtbot, tmp_path):
     qtbot.addWidget(widget)
     assert not widget.needs_setup() and "nothing to set up" in widget.state_label.text()
     assert not widget.buttons["Install"].isEnabled() and not widget.buttons["Run self-test"].isEnabled()
+    assert not any(button.isVisibleTo(widget) for button in widget.buttons.values()), "nothing to press"
+
+
+def test_a_failure_before_the_environment_exists_names_the_button_that_is_there(qtbot, page, monkeypatch):
+    monkeypatch.setattr(engine_env.EngineEnv, "steps", _steps(fail_at="Create the Python environment"))
+    with qtbot.waitSignal(page.job.sig_done, timeout=30_000) as done:
+        page.buttons["Install"].click()
+    assert done.args[0] is False and page.step_label.text().endswith("→ Install tries again.")
+    assert page.buttons["Install"].isVisibleTo(page) and not page.buttons["Repair"].isVisibleTo(page)
+    assert "Reinstall" not in page.step_label.text() and "Reinstall" not in page.why_label.text()
+
+
+def test_cancel_is_enabled_only_while_installing(qtbot, page, monkeypatch):
+    assert not page.buttons["Cancel"].isEnabled()
+    slow = [engine_env.Step("Create the Python environment", [sys.executable, "-c", "import time; time.sleep(30)"])]
+    monkeypatch.setattr(engine_env.EngineEnv, "steps", lambda self, backend, sources: slow)
+    with qtbot.waitSignal(page.job.sig_done, timeout=30_000) as done:
+        page.buttons["Install"].click()
+        assert page.buttons["Cancel"].isEnabled() and not page.buttons["Install"].isEnabled()
+        page.buttons["Cancel"].click()
+    assert done.args == [False, "Cancelled: the steps done so far are kept."]
+    assert not page.buttons["Cancel"].isEnabled() and page.step_label.text().endswith("→ Install tries again.")
+
+
+def test_without_a_gpu_the_reason_is_said_once(qtbot, tmp_path, monkeypatch):
+    from gui.gpu_monitor import GpuMonitor
+    from gui.pages.engine_page import EnginePage
+
+    broken = fake_nvml.module(init_error=fake_nvml.NVMLError_LibraryNotFound("NVML Shared Library Not Found"))
+    monkeypatch.setitem(sys.modules, "pynvml", broken)
+    monkeypatch.setattr(engine_env, "nvidia_smi_command", lambda: None)
+    monitor = GpuMonitor()
+    for managed in (False, True):
+        widget = EnginePage(env=engine_env.EngineEnv(tmp_path / "engine"), managed=managed, gpu_monitor=monitor)
+        qtbot.addWidget(widget)
+        monitor.refresh()
+        qtbot.waitUntil(lambda: widget.gpu_label.text().startswith("No NVIDIA GPU"), timeout=5_000)
+        shown = "\n".join((widget.gpu_label.text(), widget.why_label.text(), widget.state_label.text()))
+        assert shown.lower().count("no nvidia gpu") == 1, shown
+        assert not any(line.count(": ") > 1 for line in widget.why_label.text().splitlines()), shown
+        if not managed:
+            assert widget.why_label.text() == "To do better: with an NVIDIA GPU, install its driver."
+        else:
+            assert "choose Install" in widget.why_label.text() and "Reinstall" not in widget.why_label.text()
+    monitor.stop()

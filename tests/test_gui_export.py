@@ -89,6 +89,9 @@ def test_an_export_from_the_runs_page_ends_with_the_verified_report(qtbot, finis
         assert dialog.cancel_button.isVisible() and not dialog.format_combo.isEnabled()
     assert dialog.status_label.text().startswith("Done and verified"), dialog.status_label.text()
     assert "Verified: adapter export in" in dialog.report.toPlainText()
+    assert "The adapter's files are copied as they were trained" in dialog.report.toPlainText()
+    assert "The export you just made is there" in dialog.disk_label.text()
+    assert "An earlier export" not in dialog.disk_label.text()
     assert dialog.open_button.isVisible() and dialog.export_button.isVisible()
     assert (home / "exports" / "tuned-adapter" / "adapter_config.json").is_file()
 

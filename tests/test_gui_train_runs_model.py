@@ -144,10 +144,10 @@ def test_invalid_settings_are_listed_not_started(qtbot, home):
     qtbot.addWidget(page)
     page.advanced.widgets["device"].setCurrentText("cpu")
     page.advanced.widgets["compute_dtype"].setCurrentText("bfloat16")
-    assert "compute_dtype: bfloat16 training on the CPU" in page.problems.text()
+    assert "Compute precision: bfloat16 training on the CPU" in page.problems.text()  # the label, not compute_dtype
     page.start()
     text = page.status.text()
-    assert "dataset: no dataset chosen" in text and "compute_dtype" in text and not page.is_busy()
+    assert "Dataset: no dataset chosen" in text and "Compute precision" in text and not page.is_busy()
 
 
 def test_presets_fill_the_form_and_tooltips_document_fields(qtbot, state):
@@ -232,7 +232,7 @@ def test_memory_panel_breakdown_and_one_click_fix(qtbot, home, monkeypatch):
     state.gpu.refresh()
     qtbot.waitUntil(lambda: "won't fit" in panel.verdict.text() and "RTX 4090" in panel.verdict.text(), timeout=5_000)
     names = [panel.table.item(r, 0).text() for r in range(panel.table.rowCount())]
-    assert "4-bit weights" in names and "logits and loss (est.)" in names and names[-1] == "total"
+    assert "4-bit weights" in names and "Logits and loss (est.)" in names and names[-1] == "Total"
     buttons = panel.fix_buttons()
     assert buttons and buttons[0].text().startswith("Apply: ")
     buttons[0].click()

@@ -43,12 +43,13 @@ class DataSettings:
     """How a dataset becomes training examples."""
 
     format: str | None = setting(None, "Dataset format: alpaca, sharegpt, openai, prompt_completion or text. "
-                                       "Leave empty to detect it from the columns.", choices=FORMATS)
+                                       "Leave empty to detect it from the columns.", choices=FORMATS,
+                          label="Dataset format")
     columns: dict[str, str] = setting(dict, "Column mapping for unusual names, e.g. {instruction: question, "
                                             "output: answer}.", label="Column mapping")
     cutoff: int = setting(1024, "Longest training sequence in tokens. Longer rows are cut at the end "
                                 "(raw text is split into blocks).", low=16, high=1_048_576, unit="tokens",
-                          group=BASIC, memory=True)
+                          label="Longest sequence (cutoff)", group=BASIC, memory=True)
     train_on: str = setting("assistant", "Which tokens the model learns from: 'assistant' (the replies only, "
                                          "recommended) or 'all'.", choices=TRAIN_ON, label="Train on")
     packing: bool = setting(False, "Pack several short examples into each sequence of `cutoff` tokens: "
@@ -64,15 +65,16 @@ class DataSettings:
 @dataclass
 class LoraSettings:
     rank: int = setting(16, "LoRA rank r: the size of the trained update matrices. 8-64 is typical; higher learns "
-                            "more and uses more memory.", low=1, high=4096, label="LoRA rank", group=BASIC,
-                        memory=True, resume_safe=False)
+                            "more and uses more memory.", low=1, high=4096, label="Adapter size (LoRA rank)",
+                        group=BASIC, memory=True, resume_safe=False)
     alpha: int = setting(32, "LoRA alpha: the update is scaled by alpha / rank. Twice the rank is a common choice.",
-                         low=1, high=8192, label="LoRA alpha", group=BASIC)
+                         low=1, high=8192, label="Adapter strength (LoRA alpha)",
+                         group=BASIC)
     dropout: float = setting(0.05, "Dropout on the LoRA inputs during training (0 to 0.5).", low=0.0, high=0.5,
-                             label="LoRA dropout", memory=True)
+                             label="Adapter dropout", memory=True)
     target_modules: list[str] = setting(list, "Layers that get adapters, e.g. [q_proj, v_proj]. Empty means every "
                                               "linear layer except the output head (recommended).",
-                                        label="LoRA layers", memory=True, resume_safe=False)
+                                        label="Layers with adapters", memory=True, resume_safe=False)
 
 
 @dataclass
@@ -80,7 +82,8 @@ class TrainSettings:
     learning_rate: float = setting(2e-4, "Peak learning rate of the adapters.", above=0.0, below=1.0,
                                    advice="use e.g. 1e-4 to 1e-3", label="Learning rate", group=BASIC)
     scheduler: str = setting("cosine", "How the learning rate changes over the run: cosine, linear or "
-                                       "constant_with_warmup.", choices=SCHEDULERS)
+                                       "constant_with_warmup.", choices=SCHEDULERS,
+                            label="Learning rate schedule")
     warmup_ratio: float = setting(0.03, "Share of the steps spent ramping the learning rate up from zero.",
                                   low=0.0, below=1.0, advice="use 0 to 0.5", label="Warm-up share")
     epochs: float = setting(1.0, "Passes over the training data (ignored when max_steps is set).", low=0.0,
@@ -88,12 +91,14 @@ class TrainSettings:
     max_steps: int = setting(0, "Stop after this many optimizer steps; 0 means train for `epochs`.", low=0,
                              label="Max steps", group=BASIC, unit="steps", zero="by epochs")
     micro_batch: int = setting(4, "Sequences per forward pass. Lower it if memory runs out.", low=1, high=4096,
-                               label="Micro-batch", group=BASIC, memory=True, unit="sequences")
+                               label="Sequences at once (micro-batch)", group=BASIC, memory=True, unit="sequences")
     grad_accum: int = setting(2, "Micro-batches per optimizer step; effective batch = micro_batch × grad_accum × "
-                                 "GPUs (distributed.gpus).", low=1, high=65536, label="Gradient accumulation",
-                          group=BASIC)
+                                 "GPUs (distributed.gpus).", low=1, high=65536,
+                          label="Micro-batches per update (gradient accumulation)", group=BASIC)
     gradient_checkpointing: bool = setting(True, "Recompute activations in the backward pass: much less memory, "
-                                                 "about 30% slower.", memory=True)
+                                                 "about 30% slower.",
+                                           label="Recompute to save memory (gradient checkpointing)",
+                                           memory=True)
     padding_free: bool = setting(True, "Lay each micro-batch's examples side by side in one sequence instead of "
                                        "padding them to the longest: the same examples and the same loss per step, "
                                        "with no compute or memory spent on padding.", label="Padding-free batches",
@@ -109,12 +114,12 @@ class TrainSettings:
                                               "norms to fp32, as PEFT's usual QLoRA preparation does. Off keeps them "
                                               "in the compute dtype: 2 bytes less per parameter (about 2 GiB on "
                                               "Llama 3 8B) and 16-bit activations between layers.",
-                                       label="fp32 frozen layers", memory=True)
+                                       label="Full-precision frozen layers (fp32)", memory=True)
     optimizer: str = setting("auto", "auto (paged 8-bit AdamW on CUDA, AdamW on CPU), paged_adamw_8bit, adamw_8bit "
                                      "or adamw_torch.", choices=OPTIMIZERS, memory=True, resume_safe=False)
     weight_decay: float = setting(0.0, "Weight decay of the adapter weights.", low=0.0, high=1.0)
     max_grad_norm: float = setting(1.0, "Gradients are clipped to this norm to keep training stable.", low=0.0,
-                                   high=1000.0, label="Gradient clipping norm")
+                                   high=1000.0, label="Largest gradient size (clipping norm)")
     seed: int = setting(42, "Seed of initialisation, dropout and data order.", low=0)
     logging_steps: int = setting(1, "Report loss, learning rate and speed every N steps.", low=1, high=100_000,
                                  label="Log every N steps")
@@ -154,7 +159,8 @@ class DistributedSettings:
                                     "its own micro-batches; fastest), fsdp (the weights are sharded across the GPUs, "
                                     "for a model too large for one GPU; CUDA only), or auto (ddp when the model fits "
                                     "one GPU, fsdp when it fits only the selected GPUs together).",
-                            choices=STRATEGIES, memory=True, resume_safe=False)
+                            choices=STRATEGIES, label="How GPUs share the run (strategy)", memory=True,
+                            resume_safe=False)
     cpu_processes: int = setting(1, "With device cpu: how many training processes share the run (gloo backend), "
                                     "for machines without a GPU and for testing the multi-process path.", low=1,
                                  high=256, label="CPU processes")
@@ -168,10 +174,12 @@ class RunConfig:
                                "a hub dataset id.", group=RUN, resume_safe=False)
     data: DataSettings = field(default_factory=DataSettings)
     quantization: str = setting("nf4", "Base model weights: 'nf4' (4-bit QLoRA, least memory) or 'none' (plain "
-                                       "LoRA on 16/32-bit weights).", choices=QUANTIZATIONS, group=BASIC,
+                                       "LoRA on 16/32-bit weights).", choices=QUANTIZATIONS, label="Base model weights",
+                                group=BASIC,
                                 memory=True, resume_safe=False)
     double_quant: bool = setting(True, "Quantize the 4-bit quantization constants too (saves ~0.4 bits/parameter).",
-                                 label="Double quantization", memory=True)
+                                 label="Compress the 4-bit scales too (double quantization)",
+                                 memory=True)
     compute_dtype: str = setting("auto", "Precision of the computation: auto (bfloat16 where the GPU supports it, "
                                          "float16 on older cards, float32 on the CPU), bfloat16, float16 or "
                                          "float32.", choices=DTYPES, label="Compute precision", memory=True)

@@ -114,17 +114,18 @@ def check(config: RunConfig, *, free_bytes: int | None = None, gpu_name: str | N
     if free_bytes is None:
         probe = probe or gpu.probe()
         if not probe.available:
-            reason = probe.reason[:1].upper() + probe.reason[1:] + ": the estimate is for a CUDA GPU."
+            reason = probe.reason[:1].upper() + probe.reason[1:] + " — the estimate is for a CUDA GPU."
         else:
             try:
                 cards = ranks.selected_gpus(config, probe) if len(config.distributed.gpus) > 1 else []
             except ranks.GpuSelectionError as exc:
-                reason = f"{exc}: the estimate is for one GPU."
+                reason = f"{exc} — the estimate is for one GPU."
             if not cards and not reason:
                 one = ranks.selected_gpus(config, probe) if config.distributed.gpus else [gpu.training_gpu(probe)]
                 cards = [card for card in one if card is not None]  # CUDA's device 0, which need not be NVML's first
                 if not cards:
-                    reason = "CUDA_VISIBLE_DEVICES leaves no GPU visible to the engine: the estimate is for a CUDA GPU."
+                    reason = ("CUDA_VISIBLE_DEVICES leaves no GPU visible to the engine — the estimate is for a "
+                              "CUDA GPU.")
     if cards:
         tightest = min(cards, key=lambda card: card.free_bytes)
         free_bytes, gpu_name = tightest.free_bytes, tightest.name
@@ -210,3 +211,38 @@ def resume_safe_fix(config: RunConfig, *, budget_bytes: int | None = None,
     if config.data.cutoff > 256:
         return f"shorten the cutoff to {config.data.cutoff // 2} tokens", {"data.cutoff": config.data.cutoff // 2}
     return None
+
+
+@dataclass
+class Plan:
+    """How a model would be trained out of the box: the default settings, or the fit advice's first change when
+    they do not fit the GPU; its estimate and verdict."""
+
+    config: RunConfig
+    need_bytes: int
+    status: str | None  # fits, tight, won't fit; None without a GPU reading
+    change: str = ""  # the fit advice's change to the defaults, in words; empty: the defaults as they are
+
+
+def default_plan(spec: catalog.ModelSpec, free_bytes: int | None) -> Plan:
+    """The default settings for ``spec`` on one GPU with ``free_bytes`` free (None: no GPU known, the estimate is for
+    a CUDA GPU), changed as the fit advice proposes where they would not fit."""
+    config = RunConfig(model=spec.key)
+    need = estimator.estimate(spec, config).total
+    if free_bytes is None:
+        return Plan(config, need, None)
+    status = estimator.verdict(need, free_bytes).status
+    if status == "fits":
+        return Plan(config, need, status)
+    for suggestion in estimator.suggestions(spec, config, free_bytes):
+        return Plan(apply(config, suggestion), suggestion.need_bytes,
+                    estimator.verdict(suggestion.need_bytes, free_bytes).status, suggestion.change)
+    return Plan(config, need, status)
+
+
+def describe_defaults() -> str:
+    """The default settings the catalog's estimates are made with, in words."""
+    c = RunConfig()
+    return (f"the default QLoRA settings: 4-bit base weights, micro-batch {c.train.micro_batch} × "
+            f"{c.data.cutoff:,} tokens, gradient checkpointing "
+            f"{'on' if c.train.gradient_checkpointing else 'off'}, LoRA rank {c.lora.rank}, 16-bit compute")

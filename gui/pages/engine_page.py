@@ -3,6 +3,7 @@ reinstall, self-test). Installed thin apps open here until their engine is ready
 
 from __future__ import annotations
 
+import re
 import sys
 
 from PySide6.QtWidgets import (
@@ -94,6 +95,7 @@ class EnginePage(QWidget):
         add_row(form, "GPU", self.gpu_label)
         add_row(form, "Engine build", self.backend)
         add_row(form, "", self.why_label)
+        self.machine_form = form
         layout = QVBoxLayout(self)
         layout.addWidget(self.state_label)
         layout.addWidget(machine)
@@ -138,9 +140,14 @@ class EnginePage(QWidget):
             self.gpu_label.setText(f"{found.gpu or 'NVIDIA GPU'}, driver {found.driver}{cuda}, found by "
                                    f"{found.source}")
         else:
-            self.gpu_label.setText(found.reason or "no NVIDIA GPU found")
-        self.why_label.setText(f"Chosen: {self.choice.backend.label} — {self.choice.why}."
-                               + (f"\nTo do better: {self.choice.action}." if self.choice.action else ""))
+            self.gpu_label.setText(_no_gpu(found)[:1].upper() + _no_gpu(found)[1:])
+        # The GPU row already gives the reason no GPU was found: the choice's words would say it once more.
+        why = self.choice.why.removeprefix(f"{_no_gpu(found)}: ")
+        action = self._doable(self.choice.action)
+        better = f"To do better: {action}." if action else ""
+        self.why_label.setText(f"Chosen: {self.choice.backend.label} — {why}." + (f"\n{better}" if better else "")
+                               if self.managed else better)
+        self.why_label.setVisible(bool(self.why_label.text()))
         record = self.env.record()
         installed = record.get("backend") if record else None
         self.backend.setCurrentIndex(max(0, self.backend.findData(self._picked or installed
@@ -153,9 +160,12 @@ class EnginePage(QWidget):
             self.state_label.setText(f"The engine is ready: {backend.label if backend else installed}, PyTorch "
                                      f"{record.get('torch')}, installed {record.get('installed', '?')}; its "
                                      "self-test passed.")
-        elif record:
+        elif record and self.env.python.is_file():
             self.state_label.setText("The engine is installed but its last self-test failed. Repair it, or "
                                      "Reinstall to start from nothing.")
+        elif record:
+            self.state_label.setText(f"The engine's environment in {self.env.root} is gone. Install sets it up "
+                                     "again.")
         else:
             self.state_label.setText("The engine is not set up yet. Install downloads PyTorch and the training "
                                      "libraries for the build below (about 1 GB for CPU, 3 GB for CUDA) into "
@@ -193,18 +203,40 @@ class EnginePage(QWidget):
         self.progress.setRange(0, 1)
         self.progress.setValue(1 if ok else 0)
         self.progress.setFormat("done" if ok else "stopped")
-        self.step_label.setText(message)
-        self.refresh()
-        self.step_label.setText(message)
+        self.refresh()  # the buttons first: the hint names only those that are there
+        self.step_label.setText(message if ok else f"{message}\n{self._next_step()}")
+
+    def _next_step(self) -> str:
+        if self.env.python.is_file():
+            return "→ Repair continues where it stopped; Reinstall starts from nothing."
+        return "→ Install tries again."
+
+    def _doable(self, action: str) -> str:
+        """The choice's advice, naming only a button this page shows now."""
+        if self.managed and self.env.python.is_file():
+            return action
+        if self.managed:
+            return re.sub(r"(,? (?:then|and) choose )Reinstall", r"\1Install", action)
+        # Nothing to set up: what is left is what to do outside the app (picking a build is for a set-up engine).
+        return re.sub(r",? (then|and) choose Reinstall", "", action).split(";")[0].strip()
 
     def _update_buttons(self) -> None:
+        """A button is shown only where it can do something here, and enabled only when it can do it now."""
         running = self.job.is_running()
         exists = self.env.python.is_file()
-        self.buttons["Install"].setVisible(not exists)
+        for name, shown in (("Install", not exists), ("Repair", exists), ("Reinstall", exists),
+                            ("Run self-test", exists), ("Cancel", True)):
+            self.buttons[name].setVisible(self.managed and shown)
         for name in ("Install", "Repair", "Reinstall"):
             self.buttons[name].setEnabled(self.managed and not running)
-        self.buttons["Repair"].setVisible(exists)
-        self.buttons["Reinstall"].setVisible(exists)
         self.buttons["Run self-test"].setEnabled(self.managed and exists and not running)
         self.buttons["Cancel"].setEnabled(running)
         self.backend.setEnabled(self.managed and not running)
+        self.machine_form.setRowVisible(self.backend, self.managed)  # a development install picks no build
+        for widget in (self.progress, self.step_label, self.log):
+            widget.setVisible(self.managed)
+
+
+def _no_gpu(found: engine_env.Detection) -> str:
+    """Why no GPU was found, as the detection says it."""
+    return found.reason or "no NVIDIA GPU found"

@@ -1,8 +1,12 @@
 """Model page: the LLaMA catalog with a memory figure and fit badge per size, the demo model, a local folder or a
-Hugging Face id, downloads with progress and cancel, and the Hugging Face token (kept in the OS keyring)."""
+Hugging Face id, downloads with progress and cancel, and the Hugging Face token (kept in the OS keyring).
+
+Each model is estimated as a new user would train it: the default settings, or where those do not fit the GPU, the
+fit advice's change to them (fit.default_plan). The settings on the Train page are estimated there."""
 
 from __future__ import annotations
 
+from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
@@ -13,7 +17,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.light import catalog, estimator, gpu, hf_token, units
+from engine.light import catalog, fit, gpu, hf_token, units
 from engine.light.errors import ModelSourceError
 from engine.light.model_folder import inspect_folder
 from engine.light.units import gib
@@ -24,12 +28,15 @@ from gui.widgets.dialogs import warn
 from gui.widgets.labels import plain_label
 from gui.widgets.row_table import RowTable
 
-COLUMNS = ("Model", "Parameters", "Context", "License", "Gated", "Download", "Est. memory", "Fit")
+COLUMNS = ("Model", "Parameters", "Context", "License", "Gated", "Download", "GPU memory", "Fit")
 DEMO = ("demo", "SmolLM2-135M-Instruct (offline demo)")
 
 
-def fit_badge(need: int, free: int | None) -> str:
-    return "no GPU" if free is None else estimator.verdict(need, free).status
+def fit_badge(plan: fit.Plan) -> str:
+    """The verdict for the GPU, with the change that makes it so, if any."""
+    if plan.status is None:
+        return "no GPU"
+    return f"{plan.status} with: {plan.change}" if plan.change else plan.status
 
 
 class ModelPage(QWidget):
@@ -53,10 +60,12 @@ class ModelPage(QWidget):
             buttons.addWidget(button)
             setattr(self, "button_" + name.split()[0].lower(), button)
         self.gpu = plain_label()
+        self.basis = plain_label()
         self.current = plain_label()
         self.progress = plain_label()
         layout = QVBoxLayout(self)
         layout.addWidget(self.gpu)
+        layout.addWidget(self.basis)
         layout.addWidget(self.table, 1)
         layout.addWidget(self.hub_id)
         layout.addLayout(buttons)
@@ -71,13 +80,14 @@ class ModelPage(QWidget):
         self._reading: gpu.Probe | None = None  # the GPU reading the badges were made against
         self._free: int | None = None
         self.gpu.setText("Looking for an NVIDIA GPU…")
+        self._update_buttons()
         self.refresh()
 
     def _on_model_changed(self, _reference: str) -> None:
         self._show_current()
 
     def _on_config_changed(self, _config, _origin) -> None:
-        self.refresh()
+        self._show_current()  # the estimates are for the default settings, not the Train page's
 
     def _on_gpu_probe(self, probe: gpu.Probe) -> None:
         reading = gpu.training_gpu(probe) if probe.available and probe.gpus else None
@@ -89,19 +99,22 @@ class ModelPage(QWidget):
             self.refresh()
 
     def refresh(self) -> None:
-        """The estimate and fit badge of every catalog model for the current settings."""
+        """The estimate and fit badge of every catalog model, trained as fit.default_plan would."""
         free = self._free
-        self.table.set_row(0, (DEMO[1], "135M", "8,192", "apache-2.0", "no", "93 MB (once)", "", "CPU ok"))
-        config = self.state.config
-        self.table.horizontalHeaderItem(6).setToolTip(
-            f"GPU memory for the current training settings ({config.quantization}, micro-batch "
-            f"{config.train.micro_batch} × {config.data.cutoff} tokens, LoRA rank {config.lora.rank}); "
-            "the Train page shows the breakdown")
+        demo = fit.spec_for(DEMO[0])
+        self.table.set_row(0, (DEMO[1], "135M", "8,192", "apache-2.0", "no", f"{gib(demo.download_bytes, 2)} (once)",
+                               "", "trains on the CPU too"))
+        basis = fit.describe_defaults()
+        where = ("where they do not fit this GPU, with the change the Fit column names"
+                 if free is not None else "on a CUDA GPU")
+        self.basis.setText(f"GPU memory is estimated with {basis}; {where}. The Train page estimates your own "
+                           "settings.")
+        self.table.horizontalHeaderItem(6).setToolTip(f"GPU memory to train the model with {basis}")
         for i, spec in enumerate(self.specs, start=1):
-            need = estimator.estimate(spec, config).total
+            plan = fit.default_plan(spec, free)
             self.table.set_row(i, (spec.name, units.human_count(spec.param_count), f"{spec.max_position_embeddings:,}",
-                          spec.license, "yes" if spec.gated else "no", units.human_bytes(spec.download_bytes),
-                          gib(need), fit_badge(need, free)))
+                                   spec.license, "yes" if spec.gated else "no", gib(spec.download_bytes),
+                                   gib(plan.need_bytes), fit_badge(plan)))
         self._show_current()
 
     def selected_reference(self) -> str | None:
@@ -112,7 +125,7 @@ class ModelPage(QWidget):
 
     def _on_table_selection(self) -> None:
         reference = self.selected_reference()
-        if reference:
+        if reference and reference != self.state.config.model:
             self.state.set_model(reference)
 
     def _choose_folder(self) -> None:
@@ -139,12 +152,20 @@ class ModelPage(QWidget):
         reference = self.state.config.model
         self.progress.setText(f"Fetching {reference}…")
         self.download.start(["model", "fetch", reference], home=self.state.home)
+        self._update_buttons()
+
+    def _update_buttons(self) -> None:
+        """Download while nothing downloads; Cancel download only while something does."""
+        running = self.download.is_running()
+        self.button_download.setEnabled(not running)
+        self.button_cancel.setEnabled(running)
 
     def _on_download_stderr(self, line: str) -> None:
         if line.strip():
             self.progress.setText(line.strip()[-300:])
 
     def _on_download_exited(self, outcome) -> None:
+        self._update_buttons()
         if outcome.exit_code == 0:
             self.progress.setText(f"{self.state.config.model} is ready.")
         elif outcome.exit_code is None:
@@ -170,4 +191,21 @@ class ModelPage(QWidget):
                 self.progress.setText(f"Token saved in {where} (owner-only file; no system keyring found).")
 
     def _show_current(self) -> None:
-        self.current.setText(f"Chosen model: {self.state.config.model}")
+        """Name the chosen model, and select and embolden its row (none for a folder or a Hugging Face id)."""
+        chosen = self.state.config.model
+        self.current.setText(f"Chosen model: {chosen}")
+        keys = [DEMO[0]] + [spec.key for spec in self.specs]
+        row = keys.index(chosen) if chosen in keys else None
+        for index in range(self.table.rowCount()):
+            for column in range(self.table.columnCount()):
+                item = self.table.item(index, column)
+                if item is not None:
+                    font = QFont(item.font())
+                    font.setBold(index == row)
+                    item.setFont(font)
+        self.table.blockSignals(True)  # a selection made here is no choice of the user's
+        if row is None:
+            self.table.clearSelection()
+        elif self.table.selected_row() != row:
+            self.table.select_only(row)
+        self.table.blockSignals(False)

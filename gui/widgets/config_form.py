@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 from engine.light import config as run_config
 from engine.light import schema
 from engine.light.schema import Setting
+from engine.light.setting_words import in_words
 from gui.widgets.gpu_picker import GpuPicker
 from gui.widgets.labels import add_row
 from gui.widgets.number_box import NumberBox
@@ -27,6 +28,8 @@ from gui.widgets.number_box import NumberBox
 AUTO = "(auto)"  # the combo entry for an optional setting left empty (data.format: detect it)
 INT_MAX = 2**31 - 1  # QSpinBox holds a C int
 FLOAT_MAX = 1e9
+# A choice's words on the form where its value is a technical term; the value itself stays what the config holds.
+CHOICE_WORDS = {"quantization": {"nf4": "4-bit (nf4, QLoRA)", "none": "16/32-bit (plain LoRA)"}}
 
 
 class ConfigForm(QWidget):
@@ -60,7 +63,9 @@ class ConfigForm(QWidget):
             widget.sig_changed.connect(self.sig_changed)
         elif s.choices is not None:
             widget = QComboBox()
-            widget.addItems(([AUTO] if s.optional else []) + [str(c) for c in s.choices])
+            words = CHOICE_WORDS.get(s.path, {})
+            for choice in ([None] if s.optional else []) + list(s.choices):
+                widget.addItem(AUTO if choice is None else words.get(choice, str(choice)), choice)
             widget.currentTextChanged.connect(self.sig_changed)
         elif kind is bool:
             widget = QCheckBox()
@@ -95,7 +100,7 @@ class ConfigForm(QWidget):
             if isinstance(widget, (ChoiceBoxes, GpuPicker)):
                 widget.set_chosen(value or [])
             elif isinstance(widget, QComboBox):
-                widget.setCurrentText(AUTO if value is None else str(value))
+                widget.setCurrentIndex(0 if value is None else widget.findData(value))  # (auto) leads
             elif isinstance(widget, QCheckBox):
                 widget.setChecked(bool(value))
             elif isinstance(widget, (QSpinBox, QDoubleSpinBox)):
@@ -111,8 +116,7 @@ class ConfigForm(QWidget):
             if isinstance(widget, (ChoiceBoxes, GpuPicker)):
                 value = widget.chosen()
             elif isinstance(widget, QComboBox):
-                text = widget.currentText()
-                value = None if text == AUTO else text
+                value = widget.currentData()
             elif isinstance(widget, QCheckBox):
                 value = widget.isChecked()
             elif isinstance(widget, (QSpinBox, QDoubleSpinBox)):
@@ -125,6 +129,15 @@ class ConfigForm(QWidget):
                 value = widget.text().strip()
             schema.set_path(data, path, value)
         return data
+
+    def show_problems(self, problems: list[str]) -> list[str]:
+        """Mark this form's fields named by config problems (their tooltip leads with the problem) and return every
+        problem in the form's words: each setting called by its label, as in ``in_words``."""
+        for path, widget in self.widgets.items():
+            own = [in_words(p) for p in problems if p.split(":", 1)[0].strip() == path]
+            doc = self.settings[path].doc
+            widget.setToolTip("\n".join(own + [doc]) if own else doc)
+        return [in_words(problem) for problem in problems]
 
 
 class ChoiceBoxes(QWidget):

@@ -17,9 +17,10 @@ from engine.light import calibration, estimator, fit, gpu
 from engine.light.config import RunConfig
 from engine.light.errors import ModelSourceError
 from engine.light.units import GIB
+from gui import theme
 from gui.widgets.labels import plain_label
 
-VERDICT_COLORS = {"fits": "#15803d", "tight": "#b45309", "won't fit": "#b91c1c"}
+VERDICT_COLORS = {"fits": "success", "tight": "warning", "won't fit": "error"}  # the theme's, legible in both
 RECHECK_SHARE = 0.02  # a new GPU reading redoes the verdict when free memory moved by more than this share
 
 
@@ -84,11 +85,11 @@ class MemoryPanel(QWidget):
         lines = report.estimate.lines
         self.table.setRowCount(len(lines) + 1)
         for row, line in enumerate(lines):
-            name = QTableWidgetItem(line.name + ("" if line.exact else " (est.)"))
+            name = QTableWidgetItem(sentence_case(line.name) + ("" if line.exact else " (est.)"))
             name.setToolTip(line.explanation)
             self.table.setItem(row, 0, name)
             self.table.setItem(row, 1, QTableWidgetItem(f"{line.bytes / GIB:.2f}"))
-        self.table.setItem(len(lines), 0, QTableWidgetItem("total"))
+        self.table.setItem(len(lines), 0, QTableWidgetItem("Total"))
         self.table.setItem(len(lines), 1, QTableWidgetItem(f"{report.estimate.total / GIB:.2f}"))
 
     def _show_verdict(self, report: fit.FitReport) -> None:
@@ -97,7 +98,10 @@ class MemoryPanel(QWidget):
             data = (f" with this dataset (its longest row: {report.data_sequence:,} tokens); "
                     f"{report.worst_case_bytes / GIB:.1f} GiB at the full cutoff, the worst case")
         if report.verdict is None:
-            self.verdict.setText(f"Needs about {report.estimate.total / GIB:.1f} GiB on a GPU{data}. {report.reason}")
+            # Without a GPU the page's GPU line already says why; the panel does not say it again.
+            why = ("This machine has no GPU to compare it with." if report.reason.lower().startswith(gpu.NO_GPU.lower())
+                   else report.reason)
+            self.verdict.setText(f"Needs about {report.estimate.total / GIB:.1f} GiB on a CUDA GPU{data}. {why}")
             self.verdict.setStyleSheet("")
         else:
             v = report.verdict
@@ -105,7 +109,7 @@ class MemoryPanel(QWidget):
                                  f"{v.free_bytes / GIB:.1f} GiB free — {v.status} "
                                  f"(margin {v.margin_bytes / GIB:+.1f} GiB). Largest micro-batch that fits: "
                                  f"{report.largest_micro_batch}; longest sequence: {report.longest_sequence}.")
-            self.verdict.setStyleSheet(f"color: {VERDICT_COLORS[v.status]};")
+            self.verdict.setStyleSheet(f"color: {getattr(theme.colors(), VERDICT_COLORS[v.status])};")
             if report.per_gpu:
                 how = ("each holds the whole model (DDP)" if report.strategy == "ddp" else
                        "the weights are sharded across them (FSDP)")
@@ -124,6 +128,11 @@ class MemoryPanel(QWidget):
             widget = self.fixes.takeAt(0).widget()
             self._fix_group.removeButton(widget)
             widget.deleteLater()
+
+
+def sentence_case(name: str) -> str:
+    """An estimate line's name as a line item starts: "Optimizer states"; "LoRA adapters" keeps its capitals."""
+    return name[:1].upper() + name[1:]
 
 
 def changed(before: gpu.Probe | None, after: gpu.Probe) -> bool:

@@ -29,6 +29,7 @@ from engine.heavy.export.verify import CLEAR_MARGIN, CONVERSATION, Reference
 from engine.heavy.llama_cpp import LlamaCpp, coarse_kl
 
 TOP = 20  # tokens llama.cpp ranks at each position
+SPECIAL_NAMES = {"bos": "beginning of sequence", "eos": "end of sequence", "end_of_turn": "end of turn"}
 
 
 def tokenizer_checks(llama: LlamaCpp, gguf: Path, tokenizer) -> dict:
@@ -95,15 +96,28 @@ def tokenizer_checks_passed(found: dict) -> bool:
 
 
 def differences(found: dict) -> list[str]:
-    """What differs between llama.cpp's reading of the file and the fine-tune, in words."""
+    """What differs between llama.cpp's reading of the file and the fine-tune, in words (the ids of special tokens
+    that differ in brackets: they are what to look for in the file's metadata)."""
     words = {"template_stored_identical": "the chat template stored in the file is not the model's",
              "template_renders_identical": "llama.cpp renders a conversation differently from the model's template",
              "prompt_ids_identical": "llama.cpp turns a chat prompt into different tokens than training did",
              "check_text_ids_identical": "llama.cpp splits the check text into tokens differently (the pre-tokenizer)",
-             "special_ids_identical": "the file marks different special tokens "
-                                      f"({found['special_ids']['marked']}, expected {found['special_ids']['expected']})",
+             "special_ids_identical": "the file marks different special tokens from the model's ("
+                                      + _special_differences(found["special_ids"]) + ")",
              "stops_at_end_of_turn": "llama.cpp does not end a reply at the end-of-turn token"}
     return [text for key, text in words.items() if not found[key]]
+
+
+def _special_differences(ids: dict) -> str:
+    """'end of turn: 0 in the file, 2 in the model' for each special token that differs."""
+    marked, expected = ids["marked"], ids["expected"]
+    return "; ".join(f"{SPECIAL_NAMES.get(name, name)}: {_id(marked.get(name))} in the file, "
+                     f"{_id(expected.get(name))} in the model"
+                     for name in expected if marked.get(name) != expected[name])
+
+
+def _id(token: int | None) -> str:
+    return "none" if token is None else f"id {token}"
 
 
 @torch.no_grad()

@@ -135,8 +135,9 @@ def judge(measure: dict, kind: str) -> bool:
     measure["required"] = {"clear_top1_agreement": need["clear_top1"], "kl_divergence": need["kl"],
                            "clear_positions": MIN_CLEAR_POSITIONS}
     if measure["clear_positions"] < MIN_CLEAR_POSITIONS:
-        measure["verdict"] = (f"not verified: the fine-tune's choice was clear at only {measure['clear_positions']} "
-                              f"positions, fewer than the {MIN_CLEAR_POSITIONS} a verdict needs")
+        measure["verdict"] = (f"not verified: the fine-tune was sure of its next token at only "
+                              f"{measure['clear_positions']} positions, fewer than the {MIN_CLEAR_POSITIONS} a "
+                              "verdict needs")
         measure["passed"] = False
         return False
     measure["passed"] = (measure["clear_top1_agreement"] >= need["clear_top1"]
