@@ -102,7 +102,18 @@ def test_demo_flag_opens_on_the_demo_settings_and_sample(qtbot, home, tmp_path, 
     assert window.state.config == demo_settings.demo_config()
     assert window.current_page() is window.train_page
     assert window.train_page.buttons["Start"].isEnabled()
-    window.dataset_page.job.cancel()
+    assert window.train_page.provenance.text() == "Settings: the demo preset (llamadesk --demo)"
+    assert window.dataset_page.path == window.state.config.dataset  # the page shows (and checks) the sample
+    window.close()
+
+    # Plain llamadesk afterwards keeps those settings and says where they came from.
+    shown.clear()
+    assert app_module.main(["--home", str(home)]) == 0
+    again = shown[0]
+    assert again.state.config == demo_settings.demo_config()
+    assert again.train_page.provenance.text() == \
+        "Settings: the demo preset (llamadesk --demo) (as you left them last time)"
+    again.dataset_page.job.cancel()
 
 
 def test_closing_while_the_gpu_is_read_ends_the_threads_and_frees_the_pages(qtbot, qtlog, home, tmp_path, nvml):

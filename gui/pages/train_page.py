@@ -7,12 +7,13 @@ GPU monitor.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import yaml
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QFileDialog,
     QGroupBox,
     QHBoxLayout,
     QProgressBar,
@@ -28,11 +29,13 @@ from engine.light import config as run_config
 from engine.light import gpu, paths, protocol, tracking
 from engine.light.run_folder import RunFolder, RunSummary
 from engine.light.schema import ADVANCED, BASIC, RUN
+from engine.light.setting_words import in_words
 from engine.light.units import format_duration, gib
 from gui import progress_text
 from gui.app_state import AppState
 from gui.time_trial_job import TimeTrialJob
 from gui.train_controller import TrainController
+from gui.widgets import file_dialogs
 from gui.widgets.config_form import ConfigForm
 from gui.widgets.dialogs import ask, warn
 from gui.widgets.labels import plain_label
@@ -89,6 +92,7 @@ class TrainPage(QWidget):
         self.splitter.setStretchFactor(1, 1)
         QVBoxLayout(self).addWidget(self.splitter)
         self._connect()
+        self.provenance.setText(state.settings_provenance())
         state.gpu.watch(self)
         self._on_state_config_changed(state.config, None)
 
@@ -135,8 +139,11 @@ class TrainPage(QWidget):
                                        "(Slurm and SkyPilot templates included)")
         self.cluster_button.clicked.connect(self._on_cluster_clicked)
         column.addWidget(_section("Run", self.run_form, self.tracking_label, self.cluster_button))
+        self.provenance = plain_label(selectable=True)  # which settings these are: a preset, a file, the last session
+        self.provenance.setObjectName("pagePurpose")
         training = _section("Training", self.basic)
         training.layout().insertWidget(0, self.preset)
+        training.layout().insertWidget(1, self.provenance)
         column.addWidget(training)
         column.addWidget(advanced_box)
         column.addWidget(self.problems)
@@ -260,7 +267,7 @@ class TrainPage(QWidget):
         try:
             config = run_config.from_mapping(self.form_data(), require_dataset=False)
         except run_config.ConfigError as exc:  # the panel keeps the last valid estimate
-            self.problems.setText("To fix before starting:\n" + "\n".join(exc.problems))
+            self.problems.setText("To fix before starting:\n" + "\n".join(map(in_words, exc.problems)))
             return
         self.problems.clear()
         self.state.set_config(config, origin=self)
@@ -268,6 +275,7 @@ class TrainPage(QWidget):
         self._update_buttons()
 
     def _on_state_config_changed(self, config: run_config.RunConfig, origin) -> None:
+        self.provenance.setText(self.state.settings_provenance())
         if origin is not self:  # the form already shows what it sent
             for form in self.forms:
                 form.load(config)
@@ -287,7 +295,7 @@ class TrainPage(QWidget):
         try:
             config = self.config()
         except run_config.ConfigError as exc:
-            self.problems.setText("Before writing a cluster job: " + "; ".join(exc.problems))
+            self.problems.setText("Before writing a cluster job: " + "; ".join(map(in_words, exc.problems)))
             return
         dialog = ClusterDialog(config, home=self.state.home, engine_command_=self._engine_command, parent=self)
         dialog.show()
@@ -333,20 +341,20 @@ class TrainPage(QWidget):
     def _on_preset_chosen(self, name: str) -> None:
         if name in self.presets:
             data = run_config.apply_overrides(self.state.config.to_dict(), self.presets[name])
-            self.state.set_config(run_config.from_mapping(data, require_dataset=False))
+            self.state.set_config(run_config.from_mapping(data, require_dataset=False), source=f"the {name} preset")
             self.preset.setCurrentText(name)
 
     def load_settings(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Load settings", str(paths.home()), "Run config (*.yaml *.yml)")
+        path = file_dialogs.open_file(self, "Load settings", str(paths.home()), "Run config (*.yaml *.yml)")
         if path:
             try:
-                self.state.set_config(run_config.load(path, require_dataset=False))
+                self.state.set_config(run_config.load(path, require_dataset=False),
+                                      source=f"the file {Path(path).name}")
             except run_config.ConfigError as exc:
                 warn(self, "Load settings", str(exc))
 
     def save_settings(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Save settings", str(paths.home() / "run.yaml"),
-                                              "Run config (*.yaml)")
+        path = file_dialogs.save_file(self, "Save settings", str(paths.home() / "run.yaml"), "Run config (*.yaml)")
         if path:
             try:
                 run_config.save(run_config.from_mapping(self.form_data(), require_dataset=False), path)
@@ -358,7 +366,7 @@ class TrainPage(QWidget):
         try:
             config = self.config()
         except run_config.ConfigError as exc:
-            self.status.setText("Cannot start:\n" + "\n".join(exc.problems))
+            self.status.setText("Cannot start:\n" + "\n".join(map(in_words, exc.problems)))
             return
         self.state.set_config(config)
         # The time trial of these very settings gives the comparison's time left until the engine measures it.
