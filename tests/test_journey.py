@@ -81,11 +81,17 @@ def test_the_first_hour(qtbot, home, tmp_path, decisive_tiny_model):
     states = []
     window.train_page.controller.sig_message.connect(
         lambda m: states.append(m.state) if type(m).__name__ == "State" else None)
+    progress = []  # (text, Skip shown?) of each progress update: the comparison has its own, with Skip beside it
+    window.train_page.controller.sig_progress.connect(
+        lambda _v, _m, text: progress.append((text, window.train_page.skip_button.isVisible())))
     window.headers["Train"].next_button.click()
     qtbot.waitUntil(lambda: window.runs_page.table.rowCount() == 1, timeout=ENGINE_MS)  # without a Refresh
     qtbot.waitUntil(lambda: bool(ended), timeout=ENGINE_MS)
     assert not ended[0].crashed and ended[0].exit_code == 0, ended[0].output_tail
     assert "comparing" in states and states[-1] == "finished"
+    assert any(text.startswith("Comparing with the base model") and skip for text, skip in progress), progress
+    assert not window.train_page.skip_button.isVisible()
+    assert "average training loss" in window.train_page.status.text()
     folder = RunFolder(home / "runs" / "journey")
     assert folder.has_adapter and folder.evaluation() is not None
     window.update_guide()
