@@ -65,16 +65,19 @@ def wait(signal=None, ms=300_000):
 
 
 def shoot(app, suffix: str) -> None:
+    """The first hour's path, as tests/test_journey.py walks it: the first window, the model, the sample, a broken
+    file beside the dataset in use, a CSV mapped in the window, the run, Runs, Chat, the export's report, Engine."""
     import resources
     from gui.bootstrap import build_window
 
     window = build_window(os.environ.get("LLAMADESK_HOME"))
     window.resize(*SIZE)
     window.show()
+    scratch = Path(tempfile.mkdtemp())
 
-    def shot(name: str) -> None:
+    def shot(name: str, widget=None) -> None:
         wait()
-        window.grab().save(str(OUT / f"{name}{suffix}.png"))
+        (widget or window).grab().save(str(OUT / f"{name}{suffix}.png"))
         print(f"saved {OUT / name}{suffix}.png")
 
     window.state.set_dataset("")
@@ -82,18 +85,33 @@ def shoot(app, suffix: str) -> None:
     shot("first-run")
 
     window.show_page("Model")
-    window.model_page.table.selectRow(0)
     shot("model")
 
     window.show_page("Dataset")
     page = window.dataset_page
     page.open_path(str(resources.path("sample/harbor_lights.json")))
-    wait(page.job.sig_done)
+    wait(page.sig_checked)
     page.tabs.setCurrentIndex(1)  # the examples as the model sees them, trained text highlighted
     shot("dataset")
 
+    broken = scratch / "harbor_notes.json"
+    broken.write_text('[{"instruction": "Who keeps the light?", "output": }]', encoding="utf-8")
+    page.open_path(str(broken))
+    wait(page.sig_checked)
+    shot("dataset-problem")
+
+    table = scratch / "keepers.csv"
+    table.write_text("question,reply,source\n" + "".join(f"Who kept the light in {1700 + 10 * i}?,Keeper number {i} "
+                                                          f"kept it.,harbour log\n" for i in range(24)),
+                     encoding="utf-8")
+    page.open_path(str(table))
+    wait(page.sig_checked)
+    page.set_columns("prompt_completion", {"prompt": "question", "completion": "reply"})
+    shot("dataset-columns")
+    page.open_path(str(resources.path("sample/harbor_lights.json")))  # back to the sample, as the journey leaves it
+    wait(page.sig_checked)
+
     window.show_page("Runs")
-    window.runs_page.refresh()
     shot("runs")
 
     runs = [r for r in list_runs() if r.has_adapter]
@@ -116,6 +134,19 @@ def shoot(app, suffix: str) -> None:
             wait(chat.client.sig_chat_done)
     shot("chat")
     chat.shutdown()
+
+    if suffix == "":  # one export is enough: its report is the same in either palette
+        dialog = window.export_run(runs[0])
+        dialog.format_combo.setCurrentIndex(dialog.format_combo.findData("gguf"))
+        dialog.quant_combo.setCurrentIndex(dialog.quant_combo.findData("q8_0"))
+        dialog.folder_edit.setText(str(scratch / "export"))
+        dialog.folder_edit.textEdited.emit(str(scratch / "export"))
+        dialog.resize(760, 720)
+        dialog.export_button.click()
+        wait(dialog.job.sig_ended)
+        shot("export", dialog)
+        dialog.close()
+
     window.show_page("Engine")
     shot("engine")
     window.close()

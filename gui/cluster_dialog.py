@@ -10,7 +10,6 @@ from PySide6.QtCore import Qt, QUrl
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QDialog,
-    QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QLineEdit,
@@ -26,6 +25,7 @@ from engine.light import paths
 from gui.engine_client import engine_command, engine_environment
 from gui.engine_json import error_text, json_object
 from gui.line_process import Exit, LineProcess
+from gui.widgets import file_dialogs
 from gui.widgets.labels import add_row, plain_label
 
 
@@ -100,7 +100,7 @@ class ClusterDialog(QDialog):
         QDesktopServices.openUrl(QUrl.fromLocalFile(self.result["folder"]))
 
     def _browse(self) -> None:
-        chosen = QFileDialog.getExistingDirectory(self, "Where to write the job folder", str(Path.home()))
+        chosen = file_dialogs.choose_folder(self, "Where to write the job folder", str(Path.home()))
         if chosen:
             self.folder.setText(str(Path(chosen) / Path(self.folder.text()).name))
 

@@ -11,7 +11,6 @@ from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
-    QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QPlainTextEdit,
@@ -26,6 +25,7 @@ from engine.light.run_folder import RunSummary
 from gui.engine_client import engine_command, engine_environment
 from gui.engine_json import error_text, json_object
 from gui.line_process import Exit, LineProcess
+from gui.widgets import file_dialogs
 from gui.widgets.labels import add_row
 
 
@@ -106,7 +106,7 @@ class CostDialog(QDialog):
 
     def _on_jsonl_clicked(self) -> None:
         default = str(Path.home() / f"{self.run.name}-openai.jsonl")
-        chosen, _ = QFileDialog.getSaveFileName(self, "Export as OpenAI JSONL", default, "JSON Lines (*.jsonl)")
+        chosen = file_dialogs.save_file(self, "Export as OpenAI JSONL", default, "JSON Lines (*.jsonl)")
         if chosen:
             self.calculate(Path(chosen))
 

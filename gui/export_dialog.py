@@ -11,7 +11,6 @@ from PySide6.QtGui import QDesktopServices, QGuiApplication
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
-    QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QLineEdit,
@@ -38,6 +37,7 @@ from engine.light.run_folder import RunSummary
 from engine.light.units import format_duration
 from gui import export_words, theme
 from gui.export_job import ExportJob
+from gui.widgets import file_dialogs
 from gui.widgets.dialogs import ask
 from gui.widgets.labels import add_row, plain_label
 
@@ -178,7 +178,7 @@ class ExportDialog(QDialog):
 
     def _choose_folder(self) -> None:
         start = str(Path(self.folder_edit.text()).parent)
-        chosen = QFileDialog.getExistingDirectory(self, "Export into", start)
+        chosen = file_dialogs.choose_folder(self, "Export into", start)
         if chosen:
             self.folder_edit.setText(str(Path(chosen) / Path(self.folder_edit.text()).name))
             self._folder_edited = True

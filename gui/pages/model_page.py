@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
-    QFileDialog,
     QHBoxLayout,
     QInputDialog,
     QLineEdit,
@@ -23,7 +22,7 @@ from engine.light.model_folder import inspect_folder
 from engine.light.units import gib
 from gui.app_state import AppState
 from gui.engine_client import EngineClient
-from gui.widgets import memory_panel
+from gui.widgets import file_dialogs, memory_panel
 from gui.widgets.dialogs import warn
 from gui.widgets.labels import plain_label
 from gui.widgets.row_table import RowTable
@@ -129,7 +128,7 @@ class ModelPage(QWidget):
             self.state.set_model(reference)
 
     def _choose_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Choose a model folder")
+        folder = file_dialogs.choose_folder(self, "Choose a model folder")
         if not folder:
             return
         try:
