@@ -26,6 +26,18 @@ LEFT, RIGHT, EXPORT = "left", "right", "export"
 _ADAPTER_FOR_PANE = {RIGHT: "off", EXPORT: "export"}  # the left pane's depends on what the engine loaded
 
 
+def waiting_texts(ready: bool, loaded: bool, has_runs: bool) -> tuple[str, str]:
+    """What the Chat page says while no reply is under way: its status line before anything was loaded ("" once
+    something was), and what an empty pane says."""
+    status = "" if loaded else ("Choose a run and press Load to chat with it." if has_runs else
+                                "No fine-tuned run yet: press Load to chat with the base model alone.")
+    empty = ("Type a message below and press Ctrl+Enter." if ready else
+             "Choose what to chat with above and press Load." if not loaded else "The model is loading…")
+    if ready and not has_runs:
+        empty += "\nNo run has finished yet: the Train page fine-tunes one."
+    return status, empty
+
+
 @dataclass
 class _Request:
     pane: str
@@ -282,7 +294,7 @@ class ChatController(QObject):
             tail = "\n".join(outcome.stderr_tail.splitlines()[-8:])
             report = f"The chat engine stopped unexpectedly ({code})." + (f"\n{tail}" if tail else "")
             self._set_error(f"{self._error}\n\n{report}" if self._error else report)
-            self.sig_status.emit("No model loaded.")
+            self.sig_status.emit("No model loaded: press Load to start it again.")
         else:
             self.sig_status.emit("The engine exited.")
         self.sig_controls_changed.emit()

@@ -63,9 +63,10 @@ def _table(rows: list[tuple[str, list]], names: list[str], first: str, fmt) -> Q
     table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
     table.horizontalHeader().setStretchLastSection(True)
     for row, (label, values) in enumerate(rows):
-        table.setItem(row, 0, QTableWidgetItem(label))
-        for column, value in enumerate(values, start=1):
-            table.setItem(row, column, QTableWidgetItem(fmt(value)))  # plain text items
+        for column, text in enumerate([label, *(fmt(value) for value in values)]):
+            item = QTableWidgetItem(text)  # plain text items
+            item.setToolTip(text)  # a long setting (a path, a list) is cut with "…" in its column
+            table.setItem(row, column, item)
     return table
 
 

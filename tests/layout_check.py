@@ -1,21 +1,27 @@
 """Finds what a user would see as a broken layout in a shown window: a control squeezed below the size it needs (a
-button whose text is cut, a spin box without room for its number), a control sticking out of its parent, and
-controls drawn over each other."""
+button whose text is cut, a spin box without room for its number), text cut off (a one-line label too narrow, a
+wrapped label or empty state too short for its lines, a "…" label or table cell that
+does not carry its whole text in a tooltip), a control sticking out of its parent, controls drawn over each other,
+and a table that scrolls inside a scrolling panel."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QRect
+from PySide6.QtCore import QRect, Qt
 from PySide6.QtWidgets import (
     QAbstractButton,
+    QAbstractItemView,
     QAbstractScrollArea,
     QAbstractSpinBox,
     QComboBox,
     QLabel,
     QLineEdit,
     QMenu,
+    QScrollArea,
     QScrollBar,
     QSplitterHandle,
     QStackedWidget,
+    QStyle,
+    QTableView,
     QTabBar,
     QWidget,
 )
@@ -55,10 +61,12 @@ def problems(window: QWidget) -> list[str]:
             if widget.width() < need.width() - 1 or widget.height() < need.height() - 1:
                 found.append(f"squeezed: {describe(widget)} is {widget.width()}×{widget.height()}, "
                              f"needs {need.width()}×{need.height()}")
-        if isinstance(widget, QLabel) and not widget.wordWrap() and widget.text() and widget.pixmap().isNull():
-            if widget.width() < widget.minimumSizeHint().width() - 1:
-                found.append(f"cut text: {describe(widget)} is {widget.width()} wide, "
-                             f"needs {widget.minimumSizeHint().width()}")
+        if isinstance(widget, QLabel) and widget.text() and widget.pixmap().isNull():
+            found += _cut_label(widget)
+        if isinstance(widget, QTableView):
+            found += _cut_cells(widget)
+        if isinstance(widget, QAbstractItemView) and _scrolls_inside_scrolling(widget):
+            found.append(f"scrolls inside a scrolling panel: {describe(widget)}")
         parent = widget.parentWidget()
         if parent is not None and not _inside_scrolling(widget):
             if not QRect(0, 0, parent.width(), parent.height()).adjusted(-1, -1, 1, 1).contains(widget.geometry()):
@@ -66,6 +74,66 @@ def problems(window: QWidget) -> list[str]:
                              f"{parent.width()}×{parent.height()}")
     found += _overlaps(widgets)
     return found
+
+
+def _cut_label(label: QLabel) -> list[str]:
+    from gui.widgets.labels import ElidedLabel
+
+    if isinstance(label, ElidedLabel):  # drawn with "…" by design: the tooltip must then hold the whole text
+        if label.is_cut() and label.toolTip() != label.text():
+            return [f"cut without a tooltip: {describe(label)} is {label.width()} wide"]
+        return []
+    if not label.wordWrap():
+        if label.width() < label.minimumSizeHint().width() - 1:
+            return [f"cut text: {describe(label)} is {label.width()} wide, needs {label.minimumSizeHint().width()}"]
+        return []
+    # A word longer than the line (a path) is broken anywhere by a wrapped QLabel: only the height can run short.
+    if label.height() < label.heightForWidth(label.width()) - 1:
+        return [f"cut lines: {describe(label)} is {label.width()}×{label.height()}, its lines need "
+                f"{label.heightForWidth(label.width())}"]
+    return []
+
+
+def _cut_cells(table: QTableView) -> list[str]:
+    """Cells in view whose text does not fit (Qt draws it with "…", or clips wrapped lines) and whose tooltip is not
+    the whole text."""
+    model, viewport = table.model(), table.viewport().rect()
+    if model is None:
+        return []
+    pad = 2 * (table.style().pixelMetric(QStyle.PixelMetric.PM_FocusFrameHMargin, None, table) + 1)
+    found = []
+    for row in range(model.rowCount()):
+        if table.isRowHidden(row):
+            continue
+        for column in range(model.columnCount()):
+            index = model.index(row, column)
+            rect = table.visualRect(index)
+            if table.isColumnHidden(column) or not rect.intersects(viewport) or rect.width() <= pad:
+                continue
+            text = str(model.data(index) or "")
+            if not text or str(model.data(index, Qt.ItemDataRole.ToolTipRole) or "") == text:
+                continue
+            flags = int(Qt.TextFlag.TextWordWrap) if table.wordWrap() else 0
+            need = table.fontMetrics().boundingRect(0, 0, rect.width() - pad, 1_000_000, flags, text)
+            if need.width() > rect.width() - pad + 1 or need.height() > rect.height() + 1:
+                found.append(f"cut cell without a tooltip: {text[:40]!r} at ({row}, {column}) is "
+                             f"{rect.width()}×{rect.height()} in {describe(table)}")
+        if len(found) >= 3:
+            break  # a few name the problem: the rest of a long table repeats it
+    return found
+
+
+def _scrolls_inside_scrolling(view: QAbstractItemView) -> bool:
+    """A list or table whose own scroll bar shows inside a scroll area: two scroll bars for one wheel."""
+    if not view.verticalScrollBar().isVisible():
+        return False
+    parent = view.parentWidget()
+    while parent is not None:
+        if isinstance(parent, QScrollArea) and \
+                parent.verticalScrollBarPolicy() != Qt.ScrollBarPolicy.ScrollBarAlwaysOff:
+            return True
+        parent = parent.parentWidget()
+    return False
 
 
 def _overlaps(widgets: list[QWidget]) -> list[str]:

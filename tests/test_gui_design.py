@@ -66,7 +66,12 @@ def test_the_guide_walks_engine_model_dataset_train_chat():
     assert guide.next_step(walk(dataset="/d/a.jsonl", dataset_rows=300, finished_runs=("r1",), chatted=True)) is None
     states = guide.steps(walk(dataset="/d/a.jsonl", dataset_rows=1300, finished_runs=("r2", "r1"), runs=3))
     assert states["Dataset"] == guide.Step("Dataset", "1,300 rows · a.jsonl", guide.DONE)
-    assert states["Train"].text == "finished: r2" and states["Chat"].mark == guide.DONE
+    # A finished run is there to try, not yet tried: the sidebar does not call Chat done before a model is loaded.
+    assert states["Train"].text == "finished: r2" and states["Chat"] == guide.Step("Chat", "to try · r2", guide.TODO)
+    chatted = guide.steps(walk(dataset="/d/a.jsonl", dataset_rows=1, finished_runs=("r2",), chatted=True))
+    assert chatted["Chat"] == guide.Step("Chat", "tried · r2", guide.DONE)
+    checking = guide.steps(walk(dataset="/d/a.jsonl", dataset_checking=True))["Dataset"]
+    assert checking == guide.Step("Dataset", "checking · a.jsonl", guide.BUSY)
     assert states["Runs"].text == "3 runs"
     assert guide.steps(walk(dataset="/d/a.jsonl", dataset_problem="bad"))["Dataset"].mark == guide.ATTENTION
 

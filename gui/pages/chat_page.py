@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
 from engine.light.run_folder import list_runs
 from gui.api_column import ApiColumn, reply_footer
 from gui.app_state import AppState
-from gui.chat_controller import EXPORT, LEFT, RIGHT, ChatController
+from gui.chat_controller import EXPORT, LEFT, RIGHT, ChatController, waiting_texts
 from gui.export_column import ExportColumn
 from gui.widgets.chat_transcript import ChatPane
 from gui.widgets.dialogs import ask
@@ -80,7 +80,7 @@ class ChatPage(QWidget):
         self.export_button = QPushButton("Export…")
         self.export_button.setToolTip("Export this run: merged model, GGUF or Ollama, verified against the fine-tune")
         self.export_button.clicked.connect(self._on_export_clicked)
-        self.status_label = ElidedLabel("No model loaded.")  # load progress can be long: it never widens the window
+        self.status_label = ElidedLabel()  # load progress can be long: it never widens the window
         self.error_label = plain_label(selectable=True)
         self.error_label.setObjectName("error")  # the theme colours it for the light or dark palette
         self.error_label.hide()
@@ -386,12 +386,10 @@ class ChatPage(QWidget):
         else:
             self.left_pane.set_title(f"Base model: {name}")
             self.left_pane.transcript.set_assistant_name("Base model")
-        ready = self.controller.is_ready()
-        empty = ("Type a message below and press Ctrl+Enter." if ready else
-                 "Choose what to chat with above and press Load." if self.controller.loaded is None else
-                 "The model is loading…")
-        if ready and self.source_combo.count() == 1:  # no fine-tuned run yet
-            empty += "\nNo run has finished yet: the Train page fine-tunes one."
+        hint, empty = waiting_texts(self.controller.is_ready(), self.controller.loaded is not None,
+                                    self.source_combo.count() > 1)  # more than the base model: runs to load
+        if hint:
+            self.status_label.setText(hint)
         self.left_pane.transcript.set_empty_text(empty)
         self.right_pane.transcript.set_empty_text(empty)
         self.export_column.set_empty_text(empty)

@@ -199,6 +199,7 @@ class MessageView(QFrame):
             self.copy_button.setToolTip("Copy this reply to the clipboard")
             self.copy_button.setAccessibleName(f"Copy this reply from {name}")
             self.copy_button.clicked.connect(self.copy)
+            self.copy_button.setEnabled(bool(text))  # a reply still waiting for its first token has nothing to copy
             header.addWidget(self.copy_button)
         left, right = (INDENT, 0) if role == "user" else (0, INDENT)
         layout = QVBoxLayout(self)
@@ -227,6 +228,8 @@ class MessageView(QFrame):
 
     def append(self, text: str) -> None:
         self.body.append(text)
+        if text and self.copy_button is not None and not self.copy_button.isEnabled():
+            self.copy_button.setEnabled(True)
 
     def finish(self, note: str = "", stats: str = "") -> None:
         """Show everything received, then the footer: speed and why it stopped, if not at its natural end."""

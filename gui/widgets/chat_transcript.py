@@ -8,7 +8,7 @@ expects user and assistant turns to alternate.
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QGuiApplication, QPalette
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -28,7 +28,9 @@ _END_NOTES = {"length": "stopped at the max new tokens limit", "cancelled": "sto
 
 class ChatTranscript(QScrollArea):
     """The messages of one pane, newest at the bottom; it follows a streaming reply unless the user scrolled up.
-    Signals: none."""
+    Signals: sig_changed() when a message comes, ends or goes."""
+
+    sig_changed = Signal()
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -119,11 +121,13 @@ class ChatTranscript(QScrollArea):
         reply.in_history = bool(reply.text())
         if not reply.in_history:
             self._drop_unanswered()
+        self.sig_changed.emit()
 
     def abandon_turn(self, note: str) -> None:
         """The last user message will not be answered (dropped from the queue): say so and leave it out."""
         self._add(self._notice(f"({note})"))
         self._drop_unanswered()
+        self.sig_changed.emit()
 
     def retry_last(self) -> str | None:
         """Remove everything after the last user message and return it, to be asked again; None if there is none."""
@@ -136,6 +140,7 @@ class ChatTranscript(QScrollArea):
         del self._rows[users[-1] + 1:]
         question.in_history = True
         self._reply = None
+        self.sig_changed.emit()
         return question.text()
 
     def clear_conversation(self) -> None:
@@ -144,6 +149,7 @@ class ChatTranscript(QScrollArea):
         self._rows.clear()
         self._reply = None
         self.empty_label.show()
+        self.sig_changed.emit()
 
     # ---- helpers ---------------------------------------------------------------------------------------------------
     def _add(self, row: QWidget) -> None:
@@ -154,6 +160,7 @@ class ChatTranscript(QScrollArea):
             # Keep Tab in reading order: this pane, its replies' Copy buttons top to bottom, then what follows.
             earlier = [m.copy_button for m in self.messages()[:-1] if m.copy_button is not None]
             QWidget.setTabOrder(earlier[-1] if earlier else self, row.copy_button)
+        self.sig_changed.emit()
 
     def _remove(self, row: QWidget) -> None:
         if isinstance(row, MessageView):
@@ -184,13 +191,16 @@ class ChatPane(QWidget):
 
     def __init__(self, title: str, who: str = "", parent: QWidget | None = None):
         super().__init__(parent)
-        self.title = ElidedLabel(title)  # titles carry a run or model name, which may be long
+        # Titles carry a run or model name, which may be long: cut in the middle, as run names differ at their ends.
+        self.title = ElidedLabel(title, mode=Qt.TextElideMode.ElideMiddle)
         self.transcript = ChatTranscript()
         self.transcript.setAccessibleName(f"{who} conversation" if who else "Conversation")
         self.copy_button = QPushButton("Copy last reply")
         self.copy_button.setToolTip("Copy this pane's last reply to the clipboard")
         self.copy_button.setAccessibleName(f"Copy the last {who.lower()} reply" if who else "Copy the last reply")
         self.copy_button.clicked.connect(self._on_copy_clicked)
+        self.copy_button.setEnabled(False)  # until there is a reply to copy
+        self.transcript.sig_changed.connect(self._on_transcript_changed)
         header = QHBoxLayout()
         header.addWidget(self.title, 1)
         header.addWidget(self.copy_button)
@@ -202,6 +212,9 @@ class ChatPane(QWidget):
 
     def set_title(self, title: str) -> None:
         self.title.setText(title)  # cut with "…" when long, the whole title in its tooltip
+
+    def _on_transcript_changed(self) -> None:
+        self.copy_button.setEnabled(bool(self.transcript.last_reply()))
 
     def _on_copy_clicked(self) -> None:
         QGuiApplication.clipboard().setText(self.transcript.last_reply())

@@ -42,6 +42,10 @@ class ComparisonView(QWidget):
         self.table.setWordWrap(True)
         self.table.verticalHeader().hide()
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        # Rows take the height of their wrapped answers again whenever the columns change width (a row sized once,
+        # at another width, clips its last lines); a row taller than the view scrolls by pixels, not by rows.
+        self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.table.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.summary)
@@ -72,7 +76,6 @@ class ComparisonView(QWidget):
                 item = QTableWidgetItem(text)  # items are plain text: markup in an answer shows as written
                 item.setToolTip(text)
                 self.table.setItem(row, column, item)
-        self.table.resizeRowsToContents()
         self.table.setVisible(bool(answers))
 
 

@@ -1,5 +1,8 @@
 """The header every page opens with: its title, one line on what the page is for, and, while the guided first run
-has something to say, the next step with a button for it (all plain text)."""
+has something to say, the next step with a button for it (all plain text).
+
+The next step's line keeps its height whether it is shown, changed or gone, so the page below never moves: its text
+is one line (cut with "…", the whole of it in the tooltip) and its room is kept while it is hidden."""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ from typing import Callable
 
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QPushButton, QVBoxLayout, QWidget
 
-from gui.widgets.labels import plain_label
+from gui.widgets.labels import ElidedLabel, plain_label
 
 
 class PageHeader(QWidget):
@@ -20,8 +23,10 @@ class PageHeader(QWidget):
         self.purpose.setObjectName("pagePurpose")
         self.next_frame = QFrame()
         self.next_frame.setObjectName("nextStep")
-        self.next_label = plain_label()
+        self.next_label = ElidedLabel()
         self.next_button = QPushButton()
+        _keep_room_when_hidden(self.next_button)  # a step without a button is as tall as one with
+        _keep_room_when_hidden(self.next_frame)
         self.next_button.setObjectName("primary")
         self.next_button.setAccessibleName("Next step")
         self._next_action: Callable[[], None] | None = None
@@ -47,6 +52,18 @@ class PageHeader(QWidget):
         self._next_action = action
         self.next_frame.setVisible(bool(text))
 
+    def showEvent(self, event) -> None:
+        # The hidden step is styled now, not when it first appears: the theme's padding must not add height then.
+        for widget in (self.next_frame, self.next_label, self.next_button):
+            widget.ensurePolished()
+        super().showEvent(event)
+
     def _on_next_clicked(self) -> None:
         if self._next_action is not None:
             self._next_action()
+
+
+def _keep_room_when_hidden(widget: QWidget) -> None:
+    policy = widget.sizePolicy()
+    policy.setRetainSizeWhenHidden(True)
+    widget.setSizePolicy(policy)

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
 
 KEY_ROLE = Qt.ItemDataRole.UserRole + 10
 SORT_ROLE = Qt.ItemDataRole.UserRole + 11
+MAX_COLUMN_WIDTH = 320
 
 
 class _Item(QTableWidgetItem):
@@ -38,6 +39,11 @@ class RowTable(QTableWidget):
         self.verticalHeader().hide()
         self.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.horizontalHeader().setStretchLastSection(True)
+        # A very long run or model name must not push the other columns out of view: its column stops growing, the
+        # name is cut in the middle (names differ at their ends) and the cell's tooltip holds the whole of it.
+        self.horizontalHeader().setMaximumSectionSize(MAX_COLUMN_WIDTH)
+        self.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.setWordWrap(False)  # one line a row: a wrapped name or date would not fit the row's height
 
     def set_row(self, row: int, cells: tuple, *, sort_keys: tuple | None = None, key: Any = None) -> None:
         """Show ``cells`` in ``row``; ``sort_keys`` (one per cell, None for missing) order the columns, ``key``
@@ -46,6 +52,7 @@ class RowTable(QTableWidget):
         self.setSortingEnabled(False)  # an item set while sorting is on moves away from its row
         for column, text in enumerate(cells):
             item = _Item(str(text))
+            item.setToolTip(str(text))
             item.setData(SORT_ROLE, sort_keys[column] if sort_keys is not None else str(text).lower())
             item.setData(KEY_ROLE, key)
             self.setItem(row, column, item)
