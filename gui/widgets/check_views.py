@@ -47,6 +47,6 @@ def show_histogram(histogram: LazyPlot, stats: dict) -> tuple[object, object, st
         line = pg.InfiniteLine(pos=cutoff, angle=90, movable=False, pen=pg.mkPen("#dc2626", width=2),
                                label=f"cutoff {cutoff} · {share:.1%} cut", labelOpts={"position": 0.9})
         histogram.plot.addItem(line)
-    sentence = (f"{share:.1%} of the rows ({stats.get('truncated_rows', 0):,}) are longer than the cutoff of {cutoff:,} "
-                f"tokens and will be cut.")
+    sentence = (f"{share:.1%} of the rows ({stats.get('truncated_rows', 0):,}) are longer than the cutoff of "
+                f"{cutoff:,} tokens and will be cut.")
     return bars, line, sentence

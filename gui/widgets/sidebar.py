@@ -79,7 +79,8 @@ class _RowDelegate(QStyledItemDelegate):
             painter.setFont(small)
             painter.setPen(QColor(colors.muted))
             line = QRect(left, rect.top() + 27, rect.width() - 58, 18)
-            elided = painter.fontMetrics().elidedText(text, Qt.TextElideMode.ElideMiddle, line.width())  # keeps a file's extension
+            # In the middle: a file's extension and the start of its name stay readable.
+            elided = painter.fontMetrics().elidedText(text, Qt.TextElideMode.ElideMiddle, line.width())
             painter.drawText(line, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, elided)
         if mark in self.MARK_ICONS:
             color = getattr(colors, self.MARK_COLORS[mark])
