@@ -333,7 +333,7 @@ class TrainController(QObject):
         self.sig_status.emit(f"Error: {self._error}")
         if msg.retry and self.run_folder is not None:
             self._retry = (self.run_folder, dict(msg.retry))
-            self.sig_retry_offer.emit("Retry from the last checkpoint with " + retry_text(msg.retry))
+            self.sig_retry_offer.emit("Retry with " + retry_text(msg.retry))  # from the last checkpoint: its tooltip
 
     def _on_finished(self, msg: protocol.Finished) -> None:
         self.current_run = Path(msg.run_dir).name

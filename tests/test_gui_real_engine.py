@@ -80,7 +80,7 @@ def test_out_of_memory_then_one_click_retry_with_the_real_engine(qtbot, home, ti
         page.start()
     assert "ran out of memory at step 3" in page.status.text()
     assert page.retry_button.isVisibleTo(page) and page.retry_button.isEnabled()
-    assert page.retry_button.text() == "Retry from the last checkpoint with micro-batch 2, gradient accumulation 2"
+    assert page.retry_button.text() == "Retry with micro-batch 2, gradient accumulation 2"
     with qtbot.waitSignal(page.controller.sig_ended, timeout=180_000) as ended:
         page.retry_button.click()
     assert not ended.args[0].crashed and page.status.text().startswith("Finished"), page.status.text()

@@ -92,8 +92,8 @@ def test_out_of_memory_offers_a_one_click_retry_from_the_last_checkpoint(qtbot, 
     with qtbot.waitSignal(page.controller.sig_ended, timeout=20_000):
         page.start()
     assert page.retry_button.isVisibleTo(page) and page.retry_button.isEnabled()
-    assert page.retry_button.text() == ("Retry from the last checkpoint with micro-batch 2, "
-                                        "gradient accumulation 8")
+    assert page.retry_button.text() == "Retry with micro-batch 2, gradient accumulation 8"
+    assert page.retry_button.toolTip() == "Resume the run from its last checkpoint with this change"
     run_dir = page.controller.run_folder.path
     with qtbot.waitSignal(page.controller.sig_ended, timeout=20_000):
         page.retry_button.click()

@@ -30,8 +30,8 @@ from engine.light import gpu, paths, protocol, tracking
 from engine.light.run_folder import RunFolder, RunSummary
 from engine.light.schema import ADVANCED, BASIC, RUN
 from engine.light.setting_words import in_words
-from engine.light.units import format_duration, gib
-from gui import progress_text
+from engine.light.units import format_duration
+from gui import gpu_text, progress_text
 from gui.app_state import AppState
 from gui.time_trial_job import TimeTrialJob
 from gui.train_controller import TrainController
@@ -138,6 +138,8 @@ class TrainPage(QWidget):
         self.cluster_button.setToolTip("Write a job folder that trains these settings on a cluster with torchrun "
                                        "(Slurm and SkyPilot templates included)")
         self.cluster_button.clicked.connect(self._on_cluster_clicked)
+        self.settings_files = QHBoxLayout()  # Load / Save settings…, filled with the run's controls
+        column.addLayout(self.settings_files)
         column.addWidget(_section("Run", self.run_form, self.tracking_label, self.cluster_button))
         self.provenance = plain_label(selectable=True)  # which settings these are: a preset, a file, the last session
         self.provenance.setObjectName("pagePurpose")
@@ -175,7 +177,8 @@ class TrainPage(QWidget):
             self.buttons[name] = QPushButton(name)
             self.buttons[name].setToolTip(tip)
             self.buttons[name].clicked.connect(handler)
-            controls.addWidget(self.buttons[name])
+            # The run's controls beside the chart; the settings' files with the settings (the page fits 1280 px).
+            (self.settings_files if name.endswith("settings…") else controls).addWidget(self.buttons[name])
         self.skip_button = QPushButton("Skip comparison")
         self.skip_button.setToolTip("End the comparison with the base model after the answer under way. The run "
                                     "finishes with its fine-tune saved, without the comparison; compute it later "
@@ -401,6 +404,7 @@ class TrainPage(QWidget):
 
     def _on_controller_retry_offer(self, text: str) -> None:
         self.retry_button.setText(text)
+        self.retry_button.setToolTip("Resume the run from its last checkpoint with this change" if text else "")
         self.retry_button.setVisible(bool(text))
 
     def _on_controller_ended(self, _end) -> None:
@@ -408,8 +412,8 @@ class TrainPage(QWidget):
 
     def _on_gpu_probe(self, probe: gpu.Probe) -> None:
         self.run_form.widgets["distributed.gpus"].set_probe(probe)
-        self.gpu_label.setText(gpu_summary(probe))
-        self.telemetry.setText(telemetry_text(probe))
+        self.gpu_label.setText(gpu_text.summary(probe))
+        self.telemetry.setText(gpu_text.telemetry(probe))
         self.memory_panel.on_probe(self.state.config, probe, self.state.longest_row())
 
     def _update_buttons(self) -> None:
@@ -420,30 +424,4 @@ class TrainPage(QWidget):
         self.retry_button.setEnabled(allowed["Retry"])
         self.skip_button.setVisible(self.controller.comparing and self.controller.is_busy())
         self.skip_button.setEnabled(allowed["Skip comparison"])
-
-
-def gpu_summary(probe: gpu.Probe) -> str:
-    card = gpu.training_gpu(probe) if probe.available else None
-    if card is None:
-        return ("No NVIDIA GPU found — the demo model can train on the CPU, slowly." if not probe.available else
-                "CUDA_VISIBLE_DEVICES hides every GPU from the engine: it will train on the CPU.")
-    capability = f", compute capability {card.compute_capability}" if card.compute_capability else ""
-    others = card.other_processes_bytes()
-    busy = f"\nOther programs are using {gib(others)} of it." if others else ""
-    return (f"{card.name}: {gib(card.free_bytes)} free of {gib(card.total_bytes)} (driver {probe.driver}"
-            f"{capability}){busy}")
-
-
-def telemetry_text(probe: gpu.Probe) -> str:
-    card = gpu.training_gpu(probe) if probe.available else None
-    if card is None:
-        return ""
-    parts = [f"GPU memory {card.used_bytes / 2**30:.1f} / {gib(card.total_bytes)}"]
-    if card.utilization_pct is not None:
-        parts.append(f"utilisation {card.utilization_pct}%")
-    if card.temperature_c is not None:
-        parts.append(f"{card.temperature_c} °C")
-    if card.power_w is not None:
-        parts.append(f"{card.power_w:.0f} W")
-    return " · ".join(parts)
 

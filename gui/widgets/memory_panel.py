@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QButtonGroup,
     QHeaderView,
@@ -38,7 +38,9 @@ class MemoryPanel(QWidget):
         self.table.verticalHeader().hide()
         self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        self.table.setMaximumHeight(260)
+        # The page scrolls; the table shows every line at its own height instead of scrolling inside it.
+        self.table.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.fixes = QVBoxLayout()
         self._fix_group = QButtonGroup(self)  # a fix button's id: its place in _suggestions
         self._fix_group.idClicked.connect(self._on_fix_clicked)
@@ -67,6 +69,7 @@ class MemoryPanel(QWidget):
         except ModelSourceError as exc:
             self.report = None
             self.table.setRowCount(0)
+            self._fit_height()
             self.verdict.setText(f"No estimate for {config.model}: {exc.message}.")
             return
         self._reading = probe
@@ -91,6 +94,11 @@ class MemoryPanel(QWidget):
             self.table.setItem(row, 1, QTableWidgetItem(f"{line.bytes / GIB:.2f}"))
         self.table.setItem(len(lines), 0, QTableWidgetItem("Total"))
         self.table.setItem(len(lines), 1, QTableWidgetItem(f"{report.estimate.total / GIB:.2f}"))
+        self._fit_height()
+
+    def _fit_height(self) -> None:
+        rows = sum(self.table.rowHeight(r) for r in range(self.table.rowCount()))
+        self.table.setFixedHeight(self.table.horizontalHeader().sizeHint().height() + rows + 2 * self.table.frameWidth())
 
     def _show_verdict(self, report: fit.FitReport) -> None:
         data = ""
