@@ -107,11 +107,14 @@ def shoot(app, suffix: str) -> None:
     page.open_path(str(table))
     wait(page.sig_checked)
     page.set_columns("prompt_completion", {"prompt": "question", "completion": "reply"})
+    page.run_check()
+    wait(page.sig_checked)
     shot("dataset-columns")
     page.open_path(str(resources.path("sample/harbor_lights.json")))  # back to the sample, as the journey leaves it
     wait(page.sig_checked)
 
     window.show_page("Runs")
+    window.runs_page.table.selectRow(0)  # its comparison with the base model below the list
     shot("runs")
 
     runs = [r for r in list_runs() if r.has_adapter]

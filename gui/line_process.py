@@ -45,6 +45,7 @@ class LineProcess(QObject):
         super().__init__(parent)
         self._merge = merge_output
         self._process: QProcess | None = None
+        self._abandoned: QProcess | None = None  # killed and forgotten, but maybe not yet ended: wait() waits for it
         self._buffers = {"out": b"", "err": b""}
         self._tail: deque[str] = deque(maxlen=TAIL_LINES)
         self._exited = False
@@ -113,9 +114,15 @@ class LineProcess(QObject):
         else:
             process.finished.connect(process.deleteLater)
             process.kill()
+            self._abandoned = process
 
     def wait(self, msecs: int) -> bool:
-        return self._process is None or self._process.waitForFinished(msecs)
+        """Wait for the process, or for the one just abandoned, to end (Qt warns about, and blocks on, a QProcess
+        destroyed while its process runs)."""
+        process = self._process or self._abandoned
+        if process is None or not isValid(process) or process.state() == QProcess.ProcessState.NotRunning:
+            return True
+        return process.waitForFinished(msecs)
 
     def stderr_tail(self, lines: int = 20) -> str:
         return "\n".join(list(self._tail)[-lines:])

@@ -177,7 +177,7 @@ class DatasetPage(QWidget):
         self.tabs.addTab(self.problems, "Problems")
         self.tabs.addTab(preview, "As the model sees it")
         self.tabs.addTab(lengths, "Token lengths")
-        splitter = QSplitter(Qt.Orientation.Vertical)
+        self.splitter = splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.addWidget(data)
         splitter.addWidget(self.tabs)
         self.body = QStackedWidget()  # the empty state until a file is opened, then its rows and checks
@@ -218,6 +218,8 @@ class DatasetPage(QWidget):
         self.records.open(self.path)
         self.data_note.setText(self.records.note)
         self.data_table.setVisible(not self.records.note)  # a file whose rows cannot be shown: the note says why
+        if self.records.note:  # the note takes its line; the problems take the room
+            self.splitter.setSizes([self.data_note.sizeHint().height(), max(1, self.splitter.height())])
         self.format_combo.setCurrentIndex(max(0, self.format_combo.findData(fmt)))
         self.picker.show_fields(fmt, self._file_columns() if fmt else [], mapping)
         self._show_in_use()
@@ -353,6 +355,7 @@ class DatasetPage(QWidget):
         self._show_message(text, "error")
         self._show_problems({"problems": [{"severity": "error", "row": None, "line": None, "field": "",
                                            "message": self.error.get("message", text)}]})
+        self.tabs.setCurrentIndex(0)
         if not self.records.rowCount() and not self.records.note:
             self.data_note.setText("The rows cannot be shown: see the problem above.")
         self._show_in_use()
