@@ -300,7 +300,8 @@ class MainWindow(QMainWindow):
     def _stop_workers(self) -> None:
         """End every process and thread the pages run, and wait for them: nothing may report into a window being
         destroyed, and Qt aborts on a QThread destroyed while it runs."""
-        self.chat_page.shutdown()  # its engine and its API reply's thread
+        self.chat_page.controller.shutdown_now()  # its engine: asked to exit, and waited for (briefly)
+        self.chat_page.shutdown()  # and its API reply's thread
         self.runs_page.shutdown()  # the batch comparison's thread
         self.engine_page.job.cancel()
         self.dataset_page.job.shutdown()

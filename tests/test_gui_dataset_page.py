@@ -79,7 +79,7 @@ def test_check_shows_detection_and_summary_and_sets_the_dataset(qtbot, home, tmp
     with qtbot.waitSignal(page.state.sig_dataset_changed, timeout=20_000):
         _check(qtbot, page, path)
     detection = page.detection_label.text()
-    assert detection.startswith("Format: alpaca — ") and "'instruction'" in detection
+    assert detection.startswith("Format: Instructions (alpaca) — ") and "'instruction'" in detection
     assert "10 rows read · 10 usable · 0 skipped" in page.summary_label.text()
     assert page.state.config.dataset == str(path)
     assert not page.message.isVisible()
@@ -278,7 +278,7 @@ def test_real_engine_checks_the_bundled_sample(qtbot, demo_home):
         page.open_path(sample)
     report = done.args[0]["report"]
     assert report["rows_usable"] == report["rows_read"] == page.records.rowCount() > 100
-    assert page.detection_label.text().startswith("Format: alpaca")
+    assert page.detection_label.text().startswith("Format: Instructions (alpaca)")
     trained, untrained = _highlighted_text(page)
     assert trained and "<|im_start|>assistant" in untrained and "<|im_start|>assistant" not in trained
     assert page.cutoff_line is not None and page.histogram_bars is not None

@@ -23,7 +23,6 @@ from PySide6.QtWidgets import (
     QStackedWidget,
     QTableView,
     QTableWidget,
-    QTableWidgetItem,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -35,9 +34,9 @@ from engine.light.dataset_formats import FORMAT_DESCRIPTIONS, FORMAT_LABELS, FOR
 from gui import theme
 from gui.app_state import AppState
 from gui.data_check_job import DataCheckJob
+from gui.widgets import check_views, file_dialogs
 from gui.widgets.check_views import clear_histogram, show_histogram, show_preview
 from gui.widgets.column_picker import ColumnPicker
-from gui.widgets import file_dialogs
 from gui.widgets.empty_state import empty_state
 from gui.widgets.labels import plain_label
 from gui.widgets.lazy_plot import LazyPlot
@@ -80,6 +79,7 @@ class DatasetPage(QWidget):
         self.records = RecordsModel(parent=self)
         self.setAcceptDrops(True)
         self._checked: dict = {}  # the run settings of the check under way, applied when its rows are usable
+        self._sizes_with_rows: list[int] | None = None  # the splitter's sizes while a file without rows is shown
         self._data_settings = (state.config.dataset, state.config.data.format, dict(state.config.data.columns))
         self._build_bar()
         self._build_results()
@@ -218,8 +218,12 @@ class DatasetPage(QWidget):
         self.records.open(self.path)
         self.data_note.setText(self.records.note)
         self.data_table.setVisible(not self.records.note)  # a file whose rows cannot be shown: the note says why
-        if self.records.note:  # the note takes its line; the problems take the room
+        if self.records.note and self._sizes_with_rows is None:  # the note takes its line, the problems the room
+            self._sizes_with_rows = self.splitter.sizes()
             self.splitter.setSizes([self.data_note.sizeHint().height(), max(1, self.splitter.height())])
+        elif not self.records.note and self._sizes_with_rows is not None:  # rows again: the room they had
+            self.splitter.setSizes(self._sizes_with_rows)
+            self._sizes_with_rows = None
         self.format_combo.setCurrentIndex(max(0, self.format_combo.findData(fmt)))
         self.picker.show_fields(fmt, self._file_columns() if fmt else [], mapping)
         self._show_in_use()
@@ -372,7 +376,8 @@ class DatasetPage(QWidget):
         unused = [c for c in self._file_columns() if c not in detection.get("mapping", {}).values()]
         not_read = f"\nNot used for training: the column{'s' if len(unused) > 1 else ''} {', '.join(unused)}." \
             if unused and detection.get("format") != "text" else ""
-        self.detection_label.setText(f"Format: {detection.get('format', '?')} — {detection.get('reason', '')}"
+        shown_format = FORMAT_LABELS.get(detection.get("format"), detection.get("format", "?"))
+        self.detection_label.setText(f"Format: {shown_format} — {detection.get('reason', '')}"
                                      f"{template}{not_read}")
         self._show_summary(report, stats)
         self._show_problems(report)
@@ -400,31 +405,12 @@ class DatasetPage(QWidget):
         self.sig_checked.emit(result)
 
     def _show_summary(self, report: dict, stats: dict) -> None:
-        p = stats.get("percentiles") or {}
-        text = (f"{report.get('rows_read', 0):,} rows read · {report.get('rows_usable', 0):,} usable · "
-                f"{report.get('rows_skipped', 0):,} skipped · {stats.get('total_tokens', 0):,} tokens "
-                f"({stats.get('trained_tokens', 0):,} trained)")
-        if p:
-            text += (f" · tokens per row: half under {p.get('p50', 0)}, 95% under {p.get('p95', 0)}, longest "
-                     f"{p.get('max', 0)}")
+        text, tip = check_views.summary(report, stats)
         self.summary_label.setText(text)
-        self.summary_label.setToolTip(f"Median (p50) {p.get('p50', 0)}, 95th percentile (p95) {p.get('p95', 0)}, "
-                                      f"maximum {p.get('max', 0)} tokens per row" if p else "")
+        self.summary_label.setToolTip(tip)
 
     def _show_problems(self, report: dict) -> None:
-        problems = report.get("problems", [])
-        self.problems.setRowCount(len(problems))
-        for row, problem in enumerate(problems):
-            cells = (problem.get("severity", ""), problem.get("row"), problem.get("line"), problem.get("field", ""),
-                     problem.get("message", ""))
-            for column, value in enumerate(cells):
-                item = QTableWidgetItem("" if value is None else str(value))
-                self.problems.setItem(row, column, item)
-            self.problems.item(row, 1).setData(Qt.ItemDataRole.UserRole, problem.get("row"))
-        self.problems.resizeColumnsToContents()
-        total = report.get("problems_total", len(problems))
-        shown = f"{len(problems)} of {total}" if total > len(problems) else str(total)
-        self.tabs.setTabText(0, f"Problems ({shown})")
+        self.tabs.setTabText(0, check_views.show_problems(self.problems, report))
 
     def _on_problems_activated(self, index: QModelIndex) -> None:
         row = self.problems.item(index.row(), 1).data(Qt.ItemDataRole.UserRole)
