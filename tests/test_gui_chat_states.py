@@ -3,35 +3,9 @@ the before/after table's rows, which keep the height of their answers."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-import pytest
 from PySide6.QtGui import QGuiApplication
 
-from gui.app_state import AppState
-from tests.test_gui_chat_page import make_run
-
-FAKE = [sys.executable, str(Path(__file__).with_name("fake_engine.py"))]
-
-
-@pytest.fixture
-def make_page(qtbot, home):
-    from gui.pages.chat_page import ChatPage
-
-    pages = []
-
-    def make() -> ChatPage:
-        page = ChatPage(AppState(home=str(home)), engine_command=FAKE)
-        pages.append(page)
-        return page
-
-    yield make
-    for page in pages:
-        if page.client.is_running():
-            with qtbot.waitSignal(page.client.sig_exited, timeout=5_000):
-                page.shutdown()
-        page.deleteLater()
+from tests.test_gui_chat_page import make_page, make_run  # noqa: F401 - make_page is a fixture
 
 
 def test_before_loading_the_page_says_what_to_do_with_the_newest_run_chosen(qtbot, home, make_page):

@@ -10,27 +10,12 @@ import sys
 from pathlib import Path
 
 import psutil
-import pytest
 
-from engine.light import config as run_config
 from engine.light import protocol
 from gui import progress_text
-from gui.app_state import AppState
+from tests.test_gui_train_runs_model import _is, state  # noqa: F401 - state is a fixture
 
 FAKE = [sys.executable, str(Path(__file__).with_name("fake_engine.py"))]
-
-
-def _is(kind, **fields):
-    return lambda msg: isinstance(msg, kind) and all(getattr(msg, k) == v for k, v in fields.items())
-
-
-@pytest.fixture
-def state(home, tmp_path):
-    data = tmp_path / "d.jsonl"
-    data.write_text('{"instruction": "q", "output": "a"}\n')
-    app_state = AppState(str(home))
-    app_state.set_config(run_config.from_mapping({"dataset": str(data)}))
-    return app_state
 
 
 def _chart_top(page) -> int:

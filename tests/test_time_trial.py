@@ -57,6 +57,7 @@ def test_the_train_page_estimates_and_can_cancel(qtbot, home, tiny_model, small_
     assert page.time_label.text() == "Cancelled." and not page.time_job.is_running()
     with qtbot.waitSignal(page.time_job.sig_done, timeout=120_000):
         page.time_button.click()
-    assert page.time_label.text().startswith("About ") and "steps ×" in page.time_label.text()
+    assert page.time_label.text().startswith("About ") and "training" in page.time_label.text()
+    assert "training steps of" in page.time_label.toolTip()  # the exact measures beside the plain sentence
     state.update({"train.epochs": 4.0})
     assert page.time_label.text() == "The settings changed since the estimate: estimate again."
