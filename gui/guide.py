@@ -53,7 +53,7 @@ def steps(f: Facts) -> dict[str, Step]:
     else:
         dataset = Step("Dataset", f"{f.dataset_rows:,} rows · {dataset_name}", DONE)  # the count stays in view
     if f.training:
-        train = Step("Train", f"training, {f.training}", BUSY)
+        train = Step("Train", f.training.split(" · ")[0], BUSY)  # "Step 12 of 60": the time left is on the page
     elif f.finished_runs:
         train = Step("Train", f"finished: {f.finished_runs[0]}", DONE)
     else:
@@ -94,6 +94,8 @@ def next_step(f: Facts) -> Next | None:
         return Next("Dataset", "Check the dataset: every problem with its row, and the examples as the model sees "
                     "them.", "Check", "check")
     if f.training:
+        if f.training.startswith("Comparing"):  # after the steps: the comparison with the base model
+            return Next("Train", f"{f.training}. Chat with the result when it ends.")
         return Next("Train", f"Training ({f.training}). Watch the loss fall; chat with the result when it ends.")
     if not f.finished_runs:
         return Next("Train", "Check that the run fits your GPU (the memory panel), then start training.",

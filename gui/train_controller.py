@@ -15,7 +15,7 @@ from engine.light import config as run_config
 from engine.light import disk, estimator, fit, gpu, paths, protocol
 from engine.light.errors import ModelSourceError
 from engine.light.run_folder import RunFolder, RunSummary, busy_runs
-from engine.light.units import gib, plain_number
+from engine.light.units import gib
 from gui import progress_text
 from gui.app_state import AppState
 from gui.run_session import EngineSession, FollowedSession, RunSession, SessionEnd
@@ -303,7 +303,7 @@ class TrainController(QObject):
             self._last_loss = msg.loss
             self.sig_train_point.emit(msg.step, msg.loss)
         parts = [f"loss {msg.loss:.4f}" if msg.loss is not None else "",
-                 f"learning rate {plain_number(msg.learning_rate)}" if msg.learning_rate is not None else "",
+                 f"learning rate {progress_text.number(msg.learning_rate)}" if msg.learning_rate is not None else "",
                  f"{msg.tokens_per_s:,.0f} tokens a second" if msg.tokens_per_s else ""]
         self.sig_status.emit("Training: " + " · ".join(p for p in parts if p))
 

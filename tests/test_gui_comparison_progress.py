@@ -36,8 +36,9 @@ def test_the_comparison_shows_its_progress_and_skip_ends_it_with_the_adapter(qtb
     with qtbot.waitSignal(page.controller.sig_message, timeout=20_000,
                           check_params_cb=_is(protocol.CompareProgress, stage="answers", done=2)):
         page.start()
-    assert page.progress.format().startswith("Comparing with the base model: 2 of 40 answers · "), \
-        page.progress.format()
+    # The bar holds the count and the time left in one line; the status line names the comparison.
+    assert page.progress.format().startswith("2 of 40 answers · "), page.progress.format()
+    assert page.progress.toolTip().startswith("Comparing with the base model: 2 of 40 answers · ")
     assert page.progress.format().endswith(" left") and page.progress.maximum() == 40
     assert page.status.text().startswith("Comparing the fine-tune with the base model")
     assert page.skip_button.isVisible() and page.skip_button.isEnabled()

@@ -70,6 +70,11 @@ def test_the_guide_walks_engine_model_dataset_train_chat():
     assert states["Train"].text == "finished: r2" and states["Chat"] == guide.Step("Chat", "to try · r2", guide.TODO)
     chatted = guide.steps(walk(dataset="/d/a.jsonl", dataset_rows=1, finished_runs=("r2",), chatted=True))
     assert chatted["Chat"] == guide.Step("Chat", "tried · r2", guide.DONE)
+    training = guide.steps(walk(dataset="/d/a.jsonl", training="Step 3 of 60 · about 2 min left"))["Train"]
+    assert training == guide.Step("Train", "Step 3 of 60", guide.BUSY)  # the time left is on the Train page
+    comparing = guide.next_step(walk(dataset="/d/a.jsonl", dataset_rows=3,
+                                     training="Comparing with the base model: 1 of 8 answers"))
+    assert comparing.text == "Comparing with the base model: 1 of 8 answers. Chat with the result when it ends."
     checking = guide.steps(walk(dataset="/d/a.jsonl", dataset_checking=True))["Dataset"]
     assert checking == guide.Step("Dataset", "checking · a.jsonl", guide.BUSY)
     assert states["Runs"].text == "3 runs"

@@ -400,7 +400,9 @@ class TrainPage(QWidget):
     def _on_controller_progress(self, value: int, maximum: int, text: str) -> None:
         self.progress.setRange(0, maximum)
         self.progress.setValue(value)
-        self.progress.setFormat(text)
+        # The bar holds one line: the comparison's name is on the status line, the count and time left on the bar.
+        self.progress.setFormat(text.removeprefix(progress_text.COMPARING + ": "))
+        self.progress.setToolTip(f"{text}\n\n{progress_text.PROGRESS_TIP}")
 
     def _on_controller_retry_offer(self, text: str) -> None:
         self.retry_button.setText(text)
