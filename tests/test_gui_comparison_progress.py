@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -36,9 +37,11 @@ def test_the_comparison_shows_its_progress_and_skip_ends_it_with_the_adapter(qtb
     with qtbot.waitSignal(page.controller.sig_message, timeout=20_000,
                           check_params_cb=_is(protocol.CompareProgress, stage="answers", done=2)):
         page.start()
-    # The bar holds the count and the time left in one line; the status line names the comparison.
-    assert page.progress.format().startswith("2 of 40 answers · "), page.progress.format()
-    assert page.progress.toolTip().startswith("Comparing with the base model: 2 of 40 answers · ")
+    # The bar holds the count and the time left in one line; the status line names the comparison. (Later answers
+    # may have arrived with the awaited one: any count of at least 2.)
+    shown = re.match(r"(\d+) of 40 answers · ", page.progress.format())
+    assert shown and int(shown.group(1)) >= 2, page.progress.format()
+    assert page.progress.toolTip().startswith(f"Comparing with the base model: {shown.group(1)} of 40 answers · ")
     assert page.progress.format().endswith(" left") and page.progress.maximum() == 40
     assert page.status.text().startswith("Comparing the fine-tune with the base model")
     assert page.skip_button.isVisible() and page.skip_button.isEnabled()
