@@ -224,8 +224,7 @@ class DatasetPage(QWidget):
         elif not self.records.note and self._sizes_with_rows is not None:  # rows again: the room they had
             self.splitter.setSizes(self._sizes_with_rows)
             self._sizes_with_rows = None
-        self.format_combo.setCurrentIndex(max(0, self.format_combo.findData(fmt)))
-        self.picker.show_fields(fmt, self._file_columns() if fmt else [], mapping)
+        self.set_columns(fmt, mapping)
         self._show_in_use()
         self.run_check()
 
@@ -252,10 +251,10 @@ class DatasetPage(QWidget):
         columns = self.picker.mapping() if fmt and self.picker.format == fmt else {}
         return {"dataset": self.path, "data.format": fmt, "data.columns": columns}
 
-    def set_columns(self, fmt: str, mapping: dict[str, str]) -> None:
-        """Choose the format and a column per field, as the user does with the pickers."""
+    def set_columns(self, fmt: str | None, mapping: dict[str, str]) -> None:
+        """Choose the format and a column per field, as the user does with the pickers (auto-detect: none)."""
         self.format_combo.setCurrentIndex(max(0, self.format_combo.findData(fmt)))
-        self.picker.show_fields(fmt, self._file_columns(), mapping)
+        self.picker.show_fields(fmt, self._file_columns() if fmt else [], mapping)
 
     def _file_columns(self) -> list[str]:
         """The shown file's columns: from the engine's answer when it named them, else as the table reads them."""
@@ -279,9 +278,7 @@ class DatasetPage(QWidget):
             self.in_use = None
             self._open(config.dataset, config.data.format, config.data.columns)
         elif config.dataset == self.path:
-            self.format_combo.setCurrentIndex(max(0, self.format_combo.findData(config.data.format)))
-            self.picker.show_fields(config.data.format, self._file_columns() if config.data.format else [],
-                                    config.data.columns)
+            self.set_columns(config.data.format, config.data.columns)
         self._show_in_use()
 
     def guide_facts(self) -> dict:
